@@ -1,0 +1,82 @@
+"""Typed errors: every user error carries a stable code, what was wrong and what to do.
+
+The library raises these; the CLI and server translate them once, at the edge, into one
+line (``error[E_INVALID_CUT]: … Hint: …``). Callers match on ``code``, never on text.
+"""
+
+from __future__ import annotations
+
+
+class TiermlError(Exception):
+    """Base of every error tierml raises for bad input or an unusable model."""
+
+    code = "E_TIERML"
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message as the CLI prints it: code, what, and what to do."""
+        text = f"error[{self.code}]: {self.message}"
+        if self.hint:
+            text += f" Hint: {self.hint}"
+        return " ".join(text.split())
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class ModelLoadError(TiermlError):
+    """The file is missing, not ONNX, truncated, or its external data cannot be found."""
+
+    code = "E_MODEL_LOAD"
+
+
+class UnsupportedModelError(TiermlError):
+    """The model is valid ONNX but uses something tierml cannot analyse or split."""
+
+    code = "E_UNSUPPORTED"
+
+
+class DynamicShapeError(TiermlError):
+    """A dynamic dimension is left unresolved for the chosen batch size."""
+
+    code = "E_DYNAMIC_DIM"
+
+
+class UnknownTensorError(TiermlError):
+    """A tensor name given by the user does not exist in the model."""
+
+    code = "E_UNKNOWN_TENSOR"
+
+
+class InvalidCutError(TiermlError):
+    """A user-given cut does not separate the graph into ordered stages."""
+
+    code = "E_INVALID_CUT"
+
+
+class InputDataError(TiermlError):
+    """User-supplied input arrays or shape overrides do not match the model."""
+
+    code = "E_INPUT"
+
+
+class ModelNotRunnableError(TiermlError):
+    """ONNX Runtime refuses to load or run the model (unknown opset, missing kernel …)."""
+
+    code = "E_NOT_RUNNABLE"
+
+
+class OutputPathError(TiermlError):
+    """The output location cannot be written."""
+
+    code = "E_OUTPUT"
+
+
+class ZooError(TiermlError):
+    """An unknown zoo model or exporter, or exporting needs the optional torch extra."""
+
+    code = "E_ZOO"
