@@ -1,0 +1,133 @@
+"""Extract the stages of a partitioning as standalone ONNX models.
+
+Each stage model holds its compute nodes in the original order, the constant nodes and
+initializers they need (copied into every stage that reads them), and the model's local
+functions and opsets. Its inputs are what it reads from earlier stages or the caller; its
+outputs are what later stages read plus the graph outputs it produces. A tensor that skips
+a stage (read two stages later, or a graph input read late) is forwarded by the runner,
+not re-emitted by the stage in between: the manifest's cuts list it on every link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import onnx
+from onnx import helper
+
+from tierml.core.model_graph import ModelGraph, Partitioning, TensorKind
+from tierml.graph.builder import topological_order
+from tierml.graph.shapes import elem_type_from_name
+
+
+@dataclass(frozen=True)
+class StageModel:
+    stage: int
+    model: onnx.ModelProto
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    nodes: tuple[int, ...]  # compute node indices (ModelGraph order)
+
+
+def extract_stages(
+    model: onnx.ModelProto,
+    graph: ModelGraph,
+    partitioning: Partitioning,
+    declared_types: Mapping[str, onnx.TypeProto],
+) -> list[StageModel]:
+    """One standalone model per stage. ``declared_types`` types the stage boundaries,
+    ideally with the model's symbolic dims so a dynamic batch stays dynamic."""
+    src = model.graph
+    protos = [src.node[i] for i in topological_order(src)]
+    initializers = {t.name: t for t in src.initializer}
+    graph_outputs = set(graph.outputs)
+    last_reader: dict[str, int] = {}
+    for t in graph.tensors.values():
+        stages = [partitioning.stage_of[c] for c in t.consumers if partitioning.stage_of[c] >= 0]
+        if stages:
+            last_reader[t.name] = max(stages)
+
+    result: list[StageModel] = []
+    for stage in range(partitioning.stages):
+        members = partitioning.nodes_of(stage)
+        member_set = set(members)
+        produced = {o for i in members for o in graph.nodes[i].outputs}
+        constants = _constant_closure(graph, members)
+        reads = [n for i in members for n in graph.nodes[i].inputs]
+        reads += [n for i in constants for n in graph.nodes[i].inputs]
+        inputs = tuple(
+            dict.fromkeys(
+                n
+                for n in reads
+                if graph.tensors[n].kind in (TensorKind.INPUT, TensorKind.ACTIVATION)
+                and n not in produced
+            )
+        )
+        outputs = tuple(
+            n
+            for i in members
+            for n in graph.nodes[i].outputs
+            if n in graph_outputs or last_reader.get(n, -1) > stage
+        )
+        keep = member_set | constants
+        nodes = [protos[i] for i in range(len(protos)) if i in keep]
+        used_inits = [initializers[n] for n in dict.fromkeys(reads) if n in initializers]
+        stage_graph = helper.make_graph(
+            nodes,
+            f"{src.name or 'model'}_stage{stage}",
+            [_value_info(n, declared_types, graph) for n in inputs],
+            [_value_info(n, declared_types, graph) for n in outputs],
+            initializer=used_inits,
+        )
+        for vi in src.value_info:
+            if vi.name in produced and vi.name not in outputs:
+                stage_graph.value_info.append(vi)
+        stage_model = helper.make_model(
+            stage_graph,
+            opset_imports=list(model.opset_import),
+            ir_version=model.ir_version,
+            producer_name=model.producer_name or "tierml",
+            producer_version=model.producer_version,
+        )
+        stage_model.domain = model.domain
+        stage_model.model_version = model.model_version
+        stage_model.functions.extend(model.functions)
+        helper.set_model_props(
+            stage_model,
+            {
+                **{p.key: p.value for p in model.metadata_props},
+                "tierml.stage": str(stage),
+                "tierml.stages": str(partitioning.stages),
+                "tierml.source_graph": src.name,
+            },
+        )
+        result.append(StageModel(stage, stage_model, inputs, outputs, members))
+    return result
+
+
+def _constant_closure(graph: ModelGraph, members: tuple[int, ...]) -> set[int]:
+    """Constant nodes the stage's nodes read, transitively."""
+    found: set[int] = set()
+    stack = [n for i in members for n in graph.nodes[i].inputs]
+    while stack:
+        t = graph.tensors[stack.pop()]
+        if t.kind is not TensorKind.CONSTANT or t.producer is None or t.producer in found:
+            continue
+        found.add(t.producer)
+        stack.extend(graph.nodes[t.producer].inputs)
+    return found
+
+
+def _value_info(
+    name: str, declared: Mapping[str, onnx.TypeProto], graph: ModelGraph
+) -> onnx.ValueInfoProto:
+    type_proto = declared.get(name)
+    if type_proto is not None and type_proto.tensor_type.elem_type:
+        vi = onnx.ValueInfoProto()
+        vi.name = name
+        vi.type.CopyFrom(type_proto)
+        return vi
+    t = graph.tensors[name]
+    shape = list(t.shape) if t.shape is not None else None
+    return helper.make_tensor_value_info(name, elem_type_from_name(t.dtype), shape)

@@ -1,0 +1,109 @@
+"""Open a model file as a fully-typed ModelGraph: load, fix inputs, infer, probe if needed.
+
+The one entry point the CLI and later layers use to turn ``MODEL [--batch] [--shape]
+[--inputs]`` into a ModelGraph. Static inference runs first; only tensors it leaves
+unresolved are observed by running the model once with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from tierml.core.model_graph import ModelGraph, TensorKind
+from tierml.graph import build_model_graph, concrete, infer_types, load_model
+from tierml.graph.shapes import Shape, TensorType, resolve_input_shapes
+from tierml.profile.inputs import Array, check_feeds, generate_inputs, load_npz
+from tierml.profile.shape_probe import observe_types
+
+
+@dataclass(frozen=True)
+class AnalysedModel:
+    path: Path
+    proto: onnx.ModelProto
+    graph: ModelGraph
+    input_shapes: Mapping[str, Shape]
+    feeds: Mapping[str, Array]  # the real inputs given, or generated ones
+    real_inputs: bool  # True when ``feeds`` came from the user
+    probed: tuple[str, ...]  # tensors whose type was observed by running the model
+
+
+def parse_shape_options(options: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``["x=1,3,224,224", ...]`` → {"x": (1, 3, 224, 224)}; InputDataError when malformed."""
+    from tierml.core.errors import InputDataError
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for option in options:
+        name, sep, dims = option.rpartition("=")
+        try:
+            values = tuple(int(d) for d in dims.split(",")) if sep and name else None
+        except ValueError:
+            values = None
+        if not values:
+            raise InputDataError(
+                f"--shape '{option}' is not NAME=d0,d1,...",
+                hint="Example: --shape input_ids=1,128",
+            )
+        shapes[name] = values
+    return shapes
+
+
+def analyse_model(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    inputs: str | os.PathLike[str] | Mapping[str, Array] | None = None,
+    seed: int = 0,
+) -> AnalysedModel:
+    proto = load_model(path)
+    feeds: dict[str, Array] | None = None
+    if inputs is not None:
+        feeds = dict(load_npz(inputs) if isinstance(inputs, str | os.PathLike) else inputs)
+        check_feeds(proto, feeds)
+    given = {k: tuple(int(d) for d in v.shape) for k, v in (feeds or {}).items()}
+    input_shapes = resolve_input_shapes(
+        proto, batch_size=batch_size, overrides=shapes, given=given
+    )
+    static = infer_types(proto, input_shapes)
+    types: dict[str, TensorType] = {name: concrete(tp) for name, tp in static.items()}
+    for name, shape in input_shapes.items():
+        types[name] = TensorType(types[name].dtype if name in types else "unknown", shape)
+    run_feeds = feeds if feeds is not None else generate_inputs(proto, input_shapes, seed=seed)
+    name = Path(path).stem
+    draft = build_model_graph(
+        proto, types, batch_size=_batch(input_shapes, batch_size), name=name
+    )
+    missing = [
+        t.name
+        for t in draft.tensors.values()
+        if t.kind in (TensorKind.ACTIVATION, TensorKind.CONSTANT)
+        and (t.shape is None or t.dtype == "unknown")
+    ]
+    probed: tuple[str, ...] = ()
+    graph = draft
+    if missing:
+        observed = observe_types(proto, run_feeds, missing)
+        types.update(observed)
+        probed = tuple(observed)
+        graph = build_model_graph(proto, types, batch_size=draft.batch_size, name=name)
+    return AnalysedModel(
+        path=Path(path),
+        proto=proto,
+        graph=graph,
+        input_shapes=input_shapes,
+        feeds=run_feeds,
+        real_inputs=feeds is not None,
+        probed=probed,
+    )
+
+
+def _batch(input_shapes: Mapping[str, Shape], batch_size: int | None) -> int:
+    if batch_size is not None:
+        return batch_size
+    leading = [s[0] for s in input_shapes.values() if s]
+    return leading[0] if leading else 1

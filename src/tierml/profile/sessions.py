@@ -1,0 +1,86 @@
+"""ONNX Runtime sessions with pinned settings, and ORT failures as typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from tierml.core.errors import InputDataError, ModelNotRunnableError
+
+
+class OptLevel(str, Enum):
+    DISABLED = "disabled"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+    @property
+    def ort(self) -> ort.GraphOptimizationLevel:
+        return {
+            OptLevel.DISABLED: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            OptLevel.BASIC: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            OptLevel.EXTENDED: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            OptLevel.ALL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self]
+
+
+def make_session(
+    model: onnx.ModelProto | bytes | str,
+    *,
+    threads: int = 1,
+    opt_level: OptLevel = OptLevel.EXTENDED,
+    label: str = "model",
+) -> ort.InferenceSession:
+    """A CPU session with ``threads`` intra-op threads, sequential execution, quiet logs.
+
+    ``model`` is a proto, serialized bytes, or a file path (needed above 2 GB).
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = opt_level.ort
+    options.log_severity_level = 3  # errors only: warnings go to stderr, not to the user
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ORT raises several pybind types
+        raise ModelNotRunnableError(
+            f"ONNX Runtime {ort.__version__} cannot load {label}: {_ort_reason(exc)}",
+            hint="Check the opset and custom ops are supported by this onnxruntime "
+            "(re-export with an older opset, or upgrade onnxruntime).",
+        ) from exc
+
+
+def run_session(
+    session: ort.InferenceSession,
+    feeds: Mapping[str, np.ndarray[Any, Any]],
+    *,
+    label: str = "model",
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Run and return every output by name; a run failure becomes a typed error."""
+    names = [o.name for o in session.get_outputs()]
+    try:
+        values = session.run(names, dict(feeds))
+    except Exception as exc:  # noqa: BLE001
+        reason = _ort_reason(exc)
+        if "INVALID_ARGUMENT" in str(exc) or "Invalid" in type(exc).__name__:
+            raise InputDataError(
+                f"{label} rejected its inputs: {reason}",
+                hint="Check input names, dtypes and shapes against `tierml inspect`.",
+            ) from exc
+        raise ModelNotRunnableError(
+            f"ONNX Runtime failed running {label}: {reason}",
+            hint="Give real inputs with --inputs FILE.npz if the model needs valid values.",
+        ) from exc
+    return dict(zip(names, values, strict=True))
+
+
+def _ort_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__

@@ -1,0 +1,120 @@
+"""`tierml split --check`: chained partitions must reproduce the monolithic model.
+
+Compared at ONNX Runtime's EXTENDED graph optimisation by default. Float outputs pass
+when max |chained − full| ≤ 1e-5 · max(1, max |full|) (relative to the output's scale;
+exactly 0 is reported as bitwise); integer and bool outputs must be identical.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from tierml.graph import enumerate_cuts, partitioning_at_positions
+from tierml.profile.analysis import analyse_model
+from tierml.profile.inputs import Array
+from tierml.profile.sessions import OptLevel, make_session, run_session
+from tierml.runtime.chain import ChainedModel
+from tierml.runtime.partitions import build_stages
+
+RELATIVE_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class CutCheck:
+    tensors: list[str]
+    bytes: int
+    position: int
+    max_abs_diff: float
+    bitwise: bool
+    ok: bool
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    model: str
+    valid_cuts: int
+    opt_level: str
+    cuts: list[CutCheck]
+    ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spread(count: int, k: int) -> list[int]:
+    """``k`` indices evenly spread over ``range(count)`` (all of them when count ≤ k)."""
+    if count <= k:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (k - 1)) for i in range(k)}) if k > 1 else [count // 2]
+
+
+def compare_outputs(
+    full: Mapping[str, Array], chained: Mapping[str, Array]
+) -> tuple[float, bool, bool]:
+    """(max abs diff, bitwise equal, within tolerance) over all outputs."""
+    worst, bitwise, ok = 0.0, True, True
+    for name, ref in full.items():
+        got = chained[name]
+        if ref.shape != got.shape or ref.dtype != got.dtype:
+            return float("inf"), False, False
+        if not np.array_equal(ref, got, equal_nan=ref.dtype.kind in "fc"):
+            bitwise = False
+        if ref.dtype.kind in "fc":
+            finite = np.isfinite(ref) & np.isfinite(got)
+            if not np.array_equal(np.isfinite(ref), np.isfinite(got)):
+                ok = False
+            diff = float(np.max(np.abs(ref[finite] - got[finite]), initial=0.0))
+            scale = max(1.0, float(np.max(np.abs(ref[finite]), initial=0.0)))
+            ok = ok and diff <= RELATIVE_TOLERANCE * scale
+            worst = max(worst, diff)
+        elif not np.array_equal(ref, got):
+            ok = False
+            worst = float("inf")
+    return worst, bitwise, ok
+
+
+def check_split(
+    path: str | os.PathLike[str],
+    *,
+    cuts: int = 8,
+    batch_size: int | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    inputs: str | os.PathLike[str] | None = None,
+    opt_level: OptLevel = OptLevel.EXTENDED,
+    threads: int = 1,
+) -> SplitCheck:
+    """Split at ``cuts`` cuts evenly spread over the valid ones; compare chained vs full."""
+    analysed = analyse_model(path, batch_size=batch_size, shapes=shapes, inputs=inputs)
+    graph = analysed.graph
+    full_session = make_session(analysed.proto, threads=threads, opt_level=opt_level)
+    full = run_session(full_session, analysed.feeds)
+    candidates = enumerate_cuts(graph)
+    results = []
+    for i in spread(len(candidates), cuts):
+        candidate = candidates[i]
+        partitioning = partitioning_at_positions(graph, [candidate.position])
+        stages = build_stages(analysed, partitioning)
+        chain = ChainedModel.from_stages(stages, graph.outputs, threads=threads, opt_level=opt_level)
+        diff, bitwise, ok = compare_outputs(full, chain.run(analysed.feeds))
+        results.append(
+            CutCheck(
+                tensors=list(candidate.cut.tensors),
+                bytes=candidate.cut.nbytes,
+                position=candidate.position,
+                max_abs_diff=diff,
+                bitwise=bitwise,
+                ok=ok,
+            )
+        )
+    return SplitCheck(
+        model=graph.name,
+        valid_cuts=len(candidates),
+        opt_level=opt_level.value,
+        cuts=results,
+        ok=all(r.ok for r in results),
+    )
