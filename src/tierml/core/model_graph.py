@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class TensorKind(str, Enum):
+class TensorKind(StrEnum):
     INPUT = "input"  # a graph input the caller feeds
     INITIALIZER = "initializer"  # a weight stored in the model
     CONSTANT = "constant"  # computed from initializers only: replicated, never crosses a cut
@@ -103,9 +103,7 @@ class ModelGraph:
 
     @property
     def param_bytes(self) -> int:
-        return sum(
-            t.nbytes for t in self.tensors.values() if t.kind is TensorKind.INITIALIZER
-        )
+        return sum(t.nbytes for t in self.tensors.values() if t.kind is TensorKind.INITIALIZER)
 
     @property
     def compute_nodes(self) -> tuple[NodeInfo, ...]:

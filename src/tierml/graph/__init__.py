@@ -9,6 +9,7 @@ from tierml.graph.cuts import (
     enumerate_cuts,
     monotone_partitionings,
     partition_at,
+    partition_from_specs,
     partitioning_at_positions,
     partitioning_from_stages,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "load_model",
     "monotone_partitionings",
     "partition_at",
+    "partition_from_specs",
     "partitioning_at_positions",
     "partitioning_from_stages",
     "resolve_input_shapes",

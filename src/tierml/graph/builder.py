@@ -21,8 +21,15 @@ from tierml.graph.shapes import Shape, TensorType, real_inputs
 # Ops whose output differs from run to run although no graph input feeds them: they are
 # never treated as constants (replicating them into two stages would change results).
 _NONDETERMINISTIC = frozenset(
-    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-     "Bernoulli", "Dropout"}
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "Dropout",
+    }
 )
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
@@ -164,7 +171,9 @@ def build_model_graph(
     nodes: list[NodeInfo] = []
     for index, node in enumerate(protos):
         count = count_node(
-            node, [shape_of(n) if n else None for n in node.input], [shape_of(n) for n in node.output]
+            node,
+            [shape_of(n) if n else None for n in node.input],
+            [shape_of(n) for n in node.output],
         )
         params = sum(
             tensors[n].nbytes
@@ -203,4 +212,3 @@ def build_model_graph(
         batch_size=batch_size,
         opsets=MappingProxyType(opsets),
     )
-

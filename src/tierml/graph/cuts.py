@@ -143,9 +143,7 @@ def partitioning_at_positions(graph: ModelGraph, positions: Sequence[int]) -> Pa
     """Stages split at prefix positions of the compute order (strictly increasing)."""
     order = compute_order(graph)
     bounds = [*positions, len(order)]
-    if any(not 0 < p < len(order) for p in positions) or sorted(set(positions)) != list(
-        positions
-    ):
+    if any(not 0 < p < len(order) for p in positions) or sorted(set(positions)) != list(positions):
         raise InvalidCutError(
             f"Cut positions {list(positions)} must increase strictly within 1..{len(order) - 1}."
         )
@@ -175,42 +173,68 @@ def monotone_partitionings(graph: ModelGraph, stages: int) -> Iterator[Partition
 def partition_at(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> Partitioning:
     """The partitioning a user means by ``--cut a,b --cut c``: one stage more than cuts.
 
-    Stage k holds the compute nodes needed for cut k's tensors and not for an earlier
-    cut's; the last stage holds the rest. Raises UnknownTensorError for a name the model
-    lacks and InvalidCutError naming the missing (or superfluous) tensor otherwise.
+    Cut k's tensors must be exactly what crosses link k (graph inputs are forwarded
+    without being named). Nodes that neither feed nor depend on a cut's tensors may sit
+    on either side: first they go upstream (side branches such as exit heads stay with
+    what feeds them); if that makes something else cross, they go downstream instead.
+    Raises UnknownTensorError for a name the model lacks, InvalidCutError naming the
+    missing (or superfluous) tensor otherwise.
     """
     if not cuts:
         raise InvalidCutError("No cut given.", hint="Pass --cut TENSOR[,TENSOR...].")
-    stage_of = [-1] * len(graph.nodes)
-    assigned: set[int] = set()
     for k, names in enumerate(cuts):
         if not names:
             raise InvalidCutError(f"Cut {k + 1} names no tensor.", hint="Use --cut T1,T2.")
         for name in names:
             _check_cuttable(graph, name)
-        needed = _ancestors(graph, names) - assigned
-        if not needed:
-            raise InvalidCutError(
-                f"Cut {k + 1} ({', '.join(names)}) needs no node beyond the earlier cuts; its "
-                "stage would be empty.",
-                hint="Give cuts in device → cloud order, each further downstream.",
-            )
-        for idx in needed:
+    errors: list[InvalidCutError] = []
+    for assign in (_stages_upstream_first, _stages_downstream_first):
+        try:
+            part = partitioning_from_stages(graph, assign(graph, cuts))
+            for k, names in enumerate(cuts):
+                _check_cut_matches(graph, part, k, names)
+            return part
+        except InvalidCutError as exc:
+            errors.append(exc)
+    raise errors[0]  # the upstream-first reading names the tensor a user most likely missed
+
+
+def _stages_upstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> list[int]:
+    """Stage = how many cuts a node lies beyond (downstream of and not needed by)."""
+    stage_of = [-1 if n.constant else 0 for n in graph.nodes]
+    for names in cuts:
+        beyond = _descendants(graph, names) - _ancestors(graph, names)
+        for idx in beyond:
+            stage_of[idx] += 1
+    _require_nonempty(graph, stage_of, cuts)
+    return stage_of
+
+
+def _stages_downstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> list[int]:
+    """Stage = the first cut whose tensors need the node; the last stage otherwise."""
+    stage_of = [-1 if n.constant else len(cuts) for n in graph.nodes]
+    for k in reversed(range(len(cuts))):
+        for idx in _ancestors(graph, cuts[k]):
             stage_of[idx] = k
-        assigned |= needed
-    rest = [n.index for n in graph.nodes if not n.constant and n.index not in assigned]
-    if not rest:
-        raise InvalidCutError(
-            f"Nothing is left after cut {len(cuts)} ({', '.join(cuts[-1])}); the last stage "
-            "would be empty.",
-            hint="Cut further upstream than the model's outputs.",
-        )
-    for idx in rest:
-        stage_of[idx] = len(cuts)
-    part = partitioning_from_stages(graph, stage_of)
-    for k, names in enumerate(cuts):
-        _check_cut_matches(graph, part, k, names)
-    return part
+    _require_nonempty(graph, stage_of, cuts)
+    return stage_of
+
+
+def _require_nonempty(
+    graph: ModelGraph, stage_of: Sequence[int], cuts: Sequence[Sequence[str]]
+) -> None:
+    present = set(stage_of)
+    for stage in range(len(cuts) + 1):
+        if stage not in present:
+            where = (
+                "the last stage (nothing is left downstream)"
+                if stage == len(cuts)
+                else f"stage {stage + 1}"
+            )
+            raise InvalidCutError(
+                f"Cuts {[','.join(c) for c in cuts]} leave {where} empty.",
+                hint="Give cuts in device → cloud order, each strictly further downstream.",
+            )
 
 
 def _check_cuttable(graph: ModelGraph, name: str) -> None:
@@ -218,9 +242,7 @@ def _check_cuttable(graph: ModelGraph, name: str) -> None:
     if t is None:
         close = difflib.get_close_matches(name, list(graph.tensors), n=3)
         hint = (
-            f"Did you mean {', '.join(repr(c) for c in close)}? "
-            if close
-            else ""
+            f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         ) + "`tierml inspect MODEL` lists every tensor."
         raise UnknownTensorError(f"The model has no tensor named '{name}'.", hint=hint)
     if t.kind not in _CUTTABLE:
@@ -244,9 +266,20 @@ def _ancestors(graph: ModelGraph, names: Sequence[str]) -> set[int]:
     return seen
 
 
-def _check_cut_matches(
-    graph: ModelGraph, part: Partitioning, k: int, names: Sequence[str]
-) -> None:
+def _descendants(graph: ModelGraph, names: Sequence[str]) -> set[int]:
+    """Compute nodes that read the given tensors, transitively."""
+    seen: set[int] = set()
+    stack = [c for n in names for c in graph.tensors[n].consumers]
+    while stack:
+        idx = stack.pop()
+        if idx in seen or graph.nodes[idx].constant:
+            continue
+        seen.add(idx)
+        stack.extend(c for o in graph.nodes[idx].outputs for c in graph.tensors[o].consumers)
+    return seen
+
+
+def _check_cut_matches(graph: ModelGraph, part: Partitioning, k: int, names: Sequence[str]) -> None:
     crossing = set(part.cuts[k].tensors)
     given = set(names)
     for name in part.cuts[k].tensors:
@@ -263,7 +296,41 @@ def _check_cut_matches(
     for name in names:
         if name not in crossing:
             raise InvalidCutError(
-                f"Tensor '{name}' in cut {k + 1} does not cross it: nothing downstream "
-                "reads it.",
+                f"Tensor '{name}' in cut {k + 1} does not cross it: nothing downstream reads it.",
                 hint="Drop it from the cut, or cut where it is still needed downstream.",
             )
+
+
+def partition_from_specs(graph: ModelGraph, specs: Sequence[str]) -> Partitioning:
+    """Parse ``--cut`` options: ``T1,T2`` names tensors; ``@N`` is valid cut N of
+    ``tierml cuts`` (topological order). One stage more than specs."""
+    if not specs:
+        raise InvalidCutError("No cut given.", hint="Pass --cut TENSOR[,TENSOR...] or --cut @N.")
+    indexed = [s.strip().startswith("@") for s in specs]
+    if not any(indexed):
+        return partition_at(graph, [[t.strip() for t in s.split(",") if t.strip()] for s in specs])
+    if not all(indexed):
+        raise InvalidCutError(
+            f"Cuts {list(specs)} mix @N indices and tensor names.",
+            hint="Use either form for every --cut.",
+        )
+    candidates = enumerate_cuts(graph)
+    positions = []
+    for spec in specs:
+        try:
+            index = int(spec.strip()[1:])
+        except ValueError:
+            index = -1
+        if not 0 <= index < len(candidates):
+            raise InvalidCutError(
+                f"Cut '{spec}' is not one of the model's {len(candidates)} valid cuts "
+                f"(@0 … @{len(candidates) - 1}).",
+                hint="`tierml cuts MODEL` lists them.",
+            )
+        positions.append(candidates[index].position)
+    if sorted(set(positions)) != positions:
+        raise InvalidCutError(
+            f"Cuts {list(specs)} must be distinct and in device → cloud order.",
+            hint="Give increasing indices, e.g. --cut @3 --cut @10.",
+        )
+    return partitioning_at_positions(graph, positions)

@@ -62,8 +62,7 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         location = next((e.value for e in t.external_data if e.key == "location"), "")
         if not (base / location).is_file():
             raise ModelLoadError(
-                f"External data file '{location}' for tensor '{t.name}' of '{path}' "
-                "is missing.",
+                f"External data file '{location}' for tensor '{t.name}' of '{path}' is missing.",
                 hint=f"Put '{location}' beside the model in '{base}'.",
             )
     try:

@@ -41,7 +41,7 @@ def elem_type_name(elem_type: int) -> str:
     try:
         return str(helper.tensor_dtype_to_np_dtype(elem_type).name)
     except (KeyError, ValueError, TypeError):
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
+        return str(onnx.TensorProto.DataType.Name(elem_type)).lower()
 
 
 def elem_type_from_name(name: str) -> int:
@@ -213,7 +213,7 @@ def infer_types(
         inferred = onnx.shape_inference.infer_shapes(
             light, check_type=False, strict_mode=False, data_prop=True
         )
-    except Exception:  # noqa: BLE001 - inference is best effort; the probe fills the gaps
+    except Exception:
         inferred = light
     types: dict[str, onnx.TypeProto] = {}
     g = inferred.graph

@@ -66,23 +66,20 @@ def analyse_model(
         feeds = dict(load_npz(inputs) if isinstance(inputs, str | os.PathLike) else inputs)
         check_feeds(proto, feeds)
     given = {k: tuple(int(d) for d in v.shape) for k, v in (feeds or {}).items()}
-    input_shapes = resolve_input_shapes(
-        proto, batch_size=batch_size, overrides=shapes, given=given
-    )
+    input_shapes = resolve_input_shapes(proto, batch_size=batch_size, overrides=shapes, given=given)
     static = infer_types(proto, input_shapes)
     types: dict[str, TensorType] = {name: concrete(tp) for name, tp in static.items()}
     for name, shape in input_shapes.items():
         types[name] = TensorType(types[name].dtype if name in types else "unknown", shape)
     run_feeds = feeds if feeds is not None else generate_inputs(proto, input_shapes, seed=seed)
     name = Path(path).stem
-    draft = build_model_graph(
-        proto, types, batch_size=_batch(input_shapes, batch_size), name=name
-    )
+    draft = build_model_graph(proto, types, batch_size=_batch(input_shapes, batch_size), name=name)
     missing = [
         t.name
         for t in draft.tensors.values()
         if t.kind in (TensorKind.ACTIVATION, TensorKind.CONSTANT)
         and (t.shape is None or t.dtype == "unknown")
+        and (t.consumers or t.name in draft.outputs)  # unused outputs need no shape
     ]
     probed: tuple[str, ...] = ()
     graph = draft

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import onnxruntime as ort
 from tierml.core.errors import InputDataError, ModelNotRunnableError
 
 
-class OptLevel(str, Enum):
+class OptLevel(StrEnum):
     DISABLED = "disabled"
     BASIC = "basic"
     EXTENDED = "extended"
@@ -49,7 +49,7 @@ def make_session(
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises several pybind types
+    except Exception as exc:
         raise ModelNotRunnableError(
             f"ONNX Runtime {ort.__version__} cannot load {label}: {_ort_reason(exc)}",
             hint="Check the opset and custom ops are supported by this onnxruntime "
@@ -67,7 +67,7 @@ def run_session(
     names = [o.name for o in session.get_outputs()]
     try:
         values = session.run(names, dict(feeds))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         reason = _ort_reason(exc)
         if "INVALID_ARGUMENT" in str(exc) or "Invalid" in type(exc).__name__:
             raise InputDataError(

@@ -65,7 +65,9 @@ class Manifest:
                 inputs=tuple(data["inputs"]),
                 outputs=tuple(data["outputs"]),
                 stages=tuple(
-                    StageEntry(**{**s, "inputs": tuple(s["inputs"]), "outputs": tuple(s["outputs"])})
+                    StageEntry(
+                        **{**s, "inputs": tuple(s["inputs"]), "outputs": tuple(s["outputs"])}
+                    )
                     for s in data["stages"]
                 ),
                 cuts=tuple(

@@ -13,7 +13,7 @@ import onnx
 
 from tierml.core.errors import OutputPathError
 from tierml.core.model_graph import ModelGraph, Partitioning
-from tierml.graph import StageModel, extract_stages, infer_types, partition_at
+from tierml.graph import StageModel, extract_stages, infer_types, partition_from_specs
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.runtime.manifest import MANIFEST_FILE, LinkEntry, Manifest, StageEntry
 
@@ -105,14 +105,21 @@ def write_partitions(
         for s in stages:
             target = tmp / f"stage{s.stage}.onnx"
             if s.model.ByteSize() > _EXTERNAL_DATA_ABOVE:
-                onnx.save(s.model, target, save_as_external_data=True,
-                          location=f"stage{s.stage}.onnx.data")
+                onnx.save(
+                    s.model,
+                    target,
+                    save_as_external_data=True,
+                    location=f"stage{s.stage}.onnx.data",
+                )
             else:
                 onnx.save(s.model, target)
             hashes.append(file_sha256(target))
         manifest = describe(
-            analysed.graph, partitioning, stages,
-            source_sha256=file_sha256(analysed.path), stage_hashes=hashes,
+            analysed.graph,
+            partitioning,
+            stages,
+            source_sha256=file_sha256(analysed.path),
+            stage_hashes=hashes,
         )
         (tmp / MANIFEST_FILE).write_text(manifest.to_json())
         if out.exists():
@@ -132,7 +139,7 @@ def write_partitions(
 
 def split_model(
     path: str | os.PathLike[str],
-    cuts: Sequence[Sequence[str]],
+    cuts: Sequence[str],
     out_dir: str | os.PathLike[str],
     *,
     batch_size: int | None = None,
@@ -140,7 +147,7 @@ def split_model(
     inputs: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> Manifest:
-    """``tierml split MODEL --cut ... --out DIR``: partition at user cuts and write it."""
+    """``tierml split MODEL --cut T1,T2|@N [--cut ...] --out DIR``: partition and write."""
     analysed = analyse_model(path, batch_size=batch_size, shapes=shapes, inputs=inputs)
-    partitioning = partition_at(analysed.graph, cuts)
+    partitioning = partition_from_specs(analysed.graph, cuts)
     return write_partitions(analysed, partitioning, out_dir, overwrite=overwrite)

@@ -99,7 +99,9 @@ def check_split(
         candidate = candidates[i]
         partitioning = partitioning_at_positions(graph, [candidate.position])
         stages = build_stages(analysed, partitioning)
-        chain = ChainedModel.from_stages(stages, graph.outputs, threads=threads, opt_level=opt_level)
+        chain = ChainedModel.from_stages(
+            stages, graph.outputs, threads=threads, opt_level=opt_level
+        )
         diff, bitwise, ok = compare_outputs(full, chain.run(analysed.feeds))
         results.append(
             CutCheck(

@@ -1,0 +1,309 @@
+"""The `tierml` command. Each command parses, calls one library function, renders.
+
+Library errors (TiermlError) are translated here, once: one line on stderr, exit 2.
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tierml.cli.render import (
+    OutputFormat,
+    console,
+    human_bytes,
+    human_count,
+    print_json,
+    shape_text,
+    table,
+)
+from tierml.core.errors import TiermlError
+
+app = typer.Typer(
+    name="tierml",
+    help="Analyse, split, plan and run neural networks across device, edge and cloud.\n\n"
+    "Example: tierml inspect model.onnx",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+zoo_app = typer.Typer(help="The reference model zoo (needs the torch extra).", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+_state = {"debug": False}
+
+ModelArg = Annotated[Path, typer.Argument(help="Path to an ONNX model.", show_default=False)]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option("--batch", min=1, help="Batch size for a dynamic leading dimension [default: 1]."),
+]
+ShapeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape",
+        help="Fix an input's dynamic dims: NAME=d0,d1,... (repeatable).",
+        show_default=False,
+    ),
+]
+InputsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--inputs", help="Real input arrays (.npz keyed by input name).", show_default=False
+    ),
+]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _shapes(options: list[str] | None) -> dict[str, tuple[int, ...]]:
+    from tierml.profile.analysis import parse_shape_options
+
+    return parse_shape_options(options or [])
+
+
+@app.command()
+def inspect(
+    model: ModelArg,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Per-node table (op, output shape, MACs, activation bytes), totals and valid cuts.
+
+    Example: tierml inspect resnet50.onnx --format json
+    """
+    from tierml.profile.inspection import inspect_model
+
+    result = inspect_model(model, batch_size=batch, shapes=_shapes(shape), inputs=inputs)
+    if fmt is OutputFormat.JSON:
+        print_json(result.to_dict())
+        return
+    out = console()
+    out.print(
+        table(
+            f"{result.model} (batch {result.batch_size})",
+            ["#", "node", "op", "output shape", "MACs", "activation", "params"],
+            [
+                [
+                    r.index,
+                    r.name,
+                    r.op + (" (const)" if r.constant else ""),
+                    shape_text(r.output_shape),
+                    human_count(r.macs),
+                    human_bytes(r.activation_bytes),
+                    human_bytes(r.param_bytes),
+                ]
+                for r in result.nodes
+            ],
+        )
+    )
+    t = result.totals
+    out.print(
+        f"nodes {t['nodes']} ({t['compute_nodes']} compute) · MACs {human_count(t['macs'])} · "
+        f"FLOPs {human_count(t['flops'])} · params {human_bytes(t['param_bytes'])} · "
+        f"activations {human_bytes(t['activation_bytes'])} · valid cuts {result.valid_cuts}"
+    )
+    if result.uncounted_ops:
+        out.print(f"no counting rule (0 MACs): {', '.join(result.uncounted_ops)}")
+
+
+@app.command()
+def cuts(
+    model: ModelArg,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """List every valid 2-stage cut in topological order with the bytes that cross it.
+
+    Example: tierml cuts resnet18.onnx   (then: tierml split resnet18.onnx --cut @12 --out d)
+    """
+    from dataclasses import asdict
+
+    from tierml.profile.inspection import list_cuts
+
+    rows = list_cuts(model, batch_size=batch, shapes=_shapes(shape), inputs=inputs)
+    if fmt is OutputFormat.JSON:
+        print_json({"model": model.stem, "cuts": [asdict(r) for r in rows]})
+        return
+    console().print(
+        table(
+            f"{model.stem}: {len(rows)} valid cuts",
+            ["@", "tensors", "bytes", "upstream MACs", "forwarded inputs"],
+            [
+                [
+                    f"@{r.index}",
+                    ", ".join(r.tensors),
+                    human_bytes(r.bytes),
+                    human_count(r.upstream_macs),
+                    ", ".join(r.forwarded_inputs),
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@app.command()
+def split(
+    model: ModelArg,
+    cut: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cut",
+            help="Tensors crossing a cut, T1,T2 — or @N from `tierml cuts`. Repeat for 3 stages.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory for partitions + manifest.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Split at K spread cuts; compare chained vs full.")
+    ] = False,
+    k: Annotated[int, typer.Option("--cuts", min=1, help="With --check: how many cuts.")] = 8,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Write standalone stage models and a manifest, or check that splitting is exact.
+
+    Examples:
+      tierml split resnet18.onnx --cut @12 --out parts/
+      tierml split model.onnx --cut /layer1/Relu_output_0 --cut /layer3/Relu_output_0 --out p/
+      tierml split model.onnx --check --cuts 10 --format json
+    """
+    from tierml.core.errors import InvalidCutError
+
+    if check:
+        from tierml.runtime.split_check import check_split
+
+        result = check_split(model, cuts=k, batch_size=batch, shapes=_shapes(shape), inputs=inputs)
+        if fmt is OutputFormat.JSON:
+            print_json(result.to_dict())
+        else:
+            console().print(
+                table(
+                    f"{result.model}: {len(result.cuts)} of {result.valid_cuts} valid cuts, "
+                    f"ORT optimisation {result.opt_level}",
+                    ["position", "tensors", "bytes", "max |Δ|", "bitwise", "ok"],
+                    [
+                        [
+                            c.position,
+                            ", ".join(c.tensors),
+                            human_bytes(c.bytes),
+                            f"{c.max_abs_diff:.3g}",
+                            c.bitwise,
+                            c.ok,
+                        ]
+                        for c in result.cuts
+                    ],
+                )
+            )
+            console().print("chained == full: " + ("OK" if result.ok else "MISMATCH"))
+        if not result.ok:
+            raise typer.Exit(1)
+        return
+    if not cut or out is None:
+        raise InvalidCutError(
+            "split needs --cut and --out (or --check).",
+            hint="Example: tierml split model.onnx --cut @3 --out parts/",
+        )
+    from tierml.runtime.partitions import split_model
+
+    manifest = split_model(
+        model,
+        cut,
+        out,
+        batch_size=batch,
+        shapes=_shapes(shape),
+        inputs=inputs,
+        overwrite=overwrite,
+    )
+    if fmt is OutputFormat.JSON:
+        print_json(manifest.to_dict())
+        return
+    console().print(
+        table(
+            f"{manifest.model} → {out}",
+            ["stage", "file", "nodes", "MACs", "inputs", "outputs"],
+            [
+                [
+                    s.stage,
+                    s.file,
+                    s.nodes,
+                    human_count(s.macs),
+                    ", ".join(s.inputs),
+                    ", ".join(s.outputs),
+                ]
+                for s in manifest.stages
+            ],
+        )
+    )
+    for c in manifest.cuts:
+        console().print(
+            f"link {c.after_stage}→{c.after_stage + 1}: {human_bytes(c.bytes)} "
+            f"({', '.join(c.tensors)})"
+        )
+
+
+@zoo_app.command("list")
+def zoo_list(fmt: FormatOpt = OutputFormat.TABLE) -> None:
+    """List the reference zoo models. Example: tierml zoo list"""
+    from tierml.zoo import EXPORTERS, ZOO_NAMES
+
+    if fmt is OutputFormat.JSON:
+        print_json({"models": list(ZOO_NAMES), "exporters": list(EXPORTERS)})
+        return
+    console().print(table("zoo", ["model"], [[n] for n in ZOO_NAMES]))
+
+
+@zoo_app.command("build")
+def zoo_build(
+    name: Annotated[str, typer.Argument(help="Zoo model name (tierml zoo list).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the .onnx file.")],
+    exporter: Annotated[str, typer.Option(help="legacy (TorchScript) or dynamo.")] = "legacy",
+    image_size: Annotated[
+        int | None, typer.Option(help="Input height/width (image models).")
+    ] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Sequence length (transformer).")] = None,
+    seed: Annotated[int, typer.Option(help="Weight seed.")] = 0,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Export a zoo model to ONNX. Example: tierml zoo build resnet18 --out resnet18.onnx"""
+    from tierml.zoo import export_zoo_model
+
+    path = export_zoo_model(
+        name, out, exporter=exporter, image_size=image_size, seq_len=seq_len, seed=seed
+    )
+    if fmt is OutputFormat.JSON:
+        print_json(
+            {"model": name, "exporter": exporter, "path": str(path), "bytes": path.stat().st_size}
+        )
+    else:
+        console().print(f"{name} ({exporter}) → {path} ({human_bytes(path.stat().st_size)})")
+
+
+def main() -> None:
+    """Entry point: typer handles usage errors; library errors become one line, exit 2."""
+    try:
+        app()
+    except TiermlError as exc:
+        if _state["debug"]:
+            raise
+        sys.stderr.write(exc.one_line() + "\n")
+        sys.exit(2)

@@ -1,0 +1,66 @@
+"""Turn library results into JSON or rich tables. No library logic here."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no Infinity/NaN: such floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(_finite(data), indent=2) + "\n")
+
+
+def console() -> Console:
+    return Console(soft_wrap=False, width=max(Console().width, 120))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_lines=False)
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i < 2 else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    return t
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def human_count(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def shape_text(shape: Sequence[int] | None) -> str:
+    return "?" if shape is None else "×".join(str(d) for d in shape) or "scalar"
