@@ -190,7 +190,9 @@ def partition_at(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> Partitioni
     errors: list[InvalidCutError] = []
     for assign in (_stages_upstream_first, _stages_downstream_first):
         try:
-            part = partitioning_from_stages(graph, assign(graph, cuts))
+            stage_of = _pull_up_readers(graph, assign(graph, cuts), cuts)
+            _require_nonempty(stage_of, cuts)
+            part = partitioning_from_stages(graph, stage_of)
             for k, names in enumerate(cuts):
                 _check_cut_matches(graph, part, k, names)
             return part
@@ -200,13 +202,12 @@ def partition_at(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> Partitioni
 
 
 def _stages_upstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> list[int]:
-    """Stage = how many cuts a node lies beyond (downstream of and not needed by)."""
+    """Stage = how many cuts a node lies beyond (downstream of and not needed by them)."""
     stage_of = [-1 if n.constant else 0 for n in graph.nodes]
     for names in cuts:
         beyond = _descendants(graph, names) - _ancestors(graph, names)
         for idx in beyond:
             stage_of[idx] += 1
-    _require_nonempty(graph, stage_of, cuts)
     return stage_of
 
 
@@ -216,13 +217,51 @@ def _stages_downstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -
     for k in reversed(range(len(cuts))):
         for idx in _ancestors(graph, cuts[k]):
             stage_of[idx] = k
-    _require_nonempty(graph, stage_of, cuts)
     return stage_of
 
 
-def _require_nonempty(
-    graph: ModelGraph, stage_of: Sequence[int], cuts: Sequence[Sequence[str]]
-) -> None:
+def _pull_up_readers(
+    graph: ModelGraph, stage_of: list[int], cuts: Sequence[Sequence[str]]
+) -> list[int]:
+    """Move nodes upstream while that removes an unnamed tensor from a cut.
+
+    A node downstream of cut k that reads an unnamed upstream tensor can run upstream
+    instead, together with its downstream ancestors (e.g. a merge whose only output is a
+    graph output) — unless that would stop one of the cut's named tensors from crossing,
+    in which case the tensor really is missing from the cut. Every move goes strictly
+    upstream, so this ends after at most nodes × cuts moves.
+    """
+    named = [set(c) for c in cuts]
+    stage_of = list(stage_of)
+    for _ in range(len(graph.nodes) * len(cuts) + 1):
+        violation = _unnamed_crossing(graph, stage_of, named)
+        if violation is None:
+            break
+        link, tensor = violation
+        reader = next(c for c in graph.tensors[tensor].consumers if stage_of[c] > link)
+        moved = {i for i in _ancestors(graph, graph.nodes[reader].outputs) if stage_of[i] > link}
+        trial = [link if i in moved else s for i, s in enumerate(stage_of)]
+        if not all(any(trial[c] > link for c in graph.tensors[t].consumers) for t in named[link]):
+            break
+        stage_of = trial
+    return stage_of
+
+
+def _unnamed_crossing(
+    graph: ModelGraph, stage_of: Sequence[int], named: Sequence[set[str]]
+) -> tuple[int, str] | None:
+    for t in graph.tensors.values():
+        if t.kind is not TensorKind.ACTIVATION or t.producer is None:
+            continue
+        readers = [stage_of[c] for c in t.consumers if stage_of[c] >= 0]
+        origin = stage_of[t.producer]
+        for link in range(origin, max(readers, default=origin)):
+            if t.name not in named[link]:
+                return link, t.name
+    return None
+
+
+def _require_nonempty(stage_of: Sequence[int], cuts: Sequence[Sequence[str]]) -> None:
     present = set(stage_of)
     for stage in range(len(cuts) + 1):
         if stage not in present:

@@ -23,7 +23,7 @@ from tierml.profile.shape_probe import observe_types
 
 @dataclass(frozen=True)
 class AnalysedModel:
-    path: Path
+    path: Path | None  # None when analysed from an in-memory proto
     proto: onnx.ModelProto
     graph: ModelGraph
     input_shapes: Mapping[str, Shape]
@@ -53,14 +53,17 @@ def parse_shape_options(options: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
 
 def analyse_model(
-    path: str | os.PathLike[str],
+    model: str | os.PathLike[str] | onnx.ModelProto,
     *,
     batch_size: int | None = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
     inputs: str | os.PathLike[str] | Mapping[str, Array] | None = None,
     seed: int = 0,
 ) -> AnalysedModel:
-    proto = load_model(path)
+    if isinstance(model, onnx.ModelProto):
+        proto, path, name = model, None, model.graph.name or "model"
+    else:
+        proto, path, name = load_model(model), Path(model), Path(model).stem
     feeds: dict[str, Array] | None = None
     if inputs is not None:
         feeds = dict(load_npz(inputs) if isinstance(inputs, str | os.PathLike) else inputs)
@@ -72,7 +75,6 @@ def analyse_model(
     for name, shape in input_shapes.items():
         types[name] = TensorType(types[name].dtype if name in types else "unknown", shape)
     run_feeds = feeds if feeds is not None else generate_inputs(proto, input_shapes, seed=seed)
-    name = Path(path).stem
     draft = build_model_graph(proto, types, batch_size=_batch(input_shapes, batch_size), name=name)
     missing = [
         t.name
@@ -89,7 +91,7 @@ def analyse_model(
         probed = tuple(observed)
         graph = build_model_graph(proto, types, batch_size=draft.batch_size, name=name)
     return AnalysedModel(
-        path=Path(path),
+        path=path,
         proto=proto,
         graph=graph,
         input_shapes=input_shapes,

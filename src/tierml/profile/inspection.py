@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import onnx
+
 from tierml.core.model_graph import TensorKind
 from tierml.graph import CandidateCut, enumerate_cuts
 from tierml.profile.analysis import AnalysedModel, analyse_model
@@ -112,26 +114,26 @@ def inspect_analysed(analysed: AnalysedModel) -> Inspection:
 
 
 def inspect_model(
-    path: str | os.PathLike[str],
+    model: str | os.PathLike[str] | onnx.ModelProto,
     *,
     batch_size: int | None = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
     inputs: str | os.PathLike[str] | None = None,
 ) -> Inspection:
     return inspect_analysed(
-        analyse_model(path, batch_size=batch_size, shapes=shapes, inputs=inputs)
+        analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs)
     )
 
 
 def list_cuts(
-    path: str | os.PathLike[str],
+    model: str | os.PathLike[str] | onnx.ModelProto,
     *,
     batch_size: int | None = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
     inputs: str | os.PathLike[str] | None = None,
 ) -> list[CutRow]:
     """`tierml cuts`: every valid 2-stage cut, in topological order, with its bytes."""
-    graph = analyse_model(path, batch_size=batch_size, shapes=shapes, inputs=inputs).graph
+    graph = analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs).graph
     order_macs = [n.macs for n in graph.compute_nodes]
     prefix = [0]
     for m in order_macs:

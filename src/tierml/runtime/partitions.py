@@ -29,6 +29,12 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def source_sha256(analysed: AnalysedModel) -> str:
+    if analysed.path is not None:
+        return file_sha256(analysed.path)
+    return hashlib.sha256(analysed.proto.SerializeToString()).hexdigest()
+
+
 def build_stages(analysed: AnalysedModel, partitioning: Partitioning) -> list[StageModel]:
     """Stage models typed with the source's symbolic dims (a dynamic batch stays dynamic)."""
     declared = infer_types(analysed.proto, None)
@@ -118,7 +124,7 @@ def write_partitions(
             analysed.graph,
             partitioning,
             stages,
-            source_sha256=file_sha256(analysed.path),
+            source_sha256=source_sha256(analysed),
             stage_hashes=hashes,
         )
         (tmp / MANIFEST_FILE).write_text(manifest.to_json())
@@ -138,7 +144,7 @@ def write_partitions(
 
 
 def split_model(
-    path: str | os.PathLike[str],
+    model: str | os.PathLike[str] | onnx.ModelProto,
     cuts: Sequence[str],
     out_dir: str | os.PathLike[str],
     *,
@@ -148,6 +154,6 @@ def split_model(
     overwrite: bool = False,
 ) -> Manifest:
     """``tierml split MODEL --cut T1,T2|@N [--cut ...] --out DIR``: partition and write."""
-    analysed = analyse_model(path, batch_size=batch_size, shapes=shapes, inputs=inputs)
+    analysed = analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs)
     partitioning = partition_from_specs(analysed.graph, cuts)
     return write_partitions(analysed, partitioning, out_dir, overwrite=overwrite)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 
 from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.profile.analysis import analyse_model
@@ -79,7 +80,7 @@ def compare_outputs(
 
 
 def check_split(
-    path: str | os.PathLike[str],
+    model: str | os.PathLike[str] | onnx.ModelProto,
     *,
     cuts: int = 8,
     batch_size: int | None = None,
@@ -89,7 +90,7 @@ def check_split(
     threads: int = 1,
 ) -> SplitCheck:
     """Split at ``cuts`` cuts evenly spread over the valid ones; compare chained vs full."""
-    analysed = analyse_model(path, batch_size=batch_size, shapes=shapes, inputs=inputs)
+    analysed = analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs)
     graph = analysed.graph
     full_session = make_session(analysed.proto, threads=threads, opt_level=opt_level)
     full = run_session(full_session, analysed.feeds)
