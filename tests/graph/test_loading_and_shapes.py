@@ -87,7 +87,7 @@ def test_external_data_is_loaded_and_missing_data_is_named(tmp_path):
     assert graph.param_bytes == (16 * 64 + 64 * 4) * 4
     assert check_split(path).ok
     (tmp_path / "ext.data").unlink()
-    with pytest.raises(ModelLoadError, match="ext.data"):
+    with pytest.raises(ModelLoadError, match=r"ext\.data"):
         load_model(path)
 
 
