@@ -61,9 +61,9 @@ def analyse_model(
     seed: int = 0,
 ) -> AnalysedModel:
     if isinstance(model, onnx.ModelProto):
-        proto, path, name = model, None, model.graph.name or "model"
+        proto, path, model_name = model, None, model.graph.name or "model"
     else:
-        proto, path, name = load_model(model), Path(model), Path(model).stem
+        proto, path, model_name = load_model(model), Path(model), Path(model).stem
     feeds: dict[str, Array] | None = None
     if inputs is not None:
         feeds = dict(load_npz(inputs) if isinstance(inputs, str | os.PathLike) else inputs)
@@ -75,7 +75,9 @@ def analyse_model(
     for name, shape in input_shapes.items():
         types[name] = TensorType(types[name].dtype if name in types else "unknown", shape)
     run_feeds = feeds if feeds is not None else generate_inputs(proto, input_shapes, seed=seed)
-    draft = build_model_graph(proto, types, batch_size=_batch(input_shapes, batch_size), name=name)
+    draft = build_model_graph(
+        proto, types, batch_size=_batch(input_shapes, batch_size), name=model_name
+    )
     missing = [
         t.name
         for t in draft.tensors.values()
@@ -89,7 +91,7 @@ def analyse_model(
         observed = observe_types(proto, run_feeds, missing)
         types.update(observed)
         probed = tuple(observed)
-        graph = build_model_graph(proto, types, batch_size=draft.batch_size, name=name)
+        graph = build_model_graph(proto, types, batch_size=draft.batch_size, name=model_name)
     return AnalysedModel(
         path=path,
         proto=proto,

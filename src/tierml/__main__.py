@@ -1,0 +1,3 @@
+from tierml.cli.main import main
+
+main()
