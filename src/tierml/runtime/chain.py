@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from tierml.core.errors import ModelLoadError
@@ -81,10 +82,14 @@ class ChainedModel:
         return cls(sessions, [e.inputs for e in manifest.stages], manifest.outputs)
 
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
-        env: dict[str, Array] = dict(feeds)
+        """Run every stage in order; intermediate tensors stay ORT values (no numpy copy)."""
+        env: dict[str, ort.OrtValue] = {
+            name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
+            for name, value in feeds.items()
+        }
         for session, names, out_names in zip(
             self._sessions, self._inputs, self._output_names, strict=True
         ):
-            values = session.run(out_names, {n: env[n] for n in names})
+            values = session.run_with_ort_values(out_names, {n: env[n] for n in names})
             env.update(zip(out_names, values, strict=True))
-        return {name: env[name] for name in self.outputs}
+        return {name: env[name].numpy() for name in self.outputs}
