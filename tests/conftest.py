@@ -1,0 +1,42 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tierml.zoo import export_zoo_model
+from tierml.zoo.catalog import get_entry
+
+ZooPath = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def zoo_path(tmp_path_factory: pytest.TempPathFactory) -> ZooPath:
+    """``zoo_path(name, exporter="legacy", image_size=None, seq_len=None) -> Path``.
+
+    Exports each zoo model once per test session and argument set (seed 0; a size left
+    unset and the default size are the same export) and returns the ONNX file's path.
+    """
+    root = tmp_path_factory.mktemp("zoo")
+    cache: dict[tuple[str, str, int], Path] = {}
+
+    def get(
+        name: str,
+        exporter: str = "legacy",
+        image_size: int | None = None,
+        seq_len: int | None = None,
+    ) -> Path:
+        entry = get_entry(name)
+        size = entry.resolve_size(image_size, seq_len)
+        key = (name, exporter, size)
+        if key not in cache:
+            path = root / f"{name}-{exporter}-{size}.onnx"
+            cache[key] = export_zoo_model(
+                name, path, exporter=exporter, **{entry.size_option: size}
+            )
+        return cache[key]
+
+    return get
