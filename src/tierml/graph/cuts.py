@@ -15,7 +15,7 @@ the downstream stage reads comes from upstream. Graph inputs are forwarded autom
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tierml.core.errors import InvalidCutError, UnknownTensorError
@@ -55,12 +55,22 @@ def _crossing_span(graph: ModelGraph) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def enumerate_cuts(graph: ModelGraph) -> list[CandidateCut]:
+def enumerate_cuts(
+    graph: ModelGraph, keep_together: Iterable[Collection[int]] = ()
+) -> list[CandidateCut]:
     """Every distinct prefix cut of the topological order, in order, both stages non-empty.
 
+    ``keep_together`` lists groups of node indices no cut may separate (e.g. the nodes
+    ONNX Runtime fuses into one kernel; see ``tierml.profile.fusion``).
     A sweep over producer/last-consumer positions: O(nodes + total cut size).
     """
     order = compute_order(graph)
+    pos = {idx: p for p, idx in enumerate(order)}
+    blocked: set[int] = set()  # prefix positions that would split a group
+    for group in keep_together:
+        spots = [pos[i] for i in group if i in pos]
+        if len(spots) > 1:
+            blocked.update(range(min(spots) + 1, max(spots) + 1))
     spans = _crossing_span(graph)
     starts: dict[int, list[str]] = {}
     for name, (start, _) in spans.items():
@@ -76,7 +86,7 @@ def enumerate_cuts(graph: ModelGraph) -> list[CandidateCut]:
         for name in [n for n, last in live.items() if last < position]:
             del live[name]
         tensors = tuple(sorted(live, key=lambda n: (spans[n][0], n)))
-        if tensors in seen:
+        if position in blocked or tensors in seen:
             continue
         seen.add(tensors)
         found.append(CandidateCut(position, _make_cut(graph, 0, tensors)))

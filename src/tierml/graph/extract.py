@@ -31,14 +31,18 @@ class StageModel:
 
 
 def extract_stages(
-    model: onnx.ModelProto,
-    graph: ModelGraph,
-    partitioning: Partitioning,
-    declared_types: Mapping[str, onnx.TypeProto],
+    model: onnx.ModelProto, graph: ModelGraph, partitioning: Partitioning
 ) -> list[StageModel]:
-    """One standalone model per stage. ``declared_types`` types the stage boundaries,
-    ideally with the model's symbolic dims so a dynamic batch stays dynamic."""
+    """One standalone model per stage.
+
+    Boundary tensors are typed exactly as the source model declares them (graph inputs,
+    outputs, value_info; symbolic dims kept, so a dynamic batch stays dynamic) and by
+    element type alone when the source does not annotate them. ONNX Runtime then knows
+    as much about a boundary tensor in a stage as in the full model, so it makes the same
+    fusion decisions and the chained stages reproduce the full model bit for bit.
+    """
     src = model.graph
+    declared_types = declared_types_of(model)
     protos = [src.node[i] for i in topological_order(src)]
     initializers = {t.name: t for t in src.initializer}
     graph_outputs = set(graph.outputs)
@@ -119,15 +123,24 @@ def _constant_closure(graph: ModelGraph, members: tuple[int, ...]) -> set[int]:
     return found
 
 
+def declared_types_of(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Types the source model itself states: its inputs, outputs and value_info."""
+    g = model.graph
+    return {
+        v.name: v.type
+        for v in [*g.value_info, *g.input, *g.output]
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type
+    }
+
+
 def _value_info(
     name: str, declared: Mapping[str, onnx.TypeProto], graph: ModelGraph
 ) -> onnx.ValueInfoProto:
+    vi = onnx.ValueInfoProto()
+    vi.name = name
     type_proto = declared.get(name)
-    if type_proto is not None and type_proto.tensor_type.elem_type:
-        vi = onnx.ValueInfoProto()
-        vi.name = name
+    if type_proto is not None:
         vi.type.CopyFrom(type_proto)
-        return vi
-    t = graph.tensors[name]
-    shape = list(t.shape) if t.shape is not None else None
-    return helper.make_tensor_value_info(name, elem_type_from_name(t.dtype), shape)
+    else:
+        vi.type.tensor_type.elem_type = elem_type_from_name(graph.tensors[name].dtype)
+    return vi

@@ -35,10 +35,12 @@ def make_session(
     threads: int = 1,
     opt_level: OptLevel = OptLevel.EXTENDED,
     label: str = "model",
+    optimized_model_path: str | None = None,
 ) -> ort.InferenceSession:
     """A CPU session with ``threads`` intra-op threads, sequential execution, quiet logs.
 
     ``model`` is a proto, serialized bytes, or a file path (needed above 2 GB).
+    ``optimized_model_path`` makes ORT write the graph it will run there.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -46,6 +48,8 @@ def make_session(
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = opt_level.ort
     options.log_severity_level = 3  # errors only: warnings go to stderr, not to the user
+    if optimized_model_path:
+        options.optimized_model_filepath = optimized_model_path
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -30,6 +30,8 @@ class StageEntry:
 class LinkEntry:
     after_stage: int
     tensors: tuple[str, ...]
+    dtypes: tuple[str, ...]  # per tensor
+    shapes: tuple[tuple[int, ...] | None, ...]  # per tensor, at the analysed batch size
     bytes: int
     forwarded_inputs: tuple[str, ...]
 
@@ -74,6 +76,10 @@ class Manifest:
                     LinkEntry(
                         after_stage=int(c["after_stage"]),
                         tensors=tuple(c["tensors"]),
+                        dtypes=tuple(c["dtypes"]),
+                        shapes=tuple(
+                            None if shape is None else tuple(shape) for shape in c["shapes"]
+                        ),
                         bytes=int(c["bytes"]),
                         forwarded_inputs=tuple(c["forwarded_inputs"]),
                     )

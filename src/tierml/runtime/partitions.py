@@ -13,7 +13,7 @@ import onnx
 
 from tierml.core.errors import OutputPathError
 from tierml.core.model_graph import ModelGraph, Partitioning
-from tierml.graph import StageModel, extract_stages, infer_types, partition_from_specs
+from tierml.graph import StageModel, extract_stages, partition_from_specs
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.runtime.manifest import MANIFEST_FILE, LinkEntry, Manifest, StageEntry
 
@@ -36,9 +36,7 @@ def source_sha256(analysed: AnalysedModel) -> str:
 
 
 def build_stages(analysed: AnalysedModel, partitioning: Partitioning) -> list[StageModel]:
-    """Stage models typed with the source's symbolic dims (a dynamic batch stays dynamic)."""
-    declared = infer_types(analysed.proto, None)
-    return extract_stages(analysed.proto, analysed.graph, partitioning, declared)
+    return extract_stages(analysed.proto, analysed.graph, partitioning)
 
 
 def describe(
@@ -74,7 +72,14 @@ def describe(
         outputs=graph.outputs,
         stages=tuple(entries),
         cuts=tuple(
-            LinkEntry(c.after_stage, c.tensors, c.nbytes, c.forwarded_inputs)
+            LinkEntry(
+                after_stage=c.after_stage,
+                tensors=c.tensors,
+                dtypes=tuple(graph.tensors[t].dtype for t in c.tensors),
+                shapes=tuple(graph.tensors[t].shape for t in c.tensors),
+                bytes=c.nbytes,
+                forwarded_inputs=c.forwarded_inputs,
+            )
             for c in partitioning.cuts
         ),
     )

@@ -1,0 +1,63 @@
+"""Which nodes ONNX Runtime fuses into one kernel, read off its optimised graph.
+
+A cut between two nodes ORT would fuse (Conv+Add+Relu, the Erf form of GELU, Add +
+LayerNormalization, MatMul + bias …) forces the unfused kernels on both sides: results may
+then differ in the last bits and the split runs slower. ORT keeps the names of the tensors
+that remain visible after fusion, so each optimised node covers the original nodes that lie
+between its inputs and its outputs; groups of two or more are kept together by cut
+enumeration.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from tierml.core.model_graph import ModelGraph
+from tierml.graph.builder import node_inputs
+from tierml.profile.sessions import OptLevel, make_session
+
+
+def optimised_session(
+    model: onnx.ModelProto, *, opt_level: OptLevel, threads: int = 1
+) -> tuple[ort.InferenceSession, onnx.GraphProto]:
+    """A session, and the main graph as ONNX Runtime runs it after optimisation."""
+    with tempfile.TemporaryDirectory(prefix="tierml-opt-") as tmp:
+        target = Path(tmp) / "optimised.onnx"
+        session = make_session(
+            model, threads=threads, opt_level=opt_level, optimized_model_path=str(target)
+        )
+        optimised = onnx.load(str(target), load_external_data=False)
+    return session, optimised.graph
+
+
+def fusion_groups(graph: ModelGraph, optimised: onnx.GraphProto) -> list[frozenset[int]]:
+    """Sets (≥ 2) of compute nodes of ``graph`` that one optimised node computes."""
+    weights = {t.name for t in optimised.initializer}
+    groups = []
+    for node in optimised.node:
+        outputs = [o for o in node.output if o in graph.tensors]
+        activations = {i for i in node_inputs(node) if i not in weights}  # + captures
+        if not outputs or not activations <= set(graph.tensors):
+            continue  # reads a tensor ORT created: its extent cannot be traced back
+        inputs = activations
+        covered = _between(graph, inputs, outputs)
+        if len(covered) > 1:
+            groups.append(frozenset(covered))
+    return groups
+
+
+def _between(graph: ModelGraph, inputs: set[str], outputs: list[str]) -> set[int]:
+    """Compute nodes on paths from ``inputs`` to ``outputs`` (walking back from outputs)."""
+    seen: set[int] = set()
+    stack = [graph.tensors[o].producer for o in outputs]
+    while stack:
+        idx = stack.pop()
+        if idx is None or idx in seen or graph.nodes[idx].constant:
+            continue
+        seen.add(idx)
+        stack.extend(graph.tensors[i].producer for i in graph.nodes[idx].inputs if i not in inputs)
+    return seen
