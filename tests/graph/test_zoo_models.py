@@ -51,14 +51,19 @@ def test_both_exporters_give_the_same_macs(zoo_path, name):
     assert totals["legacy"] == totals["dynamo"] > 0
 
 
-@pytest.mark.parametrize("exporter", EXPORTERS)
-@pytest.mark.parametrize("name", sorted(SMALL))
+# VGG-16's 550 MB of weights make each stage session slow to build: its plain chain is
+# checked with one exporter (both exporters' VGG graphs differ only in Flatten/Reshape).
+CHECKED = [(n, e) for n in sorted(SMALL) for e in EXPORTERS if (n, e) != ("vgg16", "dynamo")]
+
+
+@pytest.mark.parametrize(("name", "exporter"), CHECKED)
 def test_chained_stages_are_bitwise_at_extended(zoo_path, name, exporter):
     path = zoo_path(name, exporter, **SMALL[name])
     shapes = SEQ if name == "transformer" else None
-    result = check_split(path, cuts=3 if name == "vgg16" else 12, shapes=shapes)
+    k = 3 if name == "vgg16" else 12
+    result = check_split(path, cuts=k, shapes=shapes)
     assert result.ok and result.bitwise, [(c.tensors, c.max_abs_diff) for c in result.cuts]
-    assert len(result.cuts) == min(result.fusion_preserving_cuts, 3 if name == "vgg16" else 12)
+    assert len(result.cuts) == min(result.fusion_preserving_cuts, k)
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

@@ -50,6 +50,14 @@ def make_session(
     options.log_severity_level = 3  # errors only: warnings go to stderr, not to the user
     if optimized_model_path:
         options.optimized_model_filepath = optimized_model_path
+        # Weights go to a side file: the graph is what callers read, and a 500 MB proto
+        # would cost more to write and parse than the optimisation itself.
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", "weights.bin"
+        )
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+        )
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
