@@ -27,9 +27,16 @@ class AnalysedModel:
     proto: onnx.ModelProto
     graph: ModelGraph
     input_shapes: Mapping[str, Shape]
-    feeds: Mapping[str, Array]  # the real inputs given, or generated ones
-    real_inputs: bool  # True when ``feeds`` came from the user
+    real_feeds: Mapping[str, Array] | None  # the user's arrays, when given
     probed: tuple[str, ...]  # tensors whose type was observed by running the model
+    seed: int = 0
+
+    @property
+    def feeds(self) -> Mapping[str, Array]:
+        """Inputs to run the model on: the user's, or generated for the resolved shapes."""
+        if self.real_feeds is not None:
+            return self.real_feeds
+        return generate_inputs(self.proto, self.input_shapes, seed=self.seed)
 
 
 def parse_shape_options(options: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -74,7 +81,6 @@ def analyse_model(
     types: dict[str, TensorType] = {name: concrete(tp) for name, tp in static.items()}
     for name, shape in input_shapes.items():
         types[name] = TensorType(types[name].dtype if name in types else "unknown", shape)
-    run_feeds = feeds if feeds is not None else generate_inputs(proto, input_shapes, seed=seed)
     draft = build_model_graph(
         proto, types, batch_size=_batch(input_shapes, batch_size), name=model_name
     )
@@ -88,6 +94,7 @@ def analyse_model(
     probed: tuple[str, ...] = ()
     graph = draft
     if missing:
+        run_feeds = feeds if feeds is not None else generate_inputs(proto, input_shapes, seed=seed)
         observed = observe_types(proto, run_feeds, missing)
         types.update(observed)
         probed = tuple(observed)
@@ -97,9 +104,9 @@ def analyse_model(
         proto=proto,
         graph=graph,
         input_shapes=input_shapes,
-        feeds=run_feeds,
-        real_inputs=feeds is not None,
+        real_feeds=feeds,
         probed=probed,
+        seed=seed,
     )
 
 

@@ -101,7 +101,8 @@ def check_split(
     full_session, optimised = optimised_session(
         analysed.proto, opt_level=opt_level, threads=threads
     )
-    full = run_session(full_session, analysed.feeds)
+    feeds = analysed.feeds
+    full = run_session(full_session, feeds)
     # Spread over the cuts that keep ORT's fused kernels whole: a cut through a fused
     # kernel is valid but runs unfused kernels, which may differ in the last bits.
     candidates = enumerate_cuts(graph, keep_together=fusion_groups(graph, optimised))
@@ -113,7 +114,7 @@ def check_split(
         chain = ChainedModel.from_stages(
             stages, graph.outputs, threads=threads, opt_level=opt_level
         )
-        diff, bitwise, ok = compare_outputs(full, chain.run(analysed.feeds))
+        diff, bitwise, ok = compare_outputs(full, chain.run(feeds))
         results.append(
             CutCheck(
                 tensors=list(candidate.cut.tensors),
