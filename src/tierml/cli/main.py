@@ -198,7 +198,8 @@ def split(
         else:
             console().print(
                 table(
-                    f"{result.model}: {len(result.cuts)} of {result.valid_cuts} valid cuts, "
+                    f"{result.model}: {len(result.cuts)} of {result.fusion_preserving_cuts} "
+                    f"fusion-preserving cuts ({result.valid_cuts} valid), "
                     f"ORT optimisation {result.opt_level}",
                     ["position", "tensors", "bytes", "max |Δ|", "bitwise", "ok"],
                     [
@@ -214,7 +215,8 @@ def split(
                     ],
                 )
             )
-            console().print("chained == full: " + ("OK" if result.ok else "MISMATCH"))
+            verdict = "OK, bitwise" if result.bitwise else "OK, within 1e-5 relative"
+            console().print("chained == full: " + (verdict if result.ok else "MISMATCH"))
         if not result.ok:
             raise typer.Exit(1)
         return
