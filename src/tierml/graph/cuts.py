@@ -215,7 +215,7 @@ def _stages_upstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> 
     """Stage = how many cuts a node lies beyond (downstream of and not needed by them)."""
     stage_of = [-1 if n.constant else 0 for n in graph.nodes]
     for names in cuts:
-        beyond = _descendants(graph, names) - _ancestors(graph, names)
+        beyond = _descendants(graph, names) - ancestors(graph, names)
         for idx in beyond:
             stage_of[idx] += 1
     return stage_of
@@ -225,7 +225,7 @@ def _stages_downstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -
     """Stage = the first cut whose tensors need the node; the last stage otherwise."""
     stage_of = [-1 if n.constant else len(cuts) for n in graph.nodes]
     for k in reversed(range(len(cuts))):
-        for idx in _ancestors(graph, cuts[k]):
+        for idx in ancestors(graph, cuts[k]):
             stage_of[idx] = k
     return stage_of
 
@@ -249,7 +249,7 @@ def _pull_up_readers(
             break
         link, tensor = violation
         reader = next(c for c in graph.tensors[tensor].consumers if stage_of[c] > link)
-        moved = {i for i in _ancestors(graph, graph.nodes[reader].outputs) if stage_of[i] > link}
+        moved = {i for i in ancestors(graph, graph.nodes[reader].outputs) if stage_of[i] > link}
         trial = [link if i in moved else s for i, s in enumerate(stage_of)]
         if not all(any(trial[c] > link for c in graph.tensors[t].consumers) for t in named[link]):
             break
@@ -302,8 +302,11 @@ def _check_cuttable(graph: ModelGraph, name: str) -> None:
         )
 
 
-def _ancestors(graph: ModelGraph, names: Sequence[str]) -> set[int]:
-    """Compute nodes that the given tensors transitively depend on (their producers too)."""
+def ancestors(
+    graph: ModelGraph, names: Iterable[str], stop: Collection[str] = frozenset()
+) -> set[int]:
+    """Compute nodes the given tensors transitively depend on (their producers too),
+    not looking past the tensors in ``stop``."""
     seen: set[int] = set()
     stack = [graph.tensors[n].producer for n in names]
     while stack:
@@ -311,7 +314,7 @@ def _ancestors(graph: ModelGraph, names: Sequence[str]) -> set[int]:
         if idx is None or idx in seen or graph.nodes[idx].constant:
             continue
         seen.add(idx)
-        stack.extend(graph.tensors[i].producer for i in graph.nodes[idx].inputs)
+        stack.extend(graph.tensors[i].producer for i in graph.nodes[idx].inputs if i not in stop)
     return seen
 
 

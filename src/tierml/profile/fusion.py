@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from tierml.core.model_graph import ModelGraph
 from tierml.graph.builder import node_inputs
+from tierml.graph.cuts import ancestors
 from tierml.profile.sessions import OptLevel, make_session
 
 
@@ -43,21 +44,7 @@ def fusion_groups(graph: ModelGraph, optimised: onnx.GraphProto) -> list[frozens
         activations = {i for i in node_inputs(node) if i not in weights}  # + captures
         if not outputs or not activations <= set(graph.tensors):
             continue  # reads a tensor ORT created: its extent cannot be traced back
-        inputs = activations
-        covered = _between(graph, inputs, outputs)
+        covered = ancestors(graph, outputs, stop=activations)  # nodes between in and out
         if len(covered) > 1:
             groups.append(frozenset(covered))
     return groups
-
-
-def _between(graph: ModelGraph, inputs: set[str], outputs: list[str]) -> set[int]:
-    """Compute nodes on paths from ``inputs`` to ``outputs`` (walking back from outputs)."""
-    seen: set[int] = set()
-    stack = [graph.tensors[o].producer for o in outputs]
-    while stack:
-        idx = stack.pop()
-        if idx is None or idx in seen or graph.nodes[idx].constant:
-            continue
-        seen.add(idx)
-        stack.extend(graph.tensors[i].producer for i in graph.nodes[idx].inputs if i not in inputs)
-    return seen
