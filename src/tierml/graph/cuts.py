@@ -215,7 +215,7 @@ def _stages_upstream_first(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> 
     """Stage = how many cuts a node lies beyond (downstream of and not needed by them)."""
     stage_of = [-1 if n.constant else 0 for n in graph.nodes]
     for names in cuts:
-        beyond = _descendants(graph, names) - ancestors(graph, names)
+        beyond = descendants(graph, names) - ancestors(graph, names)
         for idx in beyond:
             stage_of[idx] += 1
     return stage_of
@@ -318,7 +318,7 @@ def ancestors(
     return seen
 
 
-def _descendants(graph: ModelGraph, names: Sequence[str]) -> set[int]:
+def descendants(graph: ModelGraph, names: Iterable[str]) -> set[int]:
     """Compute nodes that read the given tensors, transitively."""
     seen: set[int] = set()
     stack = [c for n in names for c in graph.tensors[n].consumers]

@@ -18,7 +18,7 @@ from onnx import helper
 
 from tierml.core.model_graph import ModelGraph, Partitioning, TensorKind
 from tierml.graph.builder import topological_order
-from tierml.graph.shapes import elem_type_from_name
+from tierml.graph.shapes import elem_type_from_name, infer_types
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def extract_stages(
     fusion decisions and the chained stages reproduce the full model bit for bit.
     """
     src = model.graph
-    declared_types = declared_types_of(model)
+    declared_types = boundary_types(model, graph)
     protos = [src.node[i] for i in topological_order(src)]
     initializers = {t.name: t for t in src.initializer}
     graph_outputs = set(graph.outputs)
@@ -131,6 +131,45 @@ def declared_types_of(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
         for v in [*g.value_info, *g.input, *g.output]
         if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type
     }
+
+
+def boundary_types(model: onnx.ModelProto, graph: ModelGraph) -> dict[str, onnx.TypeProto]:
+    """The source's declared types, minus fixed dims that are stale.
+
+    Exporters sometimes declare an intermediate with the example's size on a dynamic axis
+    (e.g. a sequence length). ONNX Runtime does not enforce declarations inside a graph but
+    does on graph inputs, so such a dim on a stage input would reject other sizes. A fixed
+    declared dim is dropped (left unknown) when it contradicts the shape resolved for this
+    run, or when inference from the model's own inputs finds that axis symbolic.
+    """
+    inferred = infer_types(model, None)
+    types = {}
+    for name, declared in declared_types_of(model).items():
+        resolved = graph.tensors[name].shape if name in graph.tensors else None
+        symbolic = _dims(inferred.get(name))
+        t = onnx.TypeProto()
+        t.CopyFrom(declared)
+        dims = t.tensor_type.shape.dim if t.tensor_type.HasField("shape") else []
+        for axis, d in enumerate(dims):
+            if not d.HasField("dim_value"):
+                continue
+            stale = resolved is not None and (
+                len(resolved) != len(dims) or resolved[axis] != d.dim_value
+            )
+            inferred_dim = symbolic[axis] if symbolic and len(symbolic) == len(dims) else None
+            if stale or isinstance(inferred_dim, str):
+                d.Clear()
+        types[name] = t
+    return types
+
+
+def _dims(type_proto: onnx.TypeProto | None) -> list[int | str | None] | None:
+    if type_proto is None or not type_proto.tensor_type.HasField("shape"):
+        return None
+    return [
+        int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None)
+        for d in type_proto.tensor_type.shape.dim
+    ]
 
 
 def _value_info(

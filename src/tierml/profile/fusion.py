@@ -3,8 +3,8 @@
 A cut between two nodes ORT would fuse (Conv+Add+Relu, the Erf form of GELU, Add +
 LayerNormalization, MatMul + bias …) forces the unfused kernels on both sides: results may
 then differ in the last bits and the split runs slower. ORT keeps the names of the tensors
-that remain visible after fusion, so each optimised node covers the original nodes that lie
-between its inputs and its outputs; groups of two or more are kept together by cut
+that remain visible after fusion, so each optimised node covers the original nodes on paths
+from its inputs to its outputs; groups of two or more are kept together by cut
 enumeration.
 """
 
@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from tierml.core.model_graph import ModelGraph
 from tierml.graph.builder import node_inputs
-from tierml.graph.cuts import ancestors
+from tierml.graph.cuts import ancestors, descendants
 from tierml.profile.sessions import OptLevel, make_session
 
 
@@ -38,13 +38,40 @@ def optimised_session(
 def fusion_groups(graph: ModelGraph, optimised: onnx.GraphProto) -> list[frozenset[int]]:
     """Sets (≥ 2) of compute nodes of ``graph`` that one optimised node computes."""
     weights = {t.name for t in optimised.initializer}
-    groups = []
+    groups: list[frozenset[int]] = []
     for node in optimised.node:
         outputs = [o for o in node.output if o in graph.tensors]
         activations = {i for i in node_inputs(node) if i not in weights}  # + captures
         if not outputs or not activations <= set(graph.tensors):
             continue  # reads a tensor ORT created: its extent cannot be traced back
-        covered = ancestors(graph, outputs, stop=activations)  # nodes between in and out
-        if len(covered) > 1:
-            groups.append(frozenset(covered))
+        # Nodes on a path from the node's inputs to its outputs. Walking back alone would
+        # climb past inputs ORT replaced (a constant-folded Shape, a merged duplicate).
+        covered = ancestors(graph, outputs, stop=activations) & descendants(graph, activations)
+        groups.extend(g for g in _chained_parts(graph, covered) if len(g) > 1)
     return groups
+
+
+def _chained_parts(graph: ModelGraph, nodes: set[int]) -> list[frozenset[int]]:
+    """Split ``nodes`` into parts linked by producer → consumer edges among them.
+
+    A fused kernel chains its nodes (Conv → Relu). Siblings that ORT merges side by side
+    (two Slices of one tensor becoming one Split) compute the same values either way, so
+    a cut between them changes nothing and is not blocked.
+    """
+    parent = {n: n for n in nodes}
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for n in nodes:
+        for out in graph.nodes[n].outputs:
+            for c in graph.tensors[out].consumers:
+                if c in nodes:
+                    parent[root(c)] = root(n)
+    parts: dict[int, set[int]] = {}
+    for n in nodes:
+        parts.setdefault(root(n), set()).add(n)
+    return [frozenset(p) for p in parts.values()]

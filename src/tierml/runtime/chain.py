@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from tierml.core.errors import ModelLoadError
+from tierml.core.errors import ModelLoadError, ModelNotRunnableError
 from tierml.graph import StageModel
 from tierml.profile.inputs import Array
 from tierml.profile.sessions import OptLevel, make_session
@@ -110,10 +110,16 @@ class ChainedModel:
             name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
             for name, value in feeds.items()
         }
-        for session, names, out_names in zip(
-            self._sessions, self._inputs, self._output_names, strict=True
+        for stage, (session, names, out_names) in enumerate(
+            zip(self._sessions, self._inputs, self._output_names, strict=True)
         ):
-            values = session.run_with_ort_values(out_names, {n: env[n] for n in names})
+            try:
+                values = session.run_with_ort_values(out_names, {n: env[n] for n in names})
+            except Exception as exc:
+                raise ModelNotRunnableError(
+                    f"Stage {stage} failed: {' '.join(str(exc).split())[:300]}",
+                    hint="Check the inputs match the model (`tierml inspect`).",
+                ) from exc
             env.update(zip(out_names, values, strict=True))
         return env
 
