@@ -4,8 +4,8 @@ Compared at ONNX Runtime's EXTENDED graph optimisation by default, over cuts tha
 kernel ORT fuses; there the chain is expected to be bitwise equal, and ``bitwise`` says
 whether it was. A cut passes (``ok``) when every float output is within
 1e-5 · max(1, max |full|) of the full model (relative to the output's scale; 4 ulps for
-float16/bfloat16 outputs) and every integer and bool output is identical — the bound that holds at the ALL level too, where
-layout transforms change summation order.
+float16 outputs) and every integer and bool output is identical: the bound that also holds
+at the ALL level, where layout transforms change summation order.
 """
 
 from __future__ import annotations
