@@ -119,7 +119,7 @@ def test_split_check_json_schema():
 
 def test_split_check_exits_1_on_mismatch(monkeypatch):
     # Any difference at all fails a tolerance below zero: the exit code must say so.
-    monkeypatch.setattr(split_check, "RELATIVE_TOLERANCE", -1.0)
+    monkeypatch.setattr(split_check, "tolerance", lambda dtype: -1.0)
     result = invoke("split", LIGHT / "light_zfnet512.onnx", "--check", "--cuts", "2")
     assert result.exit_code == 1
     assert "MISMATCH" in result.stdout
