@@ -31,7 +31,10 @@ class StageModel:
 
 
 def extract_stages(
-    model: onnx.ModelProto, graph: ModelGraph, partitioning: Partitioning
+    model: onnx.ModelProto,
+    graph: ModelGraph,
+    partitioning: Partitioning,
+    types: Mapping[str, onnx.TypeProto] | None = None,
 ) -> list[StageModel]:
     """One standalone model per stage.
 
@@ -40,9 +43,10 @@ def extract_stages(
     element type alone when the source does not annotate them. ONNX Runtime then knows
     as much about a boundary tensor in a stage as in the full model, so it makes the same
     fusion decisions and the chained stages reproduce the full model bit for bit.
+    ``types`` is ``boundary_types(model, graph)``, passed in when splitting many times.
     """
     src = model.graph
-    declared_types = boundary_types(model, graph)
+    declared_types = boundary_types(model, graph) if types is None else types
     protos = [src.node[i] for i in topological_order(src)]
     initializers = {t.name: t for t in src.initializer}
     graph_outputs = set(graph.outputs)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import onnx
 
 from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import build_model_graph, concrete, infer_types, load_model
+from tierml.graph.extract import boundary_types as stage_boundary_types
 from tierml.graph.shapes import Shape, TensorType, resolve_input_shapes
 from tierml.profile.inputs import Array, check_feeds, generate_inputs, load_npz
 from tierml.profile.shape_probe import observe_types
@@ -30,6 +32,11 @@ class AnalysedModel:
     real_feeds: Mapping[str, Array] | None  # the user's arrays, when given
     probed: tuple[str, ...]  # tensors whose type was observed by running the model
     seed: int = 0
+
+    @cached_property
+    def boundary_types(self) -> Mapping[str, onnx.TypeProto]:
+        """How stage boundaries are typed (see ``tierml.graph.extract.boundary_types``)."""
+        return stage_boundary_types(self.proto, self.graph)
 
     @property
     def feeds(self) -> Mapping[str, Array]:

@@ -36,7 +36,7 @@ def source_sha256(analysed: AnalysedModel) -> str:
 
 
 def build_stages(analysed: AnalysedModel, partitioning: Partitioning) -> list[StageModel]:
-    return extract_stages(analysed.proto, analysed.graph, partitioning)
+    return extract_stages(analysed.proto, analysed.graph, partitioning, analysed.boundary_types)
 
 
 def describe(
