@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 
+from tierml.core.errors import InputDataError
 from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import build_model_graph, concrete, infer_types, load_model
 from tierml.graph.extract import boundary_types as stage_boundary_types
@@ -48,8 +49,6 @@ class AnalysedModel:
 
 def parse_shape_options(options: Sequence[str]) -> dict[str, tuple[int, ...]]:
     """``["x=1,3,224,224", ...]`` → {"x": (1, 3, 224, 224)}; InputDataError when malformed."""
-    from tierml.core.errors import InputDataError
-
     shapes: dict[str, tuple[int, ...]] = {}
     for option in options:
         name, sep, dims = option.rpartition("=")
