@@ -80,3 +80,27 @@ class ZooError(TiermlError):
     """An unknown zoo model or exporter, or exporting needs the optional torch extra."""
 
     code = "E_ZOO"
+
+
+class CatalogError(TiermlError):
+    """A hardware/price catalog file is malformed; the message lists every problem."""
+
+    code = "E_CATALOG"
+
+
+class UnknownProfileError(TiermlError):
+    """A tier, link or radio profile name that no loaded catalog defines."""
+
+    code = "E_UNKNOWN_PROFILE"
+
+
+class CalibrationError(TiermlError):
+    """Predictor parameters are missing, unreadable, or from an incompatible version."""
+
+    code = "E_CALIBRATION"
+
+
+class CodecError(TiermlError):
+    """An unknown activation codec, bad codec parameters, or a payload that cannot decode."""
+
+    code = "E_CODEC"
