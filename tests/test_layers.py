@@ -15,8 +15,10 @@ PACKAGE = Path(tierml.__file__).parent
 RANKS = {
     "core": 0,
     "graph": 1,
+    "codecs": 1,
     "plan": 2,
     "profile": 3,
+    "catalog": 3,
     "adapt": 3,
     "zoo": 3,
     "registry": 4,

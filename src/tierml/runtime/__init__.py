@@ -1,0 +1,1 @@
+"""Running partitions: stage files and manifests, chained execution, split checks."""
