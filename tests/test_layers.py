@@ -20,7 +20,7 @@ RANKS = {
     "profile": 3,
     "catalog": 3,
     "adapt": 3,
-    "zoo": 3,
+    "zoo": 4,  # builds calibration sets: may use profile/
     "registry": 4,
     "runtime": 5,
     "server": 6,

@@ -12,6 +12,15 @@ from typing import Annotated
 
 import typer
 
+from tierml.cli import profiling
+from tierml.cli.options import (
+    BatchOpt,
+    FormatOpt,
+    InputsOpt,
+    ModelArg,
+    ShapeOpt,
+    shapes_of,
+)
 from tierml.cli.render import (
     OutputFormat,
     console,
@@ -36,39 +45,12 @@ app.add_typer(zoo_app, name="zoo")
 
 _state = {"debug": False}
 
-ModelArg = Annotated[Path, typer.Argument(help="Path to an ONNX model.", show_default=False)]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
-BatchOpt = Annotated[
-    int | None,
-    typer.Option("--batch", min=1, help="Batch size for a dynamic leading dimension [default: 1]."),
-]
-ShapeOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--shape",
-        help="Fix an input's dynamic dims: NAME=d0,d1,... (repeatable).",
-        show_default=False,
-    ),
-]
-InputsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--inputs", help="Real input arrays (.npz keyed by input name).", show_default=False
-    ),
-]
-
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     _state["debug"] = debug
-
-
-def _shapes(options: list[str] | None) -> dict[str, tuple[int, ...]]:
-    from tierml.profile.analysis import parse_shape_options
-
-    return parse_shape_options(options or [])
 
 
 @app.command()
@@ -85,7 +67,7 @@ def inspect(
     """
     from tierml.profile.inspection import inspect_model
 
-    result = inspect_model(model, batch_size=batch, shapes=_shapes(shape), inputs=inputs)
+    result = inspect_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
     if fmt is OutputFormat.JSON:
         print_json(result.to_dict())
         return
@@ -134,7 +116,7 @@ def cuts(
 
     from tierml.profile.inspection import list_cuts
 
-    rows = list_cuts(model, batch_size=batch, shapes=_shapes(shape), inputs=inputs)
+    rows = list_cuts(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
     if fmt is OutputFormat.JSON:
         print_json({"model": model.stem, "cuts": [asdict(r) for r in rows]})
         return
@@ -192,7 +174,9 @@ def split(
     if check:
         from tierml.runtime.split_check import check_split
 
-        result = check_split(model, cuts=k, batch_size=batch, shapes=_shapes(shape), inputs=inputs)
+        result = check_split(
+            model, cuts=k, batch_size=batch, shapes=shapes_of(shape), inputs=inputs
+        )
         if fmt is OutputFormat.JSON:
             print_json(result.to_dict())
         else:
@@ -232,7 +216,7 @@ def split(
         cut,
         out,
         batch_size=batch,
-        shapes=_shapes(shape),
+        shapes=shapes_of(shape),
         inputs=inputs,
         overwrite=overwrite,
     )
@@ -298,6 +282,10 @@ def zoo_build(
         )
     else:
         console().print(f"{name} ({exporter}) → {path} ({human_bytes(path.stat().st_size)})")
+
+
+app.command("profile")(profiling.profile)
+app.command("calibrate")(profiling.calibrate)
 
 
 def main() -> None:

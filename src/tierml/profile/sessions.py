@@ -36,11 +36,13 @@ def make_session(
     opt_level: OptLevel = OptLevel.EXTENDED,
     label: str = "model",
     optimized_model_path: str | None = None,
+    profile_prefix: str | None = None,
 ) -> ort.InferenceSession:
     """A CPU session with ``threads`` intra-op threads, sequential execution, quiet logs.
 
     ``model`` is a proto, serialized bytes, or a file path (needed above 2 GB).
-    ``optimized_model_path`` makes ORT write the graph it will run there.
+    ``optimized_model_path`` makes ORT write the graph it will run there;
+    ``profile_prefix`` turns on ORT's kernel profiler, writing its JSON there.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -58,6 +60,9 @@ def make_session(
         options.add_session_config_entry(
             "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
         )
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,217 @@
+"""`tierml profile` and `tierml calibrate`: measured and predicted latency, and fitting it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tierml.cli.options import BatchOpt, FormatOpt, InputsOpt, ModelArg, ShapeOpt, shapes_of
+from tierml.cli.render import OutputFormat, console, human_bytes, human_count, print_json, table
+
+ThreadsOpt = Annotated[
+    int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads (pinned count).")
+]
+CatalogOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--catalog", help="Extra catalog TOML file (repeatable).", show_default=False),
+]
+
+
+def profile(
+    model: ModelArg,
+    tier: Annotated[
+        str | None,
+        typer.Option("--tier", help="Predict for this catalog tier profile.", show_default=False),
+    ] = None,
+    segments: Annotated[
+        int, typer.Option("--segments", min=1, help="How many segments to cut the model into.")
+    ] = 8,
+    threads: ThreadsOpt = 1,
+    nodes: Annotated[bool, typer.Option("--nodes", help="Also show the per-node table.")] = False,
+    validate: Annotated[
+        bool,
+        typer.Option("--validate", help="Report predicted vs measured error on this host."),
+    ] = False,
+    params: Annotated[
+        Path | None,
+        typer.Option("--params", help="Latency-model file from `tierml calibrate`."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Measure again instead of reusing the cache.")
+    ] = False,
+    catalog: CatalogOpt = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Latency per segment (and node): measured here, predicted by the latency model.
+
+    Examples:
+      tierml profile resnet50.onnx
+      tierml profile resnet50.onnx --tier raspberry-pi-4 --nodes
+      tierml profile model.onnx --validate --format json
+    """
+    from tierml.catalog import load_catalog
+    from tierml.profile.analysis import analyse_model
+    from tierml.profile.host import this_host
+    from tierml.profile.model_profile import profile_model
+    from tierml.profile.model_profile import validate as validate_profile
+    from tierml.profile.predictor_store import tierml_home
+
+    tier_profile = load_catalog(catalog or []).tier(tier) if tier is not None else None
+    analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
+    result = profile_model(
+        analysed,
+        home=tierml_home(),
+        host=this_host(),
+        segments=segments,
+        threads=threads,
+        tier=tier_profile,
+        params=str(params) if params is not None else None,
+        use_cache=not no_cache,
+    )
+    if validate:
+        check = validate_profile(result)
+        if fmt is OutputFormat.JSON:
+            print_json(
+                {
+                    "model": check.model,
+                    "segments": check.segments,
+                    "median_ape": check.median_ape,
+                    "p90_ape": check.p90_ape,
+                }
+            )
+            return
+        console().print(
+            table(
+                f"{check.model}: predicted vs measured on this host",
+                ["segment", "measured ms", "predicted ms", "error"],
+                [
+                    [i, f"{m:.3f}", f"{p:.3f}", f"{abs(p - m) / m:.1%}"]
+                    for i, (m, p) in enumerate(check.per_segment)
+                ],
+            )
+        )
+        console().print(
+            f"median APE {check.median_ape:.1%} · p90 APE {check.p90_ape:.1%} · "
+            f"predictor {check.predictor}"
+            + ("" if check.predictor_matches_host else " (fitted on another host)")
+        )
+        return
+    if fmt is OutputFormat.JSON:
+        data = result.to_dict()
+        if not nodes:
+            data.pop("nodes")
+        print_json(data)
+        return
+    out = console()
+    tier_cols = [f"{result.tier} ms", "energy mJ"] if result.tier else []
+    out.print(
+        table(
+            f"{result.model} (batch {result.batch_size}, {result.threads} thread(s), "
+            f"{result.host}{', cached' if result.cached else ''})",
+            [
+                *("seg", "nodes", "MACs", "measured ms", "spread", "predicted ms"),
+                *tier_cols,
+                *("bytes out", "memory"),
+            ],
+            [
+                [
+                    r.index,
+                    f"{r.first} … {r.last} ({r.nodes})",
+                    human_count(r.macs),
+                    f"{r.measured_ms:.3f}" + (" noisy" if r.noisy else ""),
+                    f"{r.spread:.1%}",
+                    f"{r.predicted_ms:.3f}",
+                    *(
+                        [
+                            f"{r.tier_ms:.3f}" if r.tier_ms is not None else "-",
+                            f"{r.energy_mj:.1f}" if r.energy_mj is not None else "-",
+                        ]
+                        if result.tier
+                        else []
+                    ),
+                    human_bytes(r.bytes_out),
+                    human_bytes(r.memory_bytes) if r.memory_bytes is not None else "-",
+                ]
+                for r in result.segments
+            ],
+        )
+    )
+    out.print(
+        f"whole model {result.full_ms:.3f} ms · predictor {result.predictor}"
+        + ("" if result.predictor_matches_host else " (fitted on another host)")
+    )
+    if nodes:
+        out.print(
+            table(
+                "nodes (a fused kernel's time is shown on its head node)",
+                ["#", "node", "op", "class", "MACs", "measured ms", "fused into", "bytes out"],
+                [
+                    [
+                        n.index,
+                        n.name,
+                        n.op_type,
+                        n.op_class,
+                        human_count(n.macs),
+                        f"{n.measured_ms:.3f}" if n.fused_into is None else "",
+                        n.fused_into or "",
+                        human_bytes(n.bytes_out),
+                    ]
+                    for n in result.nodes
+                ],
+            )
+        )
+
+
+def calibrate(
+    threads: ThreadsOpt = 1,
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", help="Also calibrate on this ONNX file (repeatable)."),
+    ] = None,
+    zoo: Annotated[bool, typer.Option(help="Calibrate on the zoo (needs torch).")] = True,
+    onnx_models: Annotated[
+        bool, typer.Option(help="Calibrate on the onnx wheel's real topologies.")
+    ] = True,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the parameters to this file.", show_default=False),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Fit the latency predictor on this host; report its leave-one-model-out error.
+
+    Example: tierml calibrate --threads 1
+    """
+    from tierml.profile.predictor_store import tierml_home
+    from tierml.zoo.calibration_set import run_calibration
+
+    quiet = fmt is OutputFormat.JSON
+    result = run_calibration(
+        home=tierml_home(),
+        threads=threads,
+        extra_models=[str(m) for m in model or []],
+        zoo=zoo,
+        onnx_models=onnx_models,
+        out=out,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        progress=None if quiet else lambda text: console().print(text),
+    )
+    if fmt is OutputFormat.JSON:
+        print_json(result.to_dict())
+        return
+    console().print(
+        table(
+            "leave-one-model-out: each family predicted by a fit on all the others",
+            ["family", "segments", "median APE"],
+            [[f, n, f"{ape:.1%}"] for f, (n, ape) in result.families.items()],
+        )
+    )
+    console().print(
+        f"median APE over held-out segments {result.median_ape:.1%} · parameters → {result.path}"
+    )

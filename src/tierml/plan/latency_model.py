@@ -1,0 +1,213 @@
+"""The latency predictor: per-op-class regression, a segment correction, host → target.
+
+Kernel time (after Neurosurgeon, Kang et al. ASPLOS 2017, one regression per layer type):
+for a kernel of class c, t = a_c + b_c·MACs + c_c·activation bytes + d_c·weight bytes, all
+coefficients ≥ 0: a fixed launch cost, then compute-bound and memory-bound terms. The fit
+weights each kernel by 1/√t, between absolute error (dominated by the few largest
+kernels) and relative error (dominated by the thousands of µs-sized ones); non-negative
+linear terms extrapolate sanely to kernel sizes the calibration set lacks, which a
+log-space fit does not. Classes with few samples fall back to their throughput class's
+pooled fit, then to one global fit.
+
+Segment time: t = run_ms + scale · Σ kernels + boundary_ms_per_mb · MB entering and
+leaving. The constant is the per-run cost of a session; the boundary term the layout
+reorders and copies a standalone segment pays at its edges (ORT's NCHWc blocking).
+
+On another tier, each kernel's time is multiplied by host / target effective throughput
+of its throughput class (conv, gemm GFLOP/s; memory GB/s). Assumption: a tier runs the
+same kernels at a class-wide speed ratio, so a kernel's efficiency relative to its class
+is the same as on the host. It holds between CPUs running the same library; it does not
+capture a GPU's launch overheads on tiny kernels.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tierml.core.errors import CalibrationError
+from tierml.plan.op_classes import OpClass, ThroughputClass, throughput_class
+from tierml.plan.segment_features import PartFeatures, SegmentFeatures
+
+FORMAT = "tierml.latency-model/1"
+MIN_CLASS_SAMPLES = 8
+FLOOR_MS = 1e-3  # ORT reports kernel times in whole µs
+GLOBAL = "global"
+
+Vector = npt.NDArray[np.float64]
+
+
+def phi(part: PartFeatures) -> list[float]:
+    """[1, MMACs, activation MB, weight MB]: the regressors of a kernel's time in ms."""
+    return [
+        1.0,
+        part.macs / 1e6,
+        (part.in_bytes + part.out_bytes) / 1e6,
+        part.param_bytes / 1e6,
+    ]
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Fitted parameters; plain data so it can be stored, versioned and reloaded."""
+
+    weights: Mapping[str, tuple[float, ...]]  # class, "tc:<throughput class>" or "global"
+    samples: Mapping[str, int]
+    run_ms: float
+    scale: float
+    boundary_ms_per_mb: float
+    host_throughput: Mapping[str, float]  # conv/gemm GFLOP/s, memory GB/s on the host
+    threads: int
+    opt_level: str
+    host: str = ""  # fingerprint of the host the parameters were fitted on
+    fitted_on: tuple[str, ...] = ()
+    created: str = ""
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+    def weights_for(self, cls: OpClass) -> tuple[float, ...]:
+        for key in (cls.value, f"tc:{throughput_class(cls).value}", GLOBAL):
+            if key in self.weights:
+                return self.weights[key]
+        raise CalibrationError(
+            "The latency model has no global fit.", hint="Re-run `tierml calibrate`."
+        )
+
+    def kernel_ms(self, part: PartFeatures) -> float:
+        w = self.weights_for(part.op_class)
+        return sum(a * b for a, b in zip(w, phi(part), strict=True))
+
+    def segment_ms(
+        self, segment: SegmentFeatures, ratios: Mapping[ThroughputClass, float] | None = None
+    ) -> float:
+        """Predicted time of one run of the segment; ``ratios`` map host → target speed."""
+        ratio = dict.fromkeys(ThroughputClass, 1.0) | dict(ratios or {})
+        kernels = sum(
+            self.kernel_ms(p) * ratio[throughput_class(p.op_class)] for p in segment.parts
+        )
+        memory = ratio[ThroughputClass.MEMORY]
+        boundary = self.boundary_ms_per_mb * segment.boundary_bytes / 1e6
+        return (self.run_ms + boundary) * memory + self.scale * kernels
+
+    def ratios_to(self, target: Mapping[str, float]) -> dict[ThroughputClass, float]:
+        """Time multipliers host → a tier whose throughput (same units) is ``target``."""
+        ratios = {}
+        for tc in ThroughputClass:
+            host, tier = self.host_throughput.get(tc.value, 0.0), target.get(tc.value, 0.0)
+            if host <= 0 or tier <= 0:
+                raise CalibrationError(
+                    f"No {tc.value} throughput to compare host ({host}) and tier ({tier}).",
+                    hint="Re-run `tierml calibrate`, or give the tier's throughput.",
+                )
+            ratios[tc] = host / tier
+        return ratios
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "host": self.host,
+            "threads": self.threads,
+            "opt_level": self.opt_level,
+            "created": self.created,
+            "fitted_on": list(self.fitted_on),
+            "run_ms": self.run_ms,
+            "scale": self.scale,
+            "boundary_ms_per_mb": self.boundary_ms_per_mb,
+            "host_throughput": dict(self.host_throughput),
+            "weights": {k: list(v) for k, v in sorted(self.weights.items())},
+            "samples": dict(sorted(self.samples.items())),
+            "notes": dict(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "parameters") -> LatencyModel:
+        if data.get("format") != FORMAT:
+            raise CalibrationError(
+                f"{source} has format {data.get('format')!r}; this tierml reads {FORMAT!r}.",
+                hint="Re-run `tierml calibrate` to fit parameters for this version.",
+            )
+        try:
+            weights = {str(k): tuple(float(x) for x in v) for k, v in data["weights"].items()}
+            if any(len(w) != len(phi(_ZERO)) for w in weights.values()) or GLOBAL not in weights:
+                raise ValueError("weights have the wrong length or no global fit")
+            return cls(
+                weights=weights,
+                samples={str(k): int(v) for k, v in data["samples"].items()},
+                run_ms=float(data["run_ms"]),
+                scale=float(data["scale"]),
+                boundary_ms_per_mb=float(data["boundary_ms_per_mb"]),
+                host_throughput={str(k): float(v) for k, v in data["host_throughput"].items()},
+                threads=int(data["threads"]),
+                opt_level=str(data["opt_level"]),
+                host=str(data.get("host", "")),
+                fitted_on=tuple(str(m) for m in data.get("fitted_on", ())),
+                created=str(data.get("created", "")),
+                notes=dict(data.get("notes", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CalibrationError(
+                f"{source} is not a valid latency model: {exc}",
+                hint="Re-run `tierml calibrate`, or pass the file it wrote.",
+            ) from exc
+
+
+_ZERO = PartFeatures(OpClass.OTHER, 0, 0, 0, 0)
+
+
+def fit_kernel_weights(
+    kernels: Sequence[tuple[PartFeatures, float]],
+) -> tuple[dict[str, tuple[float, ...]], dict[str, int]]:
+    """Per-class non-negative regressions weighted by 1/√t, plus pooled fallbacks."""
+    if not kernels:
+        raise CalibrationError("No kernel timings to fit.", hint="Calibrate on some models.")
+    buckets: dict[str, list[tuple[PartFeatures, float]]] = {GLOBAL: list(kernels)}
+    for part, ms in kernels:
+        buckets.setdefault(part.op_class.value, []).append((part, ms))
+        buckets.setdefault(f"tc:{throughput_class(part.op_class).value}", []).append((part, ms))
+    weights, samples = {}, {}
+    for key, rows in buckets.items():
+        if len(rows) < MIN_CLASS_SAMPLES and key != GLOBAL:
+            continue
+        x = np.array([phi(p) for p, _ in rows])
+        y = np.maximum([ms for _, ms in rows], FLOOR_MS)
+        w = 1.0 / np.sqrt(y)
+        weights[key] = _nonnegative_lstsq(x * w[:, None], y * w)
+        samples[key] = len(rows)
+    return weights, samples
+
+
+def fit_segment_correction(
+    predicted_kernel_ms: Sequence[float], boundary_mb: Sequence[float], measured_ms: Sequence[float]
+) -> tuple[float, float, float]:
+    """(run_ms, scale, boundary_ms_per_mb) ≥ 0 minimising relative squared error."""
+    y = np.asarray(measured_ms, dtype=np.float64)
+    if y.size < 3 or np.any(y <= 0):
+        raise CalibrationError(
+            f"Need at least 3 positive segment timings to fit the correction, got {y.size}.",
+            hint="Calibrate on more models or more segments per model.",
+        )
+    x = np.column_stack([np.ones_like(y), predicted_kernel_ms, boundary_mb]) / y[:, None]
+    run_ms, scale, boundary = _nonnegative_lstsq(x, np.ones_like(y))
+    return run_ms, scale, boundary
+
+
+def _nonnegative_lstsq(x: Vector, y: Vector) -> tuple[float, ...]:
+    """Exact NNLS for a few unknowns: the best least-squares fit over every active set."""
+    best: tuple[float, Vector] | None = None
+    for k in range(1, x.shape[1] + 1):
+        for cols in itertools.combinations(range(x.shape[1]), k):
+            sol, *_ = np.linalg.lstsq(x[:, cols], y, rcond=None)
+            if np.any(sol < 0):
+                continue
+            full = np.zeros(x.shape[1])
+            full[list(cols)] = sol
+            err = float(np.sum((x @ full - y) ** 2))
+            if best is None or err < best[0]:
+                best = (err, full)
+    if best is None:  # every subset has a negative coefficient: nothing fits
+        raise CalibrationError("The latency model has no non-negative fit.")
+    return tuple(float(v) for v in best[1])

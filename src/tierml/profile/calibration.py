@@ -1,0 +1,254 @@
+"""Fitting the latency predictor on measured models, and judging it on models left out.
+
+For every calibration model: one kernel profile (per-kernel times → the per-class
+regressions) and its segments at two granularities (whole segments → the correction).
+Leave-one-model-out refits on all other model families and predicts the one left out,
+which is the error a user sees on a model tierml has never measured.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tierml.core.errors import CalibrationError
+from tierml.plan.latency_model import (
+    LatencyModel,
+    fit_kernel_weights,
+    fit_segment_correction,
+)
+from tierml.plan.op_classes import OpClass, ThroughputClass, throughput_class
+from tierml.plan.segment_features import (
+    KernelGroup,
+    PartFeatures,
+    SegmentFeatures,
+    part_features,
+    segment_features,
+)
+from tierml.profile.analysis import AnalysedModel, analyse_model
+from tierml.profile.kernel_profile import profile_kernels
+from tierml.profile.segment_timing import choose_segments, measure_segments
+from tierml.profile.sessions import OptLevel
+
+# Coarse segments (a tier's share of a model) and fine ones (a block or two) both occur
+# in plans; fitting the correction on both keeps it honest at either size.
+SEGMENT_COUNTS = (4, 10)
+
+
+@dataclass(frozen=True)
+class ModelMeasurements:
+    """What calibration keeps of one model: kernel and segment timings with features."""
+
+    name: str
+    family: str  # models of one family (sizes, exporters) are left out together
+    kernels: tuple[tuple[PartFeatures, float], ...]
+    segments: tuple[tuple[SegmentFeatures, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "kernels": [[_part_dict(p), ms] for p, ms in self.kernels],
+            "segments": [
+                [[_part_dict(p) for p in s.parts], s.boundary_bytes, ms] for s, ms in self.segments
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelMeasurements:
+        return cls(
+            name=str(data["name"]),
+            family=str(data["family"]),
+            kernels=tuple((_part(p), float(ms)) for p, ms in data["kernels"]),
+            segments=tuple(
+                (SegmentFeatures(tuple(_part(p) for p in parts), int(b)), float(ms))
+                for parts, b, ms in data["segments"]
+            ),
+        )
+
+
+def measure_model(
+    analysed: AnalysedModel,
+    *,
+    family: str,
+    threads: int = 1,
+    opt_level: OptLevel = OptLevel.ALL,
+    segment_counts: Sequence[int] = SEGMENT_COUNTS,
+) -> ModelMeasurements:
+    graph = analysed.graph
+    profile = profile_kernels(analysed, threads=threads, opt_level=opt_level)
+    groups = [KernelGroup(g.head, g.nodes) for g in profile.groups]
+    kernels = tuple((part_features(graph, g.nodes, g.head), g.ms) for g in profile.groups)
+    weight = {n: g.ms / len(g.nodes) for g in profile.groups for n in g.nodes}
+    segments: list[tuple[SegmentFeatures, float]] = []
+    for count in segment_counts:
+        partitioning = choose_segments(graph, count, groups=groups, weight=weight)
+        timings = measure_segments(
+            analysed, partitioning, threads=threads, opt_level=opt_level, memory=False
+        )
+        segments += [(segment_features(graph, groups, t.nodes), t.ms) for t in timings]
+    return ModelMeasurements(graph.name, family, kernels, tuple(segments))
+
+
+def fit_latency_model(
+    measurements: Sequence[ModelMeasurements],
+    *,
+    threads: int,
+    opt_level: str,
+    host: str = "",
+    created: str = "",
+) -> LatencyModel:
+    kernels = [k for m in measurements for k in m.kernels]
+    weights, samples = fit_kernel_weights(kernels)
+    bare = LatencyModel(
+        weights=weights,
+        samples=samples,
+        run_ms=0.0,
+        scale=1.0,
+        boundary_ms_per_mb=0.0,
+        host_throughput={},
+        threads=threads,
+        opt_level=opt_level,
+    )
+    segments = [s for m in measurements for s in m.segments]
+    run_ms, scale, boundary = fit_segment_correction(
+        [sum(bare.kernel_ms(p) for p in s.parts) for s, _ in segments],
+        [s.boundary_bytes / 1e6 for s, _ in segments],
+        [ms for _, ms in segments],
+    )
+    return LatencyModel(
+        weights=weights,
+        samples=samples,
+        run_ms=run_ms,
+        scale=scale,
+        boundary_ms_per_mb=boundary,
+        host_throughput=host_throughput(kernels),
+        threads=threads,
+        opt_level=opt_level,
+        host=host,
+        fitted_on=tuple(m.name for m in measurements),
+        created=created,
+    )
+
+
+def host_throughput(kernels: Sequence[tuple[PartFeatures, float]]) -> dict[str, float]:
+    """Effective conv/gemm GFLOP/s and memory GB/s over the calibration kernels."""
+    work = dict.fromkeys(ThroughputClass, 0.0)
+    ms = dict.fromkeys(ThroughputClass, 0.0)
+    for part, t in kernels:
+        tc = throughput_class(part.op_class)
+        if tc is ThroughputClass.MEMORY:
+            work[tc] += part.in_bytes + part.out_bytes + part.param_bytes  # bytes
+        else:
+            work[tc] += 2.0 * part.macs  # FLOPs: 2 per multiply-accumulate
+        ms[tc] += t
+    # FLOP/ms ÷ 1e6 = GFLOP/s; bytes/ms ÷ 1e6 = GB/s.
+    return {tc.value: work[tc] / ms[tc] / 1e6 for tc in ThroughputClass if ms[tc] > 0}
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    name: str
+    family: str
+    apes: tuple[float, ...]  # absolute percentage errors of its segments, as fractions
+
+    @property
+    def median_ape(self) -> float:
+        return statistics.median(self.apes)
+
+
+def leave_one_model_out(
+    measurements: Sequence[ModelMeasurements],
+    fit: Callable[[Sequence[ModelMeasurements]], LatencyModel],
+) -> list[HeldOut]:
+    families = sorted({m.family for m in measurements})
+    if len(families) < 2:
+        raise CalibrationError(
+            f"Leave-one-model-out needs two model families, got {families}.",
+            hint="Calibrate on more models.",
+        )
+    result = []
+    for family in families:
+        model = fit([m for m in measurements if m.family != family])
+        for m in measurements:
+            if m.family == family:
+                result.append(HeldOut(m.name, family, segment_apes(model, m.segments)))
+    return result
+
+
+def segment_apes(
+    model: LatencyModel, segments: Sequence[tuple[SegmentFeatures, float]]
+) -> tuple[float, ...]:
+    return tuple(abs(model.segment_ms(s) - ms) / ms for s, ms in segments if ms > 0)
+
+
+def _part_dict(p: PartFeatures) -> list[Any]:
+    return [p.op_class.value, p.macs, p.in_bytes, p.out_bytes, p.param_bytes]
+
+
+def _part(row: Sequence[Any]) -> PartFeatures:
+    cls, macs, i, o, w = row
+    return PartFeatures(OpClass(cls), int(macs), int(i), int(o), int(w))
+
+
+@dataclass(frozen=True)
+class CalibrationSource:
+    """One model to calibrate on: a file and the input shapes to run it at."""
+
+    name: str
+    family: str
+    path: str
+    shapes: Mapping[str, Sequence[int]]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    model: LatencyModel
+    held_out: tuple[HeldOut, ...]
+    measurements: tuple[ModelMeasurements, ...]
+
+    @property
+    def median_ape(self) -> float:
+        return statistics.median(a for h in self.held_out for a in h.apes)
+
+    def per_family(self) -> dict[str, float]:
+        """Median held-out error per model family."""
+        apes: dict[str, list[float]] = {}
+        for h in self.held_out:
+            apes.setdefault(h.family, []).extend(h.apes)
+        return {f: statistics.median(a) for f, a in sorted(apes.items())}
+
+
+def calibrate(
+    sources: Sequence[CalibrationSource],
+    *,
+    threads: int,
+    host: str,
+    created: str,
+    cached: Mapping[str, ModelMeasurements] | None = None,
+    on_measured: Callable[[CalibrationSource, ModelMeasurements], None] | None = None,
+) -> Calibration:
+    """Measure every source (or take its cached measurements), fit, and hold each out."""
+    measurements = []
+    for source in sources:
+        m = (cached or {}).get(source.name)
+        if m is None:
+            analysed = analyse_model(source.path, shapes=source.shapes or None)
+            m = measure_model(analysed, family=source.family, threads=threads)
+            m = ModelMeasurements(source.name, source.family, m.kernels, m.segments)
+        if on_measured is not None:
+            on_measured(source, m)
+        measurements.append(m)
+
+    def fit(subset: Sequence[ModelMeasurements]) -> LatencyModel:
+        return fit_latency_model(subset, threads=threads, opt_level=OptLevel.ALL.value)
+
+    held_out = leave_one_model_out(measurements, fit)
+    final = fit_latency_model(
+        measurements, threads=threads, opt_level=OptLevel.ALL.value, host=host, created=created
+    )
+    summary = {h.name: round(h.median_ape, 4) for h in held_out}
+    final = replace(final, notes={"held_out_median_ape": summary})
+    return Calibration(final, tuple(held_out), tuple(measurements))

@@ -1,0 +1,196 @@
+"""Per-segment latency and memory: each segment as its own ORT session, as a tier runs it.
+
+Segments are timed interleaved (every repetition runs every segment once, in order, each
+on the previous one's real outputs), so a slow period of the host hits all of them alike.
+A segment whose spread exceeds ``NOISY_SPREAD`` is measured again with more repetitions;
+if it stays noisy the figure is returned flagged, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from tierml.core.model_graph import ModelGraph, Partitioning, TensorKind
+from tierml.graph.cuts import CandidateCut, enumerate_cuts, partitioning_at_positions
+from tierml.graph.extract import StageModel, extract_stages
+from tierml.plan.segment_features import KernelGroup
+from tierml.profile.analysis import AnalysedModel
+from tierml.profile.inputs import Array
+from tierml.profile.kernel_profile import _kernel_times
+from tierml.profile.sessions import OptLevel, make_session, run_session
+from tierml.profile.spread import NOISY_SPREAD, relative_spread
+
+REMEASURE_ROUNDS = 2  # extra rounds for noisy segments, each with twice the repetitions
+
+
+@dataclass(frozen=True)
+class SegmentTiming:
+    index: int
+    nodes: tuple[int, ...]
+    ms: float  # median over repetitions
+    spread: float  # interquartile range / median
+    noisy: bool  # still beyond NOISY_SPREAD after re-measuring
+    repetitions: int
+    bytes_out: int  # activations leaving for the next segment (0 for the last)
+    param_bytes: int
+    peak_arena_bytes: int | None  # ORT's arena peak in one run (activations, workspace)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.peak_arena_bytes is None else self.peak_arena_bytes + self.param_bytes
+
+
+def choose_segments(
+    graph: ModelGraph,
+    count: int,
+    *,
+    groups: Sequence[KernelGroup] = (),
+    weight: Mapping[int, float] | None = None,
+) -> Partitioning:
+    """At most ``count`` segments of about equal weight, cut where few bytes cross.
+
+    ``weight`` is per node (measured ms); MACs when absent. Cuts never split a kernel
+    group, so each segment runs the kernels the full model runs.
+    """
+    candidates = enumerate_cuts(graph, keep_together=[g.nodes for g in groups if len(g.nodes) > 1])
+    if count <= 1 or not candidates:
+        return partitioning_at_positions(graph, [])
+    order = [n.index for n in graph.nodes if not n.constant]
+    w = [max(weight.get(i, 0.0), 0.0) if weight else float(graph.nodes[i].macs) for i in order]
+    prefix = [0.0]
+    for v in w:
+        prefix.append(prefix[-1] + v)
+    total = prefix[-1] or 1.0
+    chosen: list[int] = []
+    for k in range(1, count):
+        # Later than the last cut, and leaving a candidate for every cut still to place.
+        later = [c for c in candidates if not chosen or c.position > chosen[-1]]
+        usable = later[: max(len(later) - (count - 1 - k), 0)]
+        if not usable:
+            break
+        chosen.append(_best_cut(usable, prefix, total * k / count, total / (4 * count)))
+    return partitioning_at_positions(graph, chosen)
+
+
+def _best_cut(
+    candidates: Sequence[CandidateCut], prefix: Sequence[float], target: float, window: float
+) -> int:
+    near = [c for c in candidates if abs(prefix[c.position] - target) <= window]
+    if near:  # within a quarter segment of the target: the one sending fewest bytes
+        return min(near, key=lambda c: (c.cut.nbytes, abs(prefix[c.position] - target))).position
+    return min(candidates, key=lambda c: abs(prefix[c.position] - target)).position
+
+
+def measure_segments(
+    analysed: AnalysedModel,
+    partitioning: Partitioning,
+    *,
+    threads: int = 1,
+    opt_level: OptLevel = OptLevel.ALL,
+    warmup: int = 2,
+    repetitions: int = 10,
+    memory: bool = True,
+    noisy_spread: float = NOISY_SPREAD,
+) -> list[SegmentTiming]:
+    stages = extract_stages(analysed.proto, analysed.graph, partitioning, analysed.boundary_types)
+    sessions = [
+        make_session(s.model, threads=threads, opt_level=opt_level, label=f"segment {s.stage}")
+        for s in stages
+    ]
+    feeds = _stage_feeds(analysed.feeds, stages, sessions)
+    times = _interleaved(sessions, feeds, range(len(stages)), warmup, repetitions)
+    reps = dict.fromkeys(range(len(stages)), repetitions)
+    for round_ in range(REMEASURE_ROUNDS):
+        noisy = [i for i, t in times.items() if relative_spread(t) > noisy_spread]
+        if not noisy:
+            break
+        more = repetitions * 2 ** (round_ + 1)
+        times.update(_interleaved(sessions, feeds, noisy, 1, more))
+        reps.update(dict.fromkeys(noisy, more))
+    result = []
+    for i, stage in enumerate(stages):
+        spread = relative_spread(times[i])
+        cut = partitioning.cuts[i] if i < len(partitioning.cuts) else None
+        result.append(
+            SegmentTiming(
+                index=i,
+                nodes=stage.nodes,
+                ms=statistics.median(times[i]),
+                spread=spread,
+                noisy=spread > noisy_spread,
+                repetitions=reps[i],
+                bytes_out=0 if cut is None else cut.nbytes,
+                param_bytes=sum(t.ByteSize() for t in stage.model.graph.initializer),
+                peak_arena_bytes=_arena_peak(stage, feeds[i], threads, opt_level)
+                if memory
+                else None,
+            )
+        )
+    return result
+
+
+def _param_bytes(graph: ModelGraph, nodes: Sequence[int]) -> int:
+    """Weights the segment holds: initializers and weights computed from them."""
+    weights = {
+        i
+        for n in nodes
+        for i in graph.nodes[n].inputs
+        if graph.tensors[i].kind in (TensorKind.INITIALIZER, TensorKind.CONSTANT)
+    }
+    return sum(graph.tensors[w].nbytes for w in weights)
+
+
+def _stage_feeds(
+    feeds: Mapping[str, Array],
+    stages: Sequence[StageModel],
+    sessions: Sequence[ort.InferenceSession],
+) -> list[dict[str, Array]]:
+    """Each stage's real inputs: the graph inputs and the outputs of the stages before it."""
+    values: dict[str, Array] = dict(feeds)
+    result = []
+    for stage, session in zip(stages, sessions, strict=True):
+        stage_feeds = {name: values[name] for name in stage.inputs}
+        result.append(stage_feeds)
+        values.update(run_session(session, stage_feeds, label=f"segment {stage.stage}"))
+    return result
+
+
+def _interleaved(
+    sessions: Sequence[ort.InferenceSession],
+    feeds: Sequence[Mapping[str, Array]],
+    which: Sequence[int] | range,
+    warmup: int,
+    repetitions: int,
+) -> dict[int, list[float]]:
+    times: dict[int, list[float]] = {i: [] for i in which}
+    for rep in range(warmup + repetitions):
+        for i in which:
+            start = time.perf_counter_ns()
+            sessions[i].run(None, feeds[i])
+            if rep >= warmup:
+                times[i].append((time.perf_counter_ns() - start) / 1e6)
+    return times
+
+
+def _arena_peak(
+    stage: StageModel, feeds: Mapping[str, Array], threads: int, opt_level: OptLevel
+) -> int | None:
+    """ORT's own memory accounting for one profiled run of the segment."""
+    with tempfile.TemporaryDirectory(prefix="tierml-mem-") as tmp:
+        session = make_session(
+            stage.model,
+            threads=threads,
+            opt_level=opt_level,
+            profile_prefix=str(Path(tmp) / "mem"),
+        )
+        session.run(None, dict(feeds))
+        events = json.loads(Path(session.end_profiling()).read_text())
+    return _kernel_times(events, skip=0)[1]

@@ -1,0 +1,176 @@
+"""The models `tierml calibrate` fits the latency predictor on.
+
+The zoo, exported at more than one size so each architecture contributes kernels of
+several shapes, plus the real topologies shipped in the onnx wheel (constant weights:
+timing does not depend on weight values). Exports are cached; a family groups the sizes
+of one architecture so leave-one-model-out leaves all of them out together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from tierml.core.errors import OutputPathError
+from tierml.profile.calibration import CalibrationSource, ModelMeasurements, calibrate
+from tierml.profile.host import this_host
+from tierml.profile.predictor_store import save_latency_model
+from tierml.zoo.catalog import get_entry
+from tierml.zoo.export import export_zoo_model
+
+# (zoo model, sizes): image side or sequence length. Sizes are kept small enough that a
+# full calibration stays within a few minutes on 2 cores.
+ZOO_SIZES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("resnet18", (224, 128)),
+    ("resnet50", (224,)),
+    ("mobilenetv2", (224, 160)),
+    ("inception", (224,)),
+    ("vgg16", (128,)),
+    ("tiny_yolov2", (256,)),
+    ("transformer", (128, 32, 256)),
+)
+ONNX_LIGHT = (
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+)
+
+
+def onnx_light_sources() -> list[CalibrationSource]:
+    folder = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    return [
+        CalibrationSource(f"onnx-{n}", f"onnx-{n}", str(folder / f"light_{n}.onnx"), {})
+        for n in ONNX_LIGHT
+        if (folder / f"light_{n}.onnx").is_file()
+    ]
+
+
+def zoo_sources(
+    cache: Path,
+    *,
+    sizes: Sequence[tuple[str, tuple[int, ...]]] = ZOO_SIZES,
+    on_export: Callable[[str], None] | None = None,
+) -> list[CalibrationSource]:
+    """Export (or reuse) the zoo models; empty when torch is not installed."""
+    if importlib.util.find_spec("torch") is None:
+        return []
+    sources = []
+    for name, model_sizes in sizes:
+        entry = get_entry(name)
+        for size in model_sizes:
+            path = cache / f"{name}-{size}.onnx"
+            if not path.is_file():
+                if on_export is not None:
+                    on_export(f"{name} at {size}")
+                export_zoo_model(name, path, **{entry.size_option: size})
+            shapes = {} if entry.kind == "image" else {n: [1, size] for n in entry.input_names}
+            sources.append(CalibrationSource(f"{name}@{size}", name, str(path), shapes))
+    return sources
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    path: Path  # where the parameters were saved
+    median_ape: float  # over every held-out segment
+    families: dict[str, tuple[int, float]]  # family → (segments, median held-out APE)
+    models: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "median_ape": self.median_ape,
+            "models": self.models,
+            "families": {
+                f: {"segments": n, "median_ape": a} for f, (n, a) in self.families.items()
+            },
+        }
+
+
+def run_calibration(
+    *,
+    home: Path,
+    threads: int,
+    created: str,
+    extra_models: Sequence[str] = (),
+    zoo: bool = True,
+    onnx_models: bool = True,
+    out: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CalibrationRun:
+    """Measure the calibration set (reusing cached measurements), fit, save a new version."""
+    say = progress or (lambda _text: None)
+    host = this_host()
+    sources = [CalibrationSource(Path(p).stem, Path(p).stem, str(p), {}) for p in extra_models]
+    if onnx_models:
+        sources += onnx_light_sources()
+    if zoo:
+        sources += zoo_sources(home / "cache" / "zoo", on_export=lambda m: say(f"export {m}"))
+    cache = home / "calibration" / f"{host.fingerprint}-t{threads}"
+    keys = {s.name: f"{s.name}-{_file_sha(s.path)}" for s in sources}
+    cached = {}
+    for s in sources:
+        found = _read_measurements(cache / f"{keys[s.name]}.json")
+        if found is not None:
+            cached[s.name] = found
+
+    def keep(source: CalibrationSource, m: ModelMeasurements) -> None:
+        if source.name not in cached:
+            _write_measurements(cache / f"{keys[source.name]}.json", m)
+        say(f"measured {source.name}: {len(m.kernels)} kernels, {len(m.segments)} segments")
+
+    result = calibrate(
+        sources,
+        threads=threads,
+        host=host.fingerprint,
+        created=created,
+        cached=cached,
+        on_measured=keep,
+    )
+    path = save_latency_model(result.model, home)
+    if out is not None:
+        try:
+            out.write_text(json.dumps(result.model.to_dict(), indent=1))
+        except OSError as exc:
+            raise OutputPathError(
+                f"Cannot write {out}: {exc.strerror}.", hint="Pick a writable --out path."
+            ) from exc
+    families = {}
+    for family, ape in result.per_family().items():
+        n = sum(len(h.apes) for h in result.held_out if h.family == family)
+        families[family] = (n, ape)
+    return CalibrationRun(path, result.median_ape, families, len(result.measurements))
+
+
+def _file_sha(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _read_measurements(path: Path) -> ModelMeasurements | None:
+    try:
+        return ModelMeasurements.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or from an older format: measure again
+
+
+def _write_measurements(path: Path, m: ModelMeasurements) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(m.to_dict()))
+    tmp.replace(path)

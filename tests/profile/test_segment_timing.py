@@ -1,0 +1,66 @@
+"""Segments: chosen without splitting kernels, timed interleaved, noisy ones re-measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from tierml.plan.segment_features import KernelGroup
+from tierml.profile.analysis import analyse_model
+from tierml.profile.kernel_profile import profile_kernels
+from tierml.profile.segment_timing import REMEASURE_ROUNDS, choose_segments, measure_segments
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+@pytest.fixture(scope="module")
+def squeezenet():
+    analysed = analyse_model(LIGHT / "light_squeezenet.onnx")
+    profile = profile_kernels(analysed, runs=3)
+    groups = [KernelGroup(g.head, g.nodes) for g in profile.groups]
+    return analysed, profile, groups
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 8])
+def test_segments_are_balanced_and_keep_kernels_whole(squeezenet, count):
+    analysed, profile, groups = squeezenet
+    weight = {n: g.ms / len(g.nodes) for g in profile.groups for n in g.nodes}
+    part = choose_segments(analysed.graph, count, groups=groups, weight=weight)
+    assert 1 <= part.stages <= count
+    for g in groups:
+        assert len({part.stage_of[n] for n in g.nodes}) == 1, "a kernel group was split"
+    if count > 1:
+        assert part.stages == count
+        per_stage = [
+            sum(weight.get(n, 0.0) for n in part.nodes_of(s)) for s in range(part.stages)
+        ]
+        assert max(per_stage) < 3 * sum(per_stage) / count  # no segment holds most of it
+
+
+def test_measured_segments_add_up_to_the_model(squeezenet):
+    analysed, profile, groups = squeezenet
+    part = choose_segments(analysed.graph, 4, groups=groups)
+    timings = measure_segments(analysed, part, repetitions=5)
+    assert [t.index for t in timings] == [0, 1, 2, 3]
+    assert [t.bytes_out for t in timings] == [c.nbytes for c in part.cuts] + [0]
+    assert all(t.ms > 0 and t.repetitions >= 5 for t in timings)
+    assert all(t.memory_bytes is not None and t.memory_bytes > t.param_bytes for t in timings)
+    total = sum(t.ms for t in timings)
+    # Four sessions cost four per-run overheads and reorders, but not a second model.
+    assert 0.5 * profile.run_ms < total < 2.5 * profile.run_ms
+    nodes = sorted(n for t in timings for n in t.nodes)
+    assert nodes == sorted(n.index for n in analysed.graph.compute_nodes)
+
+
+def test_noisy_segments_are_remeasured_and_flagged(squeezenet):
+    analysed, _, groups = squeezenet
+    part = choose_segments(analysed.graph, 2, groups=groups)
+    # No real timing has zero spread: every segment counts as noisy at a bound of 0.
+    timings = measure_segments(analysed, part, repetitions=4, memory=False, noisy_spread=0.0)
+    assert all(t.noisy for t in timings)
+    assert all(t.repetitions == 4 * 2**REMEASURE_ROUNDS for t in timings)
+    quiet = measure_segments(analysed, part, repetitions=4, memory=False, noisy_spread=10.0)
+    assert not any(t.noisy for t in quiet)
+    assert all(t.repetitions == 4 and t.peak_arena_bytes is None for t in quiet)
