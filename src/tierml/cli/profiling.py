@@ -55,14 +55,17 @@ def profile(
       tierml profile resnet50.onnx --tier raspberry-pi-4 --nodes
       tierml profile model.onnx --validate --format json
     """
-    from tierml.catalog import load_catalog
     from tierml.profile.analysis import analyse_model
     from tierml.profile.host import this_host
     from tierml.profile.model_profile import profile_model
     from tierml.profile.model_profile import validate as validate_profile
     from tierml.profile.predictor_store import tierml_home
 
-    tier_profile = load_catalog(catalog or []).tier(tier) if tier is not None else None
+    tier_profile = None
+    if tier is not None:
+        from tierml.catalog import load_catalog
+
+        tier_profile = load_catalog(catalog or []).tier(tier)
     analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
     result = profile_model(
         analysed,

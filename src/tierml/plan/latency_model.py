@@ -125,9 +125,10 @@ class LatencyModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "parameters") -> LatencyModel:
-        if data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+        if found != FORMAT:
             raise CalibrationError(
-                f"{source} has format {data.get('format')!r}; this tierml reads {FORMAT!r}.",
+                f"{source} has format {found!r}; this tierml reads {FORMAT!r}.",
                 hint="Re-run `tierml calibrate` to fit parameters for this version.",
             )
         try:

@@ -13,9 +13,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tierml.core.tiers import TierProfile
 from tierml.plan.latency_model import LatencyModel
 from tierml.plan.op_classes import op_class
 from tierml.plan.segment_features import KernelGroup, segment_features
@@ -25,6 +24,9 @@ from tierml.profile.kernel_profile import KernelProfile, NodeGroup, profile_kern
 from tierml.profile.predictor_store import load_latency_model
 from tierml.profile.segment_timing import SegmentTiming, choose_segments, measure_segments
 from tierml.profile.sessions import OptLevel
+
+if TYPE_CHECKING:
+    from tierml.core.tiers import TierProfile
 
 CACHE_FORMAT = "tierml.profile/1"
 

@@ -1,0 +1,109 @@
+"""A model's profile: measured once, cached by model/shape/threads/host, predicted from data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from tierml.profile.analysis import analyse_model
+from tierml.profile.host import Host, this_host
+from tierml.profile.model_profile import (
+    build_profile,
+    cache_key,
+    load_measured,
+    measure,
+    profile_model,
+    validate,
+)
+from tierml.profile.predictor_store import load_latency_model
+from tierml.profile.sessions import OptLevel
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+SQUEEZENET = LIGHT / "light_squeezenet.onnx"
+
+
+@pytest.fixture(scope="module")
+def squeezenet():
+    return analyse_model(SQUEEZENET)
+
+
+def test_profile_rows_cover_the_model(squeezenet, tmp_path):
+    result = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=4)
+    graph = squeezenet.graph
+    assert len(result.segments) == 4 and not result.cached
+    assert sum(r.nodes for r in result.segments) == len(graph.compute_nodes)
+    assert sum(r.macs for r in result.segments) == graph.total_macs
+    assert result.segments[-1].bytes_out == 0 and all(r.bytes_out > 0 for r in result.segments[:-1])
+    assert all(r.measured_ms > 0 and r.predicted_ms > 0 for r in result.segments)
+    assert all(r.tier_ms is None and r.energy_mj is None for r in result.segments)
+    assert [n.index for n in result.nodes] == [n.index for n in graph.compute_nodes]
+    heads = [n for n in result.nodes if n.fused_into is None]
+    assert sum(n.measured_ms for n in heads) == pytest.approx(
+        sum(n.measured_ms for n in result.nodes)
+    )
+    assert any(n.fused_into for n in result.nodes)  # squeezenet's Relus fuse into its Convs
+    json.dumps(result.to_dict())  # plain data
+
+
+def test_second_profile_comes_from_the_cache(squeezenet, tmp_path):
+    first = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3)
+    files = list((tmp_path / "profiles").iterdir())
+    assert len(files) == 1
+    second = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3)
+    assert second.cached and second.segments == first.segments
+    fresh = profile_model(
+        squeezenet, home=tmp_path, host=this_host(), segments=3, use_cache=False
+    )
+    assert not fresh.cached
+
+
+def test_cache_key_changes_with_what_changes_timings(squeezenet):
+    host = this_host()
+    base = dict(segments=4, threads=1, host=host, opt_level=OptLevel.ALL)
+    key = cache_key(squeezenet, **base)
+    other_host = Host("another CPU", host.logical_cpus, host.machine, host.onnxruntime)
+    variants = [
+        base | {"threads": 2},
+        base | {"segments": 5},
+        base | {"host": other_host},
+        base | {"opt_level": OptLevel.EXTENDED},
+    ]
+    assert len({key, *(cache_key(squeezenet, **v) for v in variants)}) == 5
+
+
+def test_cache_key_changes_with_the_batch(zoo_path):
+    path = zoo_path("resnet18", image_size=32)
+    base = dict(segments=4, threads=1, host=this_host(), opt_level=OptLevel.ALL)
+    one, two = (cache_key(analyse_model(path, batch_size=b), **base) for b in (1, 2))
+    assert one != two
+
+
+def test_a_corrupt_cache_entry_is_measured_again(squeezenet, tmp_path):
+    profile_model(squeezenet, home=tmp_path, host=this_host(), segments=2)
+    (entry,) = (tmp_path / "profiles").iterdir()
+    entry.write_text("{truncated")
+    assert load_measured(entry) is None
+    again = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=2)
+    assert not again.cached
+    assert load_measured(entry) is not None
+
+
+def test_validation_compares_prediction_with_measurement(squeezenet, tmp_path):
+    loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
+    measured = measure(squeezenet, segments=4, threads=1)
+    profile = build_profile(
+        squeezenet,
+        measured,
+        loaded.model,
+        predictor=loaded.source,
+        predictor_matches_host=loaded.matches_host,
+        host=this_host(),
+    )
+    check = validate(profile)
+    assert check.segments == 4
+    apes = sorted(abs(p - m) / m for m, p in check.per_segment)
+    assert check.median_ape == pytest.approx((apes[1] + apes[2]) / 2)
+    assert apes[2] <= check.p90_ape <= apes[3]
