@@ -75,7 +75,13 @@ def zoo_sources(
             if not path.is_file():
                 if on_export is not None:
                     on_export(f"{name} at {size}")
-                export_zoo_model(name, path, **{entry.size_option: size})
+                image = entry.size_option == "image_size"
+                export_zoo_model(
+                    name,
+                    path,
+                    image_size=size if image else None,
+                    seq_len=None if image else size,
+                )
             shapes = {} if entry.kind == "image" else {n: [1, size] for n in entry.input_names}
             sources.append(CalibrationSource(f"{name}@{size}", name, str(path), shapes))
     return sources
