@@ -286,6 +286,7 @@ def zoo_build(
 
 app.command("profile")(profiling.profile)
 app.command("calibrate")(profiling.calibrate)
+app.command("codecs")(profiling.codecs)
 
 
 def main() -> None:

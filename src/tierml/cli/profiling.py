@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tierml.cli.options import BatchOpt, FormatOpt, InputsOpt, ModelArg, ShapeOpt, shapes_of
 from tierml.cli.render import OutputFormat, console, human_bytes, human_count, print_json, table
+
+if TYPE_CHECKING:
+    from tierml.profile.model_profile import ModelProfile
 
 ThreadsOpt = Annotated[
     int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads (pinned count).")
@@ -42,6 +45,9 @@ def profile(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Measure again instead of reusing the cache.")
     ] = False,
+    codecs: Annotated[
+        bool, typer.Option("--codecs", help="Also cost every codec at every cut (this host).")
+    ] = False,
     catalog: CatalogOpt = None,
     batch: BatchOpt = None,
     shape: ShapeOpt = None,
@@ -54,6 +60,7 @@ def profile(
       tierml profile resnet50.onnx
       tierml profile resnet50.onnx --tier raspberry-pi-4 --nodes
       tierml profile model.onnx --validate --format json
+      tierml profile mobilenet.onnx --codecs
     """
     from tierml.profile.analysis import analyse_model
     from tierml.profile.host import this_host
@@ -105,10 +112,13 @@ def profile(
             + ("" if check.predictor_matches_host else " (fitted on another host)")
         )
         return
+    cut_costs = _cut_codec_costs(result) if codecs else None
     if fmt is OutputFormat.JSON:
         data = result.to_dict()
         if not nodes:
             data.pop("nodes")
+        if cut_costs is not None:
+            data["cuts"] = cut_costs
         print_json(data)
         return
     out = console()
@@ -149,6 +159,24 @@ def profile(
         f"whole model {result.full_ms:.3f} ms · predictor {result.predictor}"
         + ("" if result.predictor_matches_host else " (fitted on another host)")
     )
+    if cut_costs:
+        out.print(
+            table(
+                "codec cost at each cut on this host (ratios from a ReLU-like tensor)",
+                ["cut", "codec", "bytes", "encode ms", "decode ms"],
+                [
+                    [
+                        f"{c['after_segment']}→{c['after_segment'] + 1}",
+                        spec,
+                        human_bytes(cost["bytes"]),
+                        f"{cost['encode_ms']:.3f}",
+                        f"{cost['decode_ms']:.3f}",
+                    ]
+                    for c in cut_costs
+                    for spec, cost in c["codecs"].items()
+                ],
+            )
+        )
     if nodes:
         out.print(
             table(
@@ -217,4 +245,67 @@ def calibrate(
     )
     console().print(
         f"median APE over held-out segments {result.median_ape:.1%} · parameters → {result.path}"
+    )
+
+
+def _cut_codec_costs(result: ModelProfile) -> list[dict[str, Any]]:
+    """Per cut and codec: bytes on the wire and encode/decode time, from this host's fits."""
+    from tierml.profile.codec_timing import host_codec_timings
+    from tierml.profile.host import this_host
+    from tierml.profile.predictor_store import tierml_home
+
+    timings = host_codec_timings(tierml_home(), this_host().fingerprint)
+    return [
+        {
+            "after_segment": r.index,
+            "bytes": r.bytes_out,
+            "codecs": {
+                m.codec: {
+                    "bytes": m.encoded_bytes(r.bytes_out),
+                    "encode_ms": m.encode_ms(r.bytes_out),
+                    "decode_ms": m.decode_ms(r.bytes_out),
+                }
+                for m in timings.models
+            },
+        }
+        for r in result.segments
+        if r.bytes_out > 0
+    ]
+
+
+def codecs(
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Measure again instead of reusing the cache.")
+    ] = False,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Encode/decode cost and size ratio of every activation codec on this host.
+
+    Example: tierml codecs --format json
+    """
+    from tierml.profile.codec_timing import host_codec_timings
+    from tierml.profile.host import this_host
+    from tierml.profile.predictor_store import tierml_home
+
+    timings = host_codec_timings(tierml_home(), this_host().fingerprint, refresh=refresh)
+    if fmt is OutputFormat.JSON:
+        print_json(timings.to_dict())
+        return
+    mb = 1_000_000
+    console().print(
+        table(
+            f"activation codecs on {this_host().describe()} (1 MB of ReLU-like float32)",
+            ["codec", "ratio", "encode ms/MB", "decode ms/MB", "encode ms @1MB", "decode ms @1MB"],
+            [
+                [
+                    m.codec,
+                    f"{m.ratio:.2f}",
+                    f"{m.encode_ms_per_mb:.3f}",
+                    f"{m.decode_ms_per_mb:.3f}",
+                    f"{m.encode_ms(mb):.3f}",
+                    f"{m.decode_ms(mb):.3f}",
+                ]
+                for m in timings.models
+            ],
+        )
     )

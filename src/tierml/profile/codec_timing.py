@@ -23,10 +23,12 @@ noisy then is reported with ``noisy=True``. The defaults take 5-8 s on a 2-core 
 from __future__ import annotations
 
 import gc
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -316,3 +318,19 @@ def _fit_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[f
     if best is None:  # only when every time is 0: no cost at all
         return 0.0, 0.0
     return best[1], best[2]
+
+
+def host_codec_timings(home: Path, host: str, *, refresh: bool = False) -> CodecTimings:
+    """This host's codec timings: measured once (~10 s), then read from the home."""
+    path = home / "codecs" / f"{host}.json"
+    if not refresh:
+        try:
+            return CodecTimings.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, CalibrationError):
+            pass  # absent or unreadable: measure again
+    timings = measure_codec_timings(host=host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(timings.to_dict()))
+    tmp.replace(path)
+    return timings
