@@ -87,6 +87,10 @@ class CatalogError(TiermlError):
 
     code = "E_CATALOG"
 
+    def __init__(self, message: str, *, hint: str = "", problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or (message,)
+
 
 class UnknownProfileError(TiermlError):
     """A tier, link or radio profile name that no loaded catalog defines."""
