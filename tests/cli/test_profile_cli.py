@@ -105,3 +105,120 @@ def test_calibrate_on_given_models_stores_a_version(home, tmp_path):
     # The new calibration is what `profile` now uses on this host.
     again = tierml(home, "profile", SQUEEZENET, "--format", "json")
     assert json.loads(again.stdout)["predictor"] == data["path"]
+
+
+BOARD = """
+format = "tierml.catalog/1"
+
+[tier.slow-board]
+kind = "device"
+description = "a board a tenth of this host's speed"
+cores = 1
+memory_mb = 1024
+conv_gflops = {conv}
+gemm_gflops = {gemm}
+memory_gbps = {memory}
+power_active_w = 4.0
+power_idle_w = 1.0
+battery = true
+
+[tier.slow-board.sources]
+cores = "test"
+memory_mb = "test"
+conv_gflops = "test"
+gemm_gflops = "test"
+memory_gbps = "test"
+power_active_w = "test"
+power_idle_w = "test"
+
+[link.test-lte]
+description = "LTE uplink"
+uplink_mbps = 5.85
+downlink_mbps = 12.74
+rtt_ms = 70.0
+loss = 0.0
+radio = "test-lte"
+
+[link.test-lte.sources]
+uplink_mbps = "test"
+downlink_mbps = "test"
+rtt_ms = "test"
+loss = "test"
+
+[radio.test-lte]
+description = "LTE power model"
+uplink_mw_per_mbps = 438.39
+downlink_mw_per_mbps = 51.97
+base_mw = 1288.04
+
+[radio.test-lte.sources]
+uplink_mw_per_mbps = "test"
+downlink_mw_per_mbps = "test"
+base_mw = "test"
+"""
+
+
+def test_profile_predicts_a_catalog_tier_and_energy_per_cut(home, tmp_path):
+    from tierml.profile.predictor_store import load_latency_model
+
+    # The board runs every throughput class at a tenth of the host's calibrated speed.
+    host = load_latency_model(host="", threads=1, home=home).model.host_throughput
+    catalog = tmp_path / "board.toml"
+    catalog.write_text(BOARD.format(**{k: v / 10 for k, v in host.items()}))
+    result = tierml(
+        home, "profile", SQUEEZENET, "--segments", "3", "--tier", "slow-board",
+        "--link", "test-lte", "--catalog", catalog, "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["tier"] == "slow-board" and data["link"] == "test-lte"
+    compute = 0.0
+    for row in data["segments"]:
+        assert row["tier_ms"] == pytest.approx(10 * row["predicted_ms"], rel=1e-6)
+        assert row["energy_mj"] == pytest.approx(4.0 * row["tier_ms"])
+        compute += row["energy_mj"]
+        mbit = row["bytes_out"] * 8 / 1e6
+        radio = (438.39 + 1288.04 / 5.85) * mbit
+        assert row["cut_energy_mj"] == pytest.approx(compute + radio)
+    assert data["segments"][-1]["bytes_out"] == 0  # the last cut sends nothing: device only
+
+
+def test_profile_names_the_known_tiers_when_one_is_unknown(home):
+    result = tierml(home, "profile", SQUEEZENET, "--tier", "raspbery-pi-4")
+    assert result.returncode == 2
+    assert result.stderr.startswith('error[E_UNKNOWN_PROFILE]: No tier profile named "raspbery')
+    assert "raspberry-pi-4" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_link_needs_a_tier(home):
+    result = tierml(home, "profile", SQUEEZENET, "--link", "lte")
+    assert result.returncode == 2 and "needs the tier" in result.stderr
+
+
+def test_a_malformed_catalog_file_is_one_line_with_every_problem(home, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BOARD.format(conv="'fast'", gemm=-1, memory=1.0))
+    result = tierml(home, "profile", SQUEEZENET, "--tier", "slow-board", "--catalog", bad)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error[E_CATALOG]: 2 problems in the catalog:")
+    assert "[tier.slow-board] conv_gflops: expected a number" in result.stderr
+    assert "[tier.slow-board] gemm_gflops: expected a positive number" in result.stderr
+
+
+def test_catalog_commands(home, tmp_path):
+    listing = json.loads(tierml(home, "catalog", "list", "--format", "json").stdout)
+    assert set(listing) == {"tier", "faas", "link", "radio"}
+    assert listing["tier"]["raspberry-pi-4"]["sources"]["conv_gflops"]
+    shown = tierml(home, "catalog", "show", "lte")
+    assert shown.returncode == 0 and "[link.lte]" in shown.stdout and "[radio.lte]" in shown.stdout
+    board = tmp_path / "board.toml"
+    board.write_text(BOARD.format(conv=1.0, gemm=1.0, memory=1.0))
+    ok = tierml(home, "catalog", "check", board)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok:")
+    board.write_text(BOARD.format(conv=1.0, gemm=1.0, memory=0))
+    bad = tierml(home, "catalog", "check", board)
+    assert bad.returncode == 2 and "memory_gbps: expected a positive number" in bad.stderr
+    # A file dropped in the home's catalog folder is picked up by every command.
+    (home / "catalog").mkdir(parents=True)
+    (home / "catalog" / "board.toml").write_text(BOARD.format(conv=1.0, gemm=1.0, memory=1.0))
+    assert "slow-board" in tierml(home, "catalog", "list").stdout

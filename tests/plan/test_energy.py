@@ -39,15 +39,16 @@ def test_compute_only_is_power_times_time():
 
 def test_radio_energy_follows_the_power_model():
     nbytes = 150_528  # a 224×224×3 uint8 image
-    e = request_energy(
-        PHONE, compute_ms=0.0, uplink_bytes=nbytes, downlink_bytes=4000, link=LINK, radio=LTE
-    )
+    args = {"uplink_bytes": nbytes, "downlink_bytes": 4000, "link": LINK, "radio": LTE}
+    stream = request_energy(PHONE, compute_ms=0.0, **args)
+    e = request_energy(PHONE, compute_ms=0.0, sporadic=True, **args)
     seconds_up = nbytes * 8 / 5.85e6
     seconds_down = 4000 * 8 / 12.74e6
     # P·t with P = α·t_mbps + β, over the time each direction takes, plus the tail.
     expected = (438.39 * 5.85 + 1288.04) * seconds_up + (51.97 * 12.74 + 1288.04) * seconds_down
-    expected += 1060.0 * 11.576
-    assert e.radio_mj == pytest.approx(expected)
+    assert stream.radio_mj == pytest.approx(expected)
+    # A request on its own also keeps the radio in its tail state for 11.576 s at 1060 mW.
+    assert e.radio_mj == pytest.approx(expected + 1060.0 * 11.576)
 
 
 def test_waiting_costs_idle_power_and_nothing_sent_costs_no_radio():
@@ -86,3 +87,12 @@ def test_faas_cpu_share_and_bill():
     assert lam.throughput(3538).conv_gflops == pytest.approx(80.0)
     # 1 GB for 100 ms: 0.1 GB-s, plus the request fee.
     assert lam.usd_per_invocation(1024, 100.0) == pytest.approx(0.1 * 0.0000166667 + 0.0000002)
+
+
+def test_energy_of_a_tier_without_a_power_figure_is_a_catalog_error():
+    from dataclasses import replace
+
+    from tierml.core.errors import CatalogError
+
+    with pytest.raises(CatalogError, match='Tier "phone" has no power_idle_w figure'):
+        request_energy(replace(PHONE, power_idle_w=None), compute_ms=1.0, wait_ms=5.0)

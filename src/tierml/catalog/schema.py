@@ -48,8 +48,10 @@ FIELDS: Mapping[str, Mapping[str, Field]] = {
         "conv_gflops": Field("float", doc="effective fp32 GFLOP/s on CNN convolutions, batch 1"),
         "gemm_gflops": Field("float", doc="effective fp32 GFLOP/s on batch-1 matmuls"),
         "memory_gbps": Field("float", doc="effective memory bandwidth, GB/s"),
-        "power_active_w": Field("float", doc="power under inference load, W"),
-        "power_idle_w": Field("float", doc="idle power, W"),
+        "power_active_w": Field(
+            "float", required=False, doc="power under inference load, W (required for devices)"
+        ),
+        "power_idle_w": Field("float", required=False, doc="idle power, W"),
         "battery": Field("bool", required=False, doc="runs on battery (default false)"),
         "trusted": Field("bool", required=False, doc="may see raw inputs (default: devices)"),
         "usd_per_hour": Field("float", required=False, doc="on-demand IaaS price"),
@@ -123,6 +125,9 @@ def parse_catalog(data: Mapping[str, Any], origin: str) -> ParsedFile:
                 problems.append(f"{where}: expected a table of fields")
                 continue
             values, errors = _fields(section, raw, where)
+            device = section == "tier" and values.get("kind") is TierKind.DEVICE
+            if device and "power_active_w" not in raw:
+                errors.append(f"{where} power_active_w: missing (required for devices)")
             problems += errors
             if not errors:
                 entries[section][name] = _BUILDERS[section](name, values, origin)
@@ -204,8 +209,8 @@ def _tier(name: str, v: Mapping[str, Any], origin: str) -> TierProfile:
         cores=v["cores"],
         memory_mb=v["memory_mb"],
         throughput=Throughput(v["conv_gflops"], v["gemm_gflops"], v["memory_gbps"]),
-        power_active_w=v["power_active_w"],
-        power_idle_w=v["power_idle_w"],
+        power_active_w=v.get("power_active_w"),
+        power_idle_w=v.get("power_idle_w"),
         battery=v.get("battery", False),
         trusted=v.get("trusted", kind is TierKind.DEVICE),
         usd_per_hour=v.get("usd_per_hour"),

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from tierml.cli import profiling
+from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
     FormatOpt,
@@ -42,6 +43,7 @@ app = typer.Typer(
 )
 zoo_app = typer.Typer(help="The reference model zoo (needs the torch extra).", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(catalog_app, name="catalog")
 
 _state = {"debug": False}
 

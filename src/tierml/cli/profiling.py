@@ -29,6 +29,14 @@ def profile(
         str | None,
         typer.Option("--tier", help="Predict for this catalog tier profile.", show_default=False),
     ] = None,
+    link: Annotated[
+        str | None,
+        typer.Option(
+            "--link",
+            help="With --tier: energy per request if the tier sends each cut over this link.",
+            show_default=False,
+        ),
+    ] = None,
     segments: Annotated[
         int, typer.Option("--segments", min=1, help="How many segments to cut the model into.")
     ] = 8,
@@ -59,6 +67,7 @@ def profile(
     Examples:
       tierml profile resnet50.onnx
       tierml profile resnet50.onnx --tier raspberry-pi-4 --nodes
+      tierml profile mobilenet.onnx --tier phone-midrange --link lte
       tierml profile model.onnx --validate --format json
       tierml profile mobilenet.onnx --codecs
     """
@@ -68,11 +77,23 @@ def profile(
     from tierml.profile.model_profile import validate as validate_profile
     from tierml.profile.predictor_store import tierml_home
 
-    tier_profile = None
+    tier_profile = link_profile = radio_profile = None
+    if link is not None and tier is None:
+        from tierml.core.errors import UnknownProfileError
+
+        raise UnknownProfileError(
+            f'--link "{link}" needs the tier that sends over it.',
+            hint="Add --tier NAME (see `tierml catalog list`).",
+        )
     if tier is not None:
         from tierml.catalog import load_catalog
 
-        tier_profile = load_catalog(catalog or []).tier(tier)
+        found = load_catalog(catalog or [], home=tierml_home())
+        tier_profile = found.tier(tier)
+        if link is not None:
+            link_profile = found.link(link)
+            if link_profile.radio is not None:
+                radio_profile = found.radio(link_profile.radio)
     analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
     result = profile_model(
         analysed,
@@ -81,6 +102,8 @@ def profile(
         segments=segments,
         threads=threads,
         tier=tier_profile,
+        link=link_profile,
+        radio=radio_profile,
         params=str(params) if params is not None else None,
         use_cache=not no_cache,
     )
@@ -122,7 +145,7 @@ def profile(
         print_json(data)
         return
     out = console()
-    tier_cols = [f"{result.tier} ms", "energy mJ"] if result.tier else []
+    tier_cols = [f"{result.tier} ms", "energy mJ", "energy if cut here mJ"] if result.tier else []
     out.print(
         table(
             f"{result.model} (batch {result.batch_size}, {result.threads} thread(s), "
@@ -144,6 +167,7 @@ def profile(
                         [
                             f"{r.tier_ms:.3f}" if r.tier_ms is not None else "-",
                             f"{r.energy_mj:.1f}" if r.energy_mj is not None else "-",
+                            f"{r.cut_energy_mj:.1f}" if r.cut_energy_mj is not None else "-",
                         ]
                         if result.tier
                         else []
@@ -158,6 +182,7 @@ def profile(
     out.print(
         f"whole model {result.full_ms:.3f} ms · predictor {result.predictor}"
         + ("" if result.predictor_matches_host else " (fitted on another host)")
+        + (f" · cuts sent over {result.link}" if result.link else "")
     )
     if cut_costs:
         out.print(

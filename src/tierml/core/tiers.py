@@ -39,8 +39,6 @@ class Throughput:
         )
 
 
-
-
 @dataclass(frozen=True)
 class TierProfile:
     """A device class, edge server or cloud VM type."""
@@ -51,8 +49,8 @@ class TierProfile:
     cores: int
     memory_mb: int
     throughput: Throughput  # all cores, batch 1
-    power_active_w: float
-    power_idle_w: float
+    power_active_w: float | None  # required for devices; None where no sourced figure exists
+    power_idle_w: float | None
     battery: bool
     trusted: bool
     usd_per_hour: float | None = None  # on-demand IaaS price; None for owned hardware

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tierml.plan.energy import request_energy
 from tierml.plan.latency_model import LatencyModel
 from tierml.plan.op_classes import op_class
 from tierml.plan.segment_features import KernelGroup, segment_features
@@ -26,7 +27,7 @@ from tierml.profile.segment_timing import SegmentTiming, choose_segments, measur
 from tierml.profile.sessions import OptLevel
 
 if TYPE_CHECKING:
-    from tierml.core.tiers import TierProfile
+    from tierml.core.tiers import LinkProfile, RadioProfile, TierProfile
 
 CACHE_FORMAT = "tierml.profile/1"
 
@@ -53,7 +54,10 @@ class SegmentRow:
     tier_ms: float | None  # predicted on --tier
     bytes_out: int
     memory_bytes: int | None
-    energy_mj: float | None  # compute energy on a battery tier: power × predicted time
+    energy_mj: float | None  # compute energy of this segment on --tier: power × tier_ms
+    # Energy per request on --tier when it runs segments 0..index and sends bytes_out
+    # over --link: compute, radio (the link's radio model) and radio tail.
+    cut_energy_mj: float | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class ModelProfile:
     opt_level: str
     full_ms: float  # one run of the whole model (under ORT's profiler)
     tier: str | None
+    link: str | None
     predictor: str  # where the latency model came from
     predictor_matches_host: bool
     cached: bool
@@ -111,16 +116,25 @@ def build_profile(
     predictor_matches_host: bool,
     host: Host,
     tier: TierProfile | None = None,
+    link: LinkProfile | None = None,
+    radio: RadioProfile | None = None,
     cached: bool = False,
 ) -> ModelProfile:
     graph = analysed.graph
     groups = [KernelGroup(g.head, g.nodes) for g in measured.kernels.groups]
-    ratios = latency_model.ratios_to(_throughput(tier)) if tier is not None else None
+    ratios = latency_model.ratios_to(tier.throughput.by_class()) if tier is not None else None
     rows = []
+    tier_total_ms = 0.0
     for t in measured.segments:
         features = segment_features(graph, groups, t.nodes)
         tier_ms = latency_model.segment_ms(features, ratios) if ratios is not None else None
-        power = tier.power_active_w if tier is not None else None
+        energy = cut_energy = None
+        if tier is not None and tier_ms is not None:
+            tier_total_ms += tier_ms
+            energy = request_energy(tier, compute_ms=tier_ms).compute_mj
+            cut_energy = request_energy(
+                tier, compute_ms=tier_total_ms, uplink_bytes=t.bytes_out, link=link, radio=radio
+            ).total_mj
         rows.append(
             SegmentRow(
                 index=t.index,
@@ -135,7 +149,8 @@ def build_profile(
                 tier_ms=tier_ms,
                 bytes_out=t.bytes_out,
                 memory_bytes=t.memory_bytes,
-                energy_mj=None if power is None or tier_ms is None else power * tier_ms,
+                energy_mj=energy,
+                cut_energy_mj=cut_energy,
             )
         )
     return ModelProfile(
@@ -146,17 +161,13 @@ def build_profile(
         opt_level=measured.kernels.opt_level,
         full_ms=measured.kernels.run_ms,
         tier=tier.name if tier is not None else None,
+        link=link.name if link is not None else None,
         predictor=predictor,
         predictor_matches_host=predictor_matches_host,
         cached=cached,
         segments=tuple(rows),
         nodes=tuple(_node_rows(analysed, measured.kernels)),
     )
-
-
-def _throughput(tier: TierProfile) -> dict[str, float]:
-    tp = tier.throughput
-    return {"conv": tp.conv_gflops, "gemm": tp.gemm_gflops, "memory": tp.memory_gbps}
 
 
 def _node_rows(analysed: AnalysedModel, kernels: KernelProfile) -> list[NodeRow]:
@@ -274,6 +285,8 @@ def profile_model(
     segments: int = 8,
     threads: int = 1,
     tier: TierProfile | None = None,
+    link: LinkProfile | None = None,
+    radio: RadioProfile | None = None,
     params: str | None = None,
     use_cache: bool = True,
 ) -> ModelProfile:
@@ -295,5 +308,7 @@ def profile_model(
         predictor_matches_host=loaded.matches_host,
         host=host,
         tier=tier,
+        link=link,
+        radio=radio,
         cached=cached,
     )
