@@ -180,3 +180,23 @@ def test_unknown_names_list_the_known_ones():
     assert 'No tier profile named "my-bord"; known: my-board.' in info.value.message
     with pytest.raises(UnknownProfileError, match="known: none"):
         catalog.link("lte")
+
+
+def test_the_catalog_reference_in_docs_is_generated_from_the_schema():
+    from tierml.catalog.reference import catalog_reference
+
+    docs = Path(__file__).parents[2] / "docs" / "catalog.md"
+    assert docs.read_text() == catalog_reference(), (
+        "docs/catalog.md is stale: python -m tierml.catalog.reference > docs/catalog.md"
+    )
+    for section, fields in FIELDS.items():
+        for key, f in fields.items():
+            assert f.doc, f"document [{section}] {key}"
+
+
+def test_the_documented_example_is_a_valid_catalog():
+    from tierml.catalog.reference import INTRO
+
+    example = INTRO.split("```toml\n")[1].split("```")[0]
+    board = catalog_from_texts([("example", example)]).tier("my-board")
+    assert board.throughput.conv_gflops == pytest.approx(2 * 4.09e3 / 1340, rel=0.01)
