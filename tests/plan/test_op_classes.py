@@ -31,7 +31,8 @@ def test_mobilenet_convolutions_split_by_shape(zoo_path):
 
 def test_transformer_separates_weight_gemms_from_attention_matmuls(zoo_path):
     graph = analyse_model(
-        zoo_path("transformer", seq_len=16), shapes={"input_ids": [1, 16], "attention_mask": [1, 16]}
+        zoo_path("transformer", seq_len=16),
+        shapes={"input_ids": [1, 16], "attention_mask": [1, 16]},
     ).graph
     counts = classes_of(graph)
     assert counts[OpClass.MATMUL] > 0  # Q·Kᵀ and attention · V

@@ -54,9 +54,7 @@ def test_second_profile_comes_from_the_cache(squeezenet, tmp_path):
     assert len(files) == 1
     second = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3)
     assert second.cached and second.segments == first.segments
-    fresh = profile_model(
-        squeezenet, home=tmp_path, host=this_host(), segments=3, use_cache=False
-    )
+    fresh = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3, use_cache=False)
     assert not fresh.cached
 
 

@@ -33,9 +33,7 @@ def test_segments_are_balanced_and_keep_kernels_whole(squeezenet, count):
         assert len({part.stage_of[n] for n in g.nodes}) == 1, "a kernel group was split"
     if count > 1:
         assert part.stages == count
-        per_stage = [
-            sum(weight.get(n, 0.0) for n in part.nodes_of(s)) for s in range(part.stages)
-        ]
+        per_stage = [sum(weight.get(n, 0.0) for n in part.nodes_of(s)) for s in range(part.stages)]
         assert max(per_stage) < 3 * sum(per_stage) / count  # no segment holds most of it
 
 

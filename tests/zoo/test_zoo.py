@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import subprocess
 import sys
@@ -22,17 +23,46 @@ from tierml.zoo.catalog import CATALOG, get_entry
 from tierml.zoo.vgg import AdaptiveAvgPool2d
 from tierml.zoo.yolo import MaxPoolStride1
 
-# Small sizes keep the suite fast; YOLO needs a multiple of 32 that leaves a 2x2 grid.
+# Small sizes keep the suite fast: image sides of 32 (YOLO needs a multiple of 32 that
+# leaves a 2x2 grid; ViT gets a 2x2 patch grid, U-Net a 2x2 bottom), 16 tokens, 8 frames.
 SMALL = {name: 64 if name == "tiny_yolov2" else 32 for name in ZOO_NAMES}
 SMALL["transformer"] = 16
+SMALL["speech_lstm"] = 8  # its dynamo export time grows with the frames
 CASES = [pytest.param(n, e, id=f"{n}-{e}") for n in ZOO_NAMES for e in EXPORTERS]
 RTOL = 1e-4
+N_MELS = 40  # tierml.zoo.speech.N_MELS
+# Output channels or classes, where they are not ImageNet's 1000.
+CLASSES = {"transformer": 10, "speech_lstm": 12, "unet": 2, "tiny_yolov2": 125}
 # Published parameter counts of torchvision's models (torchvision.models weights tables),
-# darknet's yolov2-tiny-voc, and the transformer's own layout.
+# darknet's yolov2-tiny-voc and timm's vit_tiny_patch16_224; the transformer, the speech
+# model and the U-Net are counted from their own layouts.
 D, FF, V, L, T_MAX, C = 256, 1024, 1000, 4, 512, 10
 TRANSFORMER_PARAMS = (
     V * D + T_MAX * D + L * (2 * 2 * D + D * 3 * D + 3 * D + D * D + D + D * FF + FF + FF * D + D)
 ) + 2 * D + D * C + C  # fmt: skip
+# speech_lstm: Conv1d 40→128 and 128→128 (kernel 5, no bias) with BatchNorm, a 2-layer
+# BiLSTM of 128 per direction (4 gates, two bias vectors each), Linear 256→12.
+CH, K, H = 128, 5, 128
+SPEECH_PARAMS = (
+    N_MELS * CH * K + 2 * CH + CH * CH * K + 2 * CH
+    + 2 * (4 * H * (CH + H) + 2 * 4 * H)
+    + 2 * (4 * H * (2 * H + H) + 2 * 4 * H)
+    + 2 * H * 12 + 12
+)  # fmt: skip
+
+
+def double_conv(c_in: int, c_out: int) -> int:
+    return 9 * c_in * c_out + c_out + 9 * c_out * c_out + c_out  # two 3x3 convs with biases
+
+
+# unet: DoubleConv at each of 5 levels down, a 2x2 up-conv and a DoubleConv at 4 levels up
+WIDTHS = (32, 64, 128, 256, 512)
+UNET_PARAMS = (
+    double_conv(3, 32)
+    + sum(double_conv(a, b) for a, b in itertools.pairwise(WIDTHS))
+    + sum(4 * b * a + a + double_conv(2 * a, a) for a, b in itertools.pairwise(WIDTHS))
+    + 32 * 2 + 2
+)  # fmt: skip
 PARAMS = {
     "vgg16": 138_357_544,
     "resnet18": 11_689_512,
@@ -40,6 +70,12 @@ PARAMS = {
     "mobilenetv2": 3_504_872,
     "tiny_yolov2": 15_861_773,
     "transformer": TRANSFORMER_PARAMS,
+    "squeezenet": 1_235_496,  # torchvision squeezenet1_1
+    "densenet": 7_978_856,  # torchvision densenet121
+    "convnext": 28_589_128,  # torchvision convnext_tiny
+    "vit": 5_717_416,  # timm vit_tiny_patch16_224
+    "speech_lstm": SPEECH_PARAMS,
+    "unet": UNET_PARAMS,
 }
 
 
@@ -90,6 +126,21 @@ def dims(value_info: onnx.ValueInfoProto) -> list[str | int]:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
+def expected_input_dims(name: str) -> list[str | int]:
+    """Every input's dims at SMALL: batch and the token or frame axis are named (dynamic)."""
+    s, kind = SMALL[name], get_entry(name).kind
+    if kind == "image":
+        return ["batch", 3, s, s]
+    return ["batch", "frames", N_MELS] if kind == "frames" else ["batch", "seq"]
+
+
+def expected_output_dims(name: str) -> list[str | int]:
+    s, classes = SMALL[name], CLASSES.get(name, 1000)
+    if name == "tiny_yolov2":
+        return ["batch", classes, s // 32, s // 32]  # a grid cell per 32x32 pixels
+    return ["batch", classes, s, s] if name == "unet" else ["batch", classes]  # mask / logits
+
+
 # --- every model x both exporters ---------------------------------------------------
 
 
@@ -103,18 +154,16 @@ def test_exported_model_is_valid_self_contained_onnx(zoo_path, name, exporter):
         "weights must be inside the file"
     )
 
-    entry, s = get_entry(name), SMALL[name]
+    entry = get_entry(name)
     assert [i.name for i in model.graph.input] == list(entry.input_names)
     assert [o.name for o in model.graph.output] == list(entry.output_names)
-    if entry.kind == "image":
-        assert dims(model.graph.input[0]) == ["batch", 3, s, s]
-        out = ["batch", 125, s // 32, s // 32] if name == "tiny_yolov2" else ["batch", 1000]
-        assert dims(model.graph.output[0]) == out
-    else:
-        for i in model.graph.input:
-            assert dims(i) == ["batch", "seq"]
-            assert i.type.tensor_type.elem_type == onnx.TensorProto.INT64
-        assert dims(model.graph.output[0]) == ["batch", 10]
+    in_type = onnx.TensorProto.INT64 if entry.kind == "tokens" else onnx.TensorProto.FLOAT
+    for i in model.graph.input:
+        assert dims(i) == expected_input_dims(name)
+        assert i.type.tensor_type.elem_type == in_type
+    (out,) = model.graph.output
+    assert dims(out) == expected_output_dims(name)
+    assert out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
     opset = {o.domain: o.version for o in model.opset_import}[""]
     assert opset == 17 if exporter == "legacy" else opset >= 18
@@ -197,6 +246,40 @@ def test_every_attention_softmax_depends_on_the_mask(zoo_path, exporter):
         assert "attention_mask" in ancestors(node.input[0]), node.name
 
 
+# --- the speech model -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_speech_model_runs_at_other_frame_counts(zoo_path, reference, session, exporter):
+    """Exported at 8 frames, run at 5 and 40: the frames axis is dynamic, and the LSTMs
+    stay two ONNX LSTM nodes that loop over time in the runtime (not unrolled at 8)."""
+    path = zoo_path("speech_lstm", exporter, seq_len=SMALL["speech_lstm"])
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("LSTM") == 2  # tierml.zoo.speech.RNN_LAYERS, both directions in each
+    sess = session(path)
+    generator = torch.Generator().manual_seed(4)
+    for frames in (5, 40):
+        inputs = get_entry("speech_lstm").example_inputs(frames, 2, generator)
+        got, ref = run_both("speech_lstm", reference("speech_lstm"), sess, inputs)
+        assert got.shape == (2, 12)
+        assert_close(got, ref)
+
+
+def test_back_to_back_dynamo_exports_keep_the_frames_axis_dynamic(reference, tmp_path):
+    """torch caches the dynamo exporter's step-by-step RNN decomposition after one export;
+    without tierml.zoo.export._fresh_rnn_dispatch the next RNN export (with no other export
+    in between) fixes the frames axis at its example length."""
+    for frames in (2, 3):  # the shortest exports: their time grows with the frames
+        path = export_zoo_model(
+            "speech_lstm", tmp_path / f"{frames}.onnx", exporter="dynamo", seq_len=frames
+        )
+        assert dims(onnx.load(str(path)).graph.input[0]) == ["batch", "frames", N_MELS]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = get_entry("speech_lstm").example_inputs(11, 1, torch.Generator().manual_seed(5))
+    got, ref = run_both("speech_lstm", reference("speech_lstm"), sess, inputs)
+    assert_close(got, ref)
+
+
 # --- the layers written here ------------------------------------------------------
 
 
@@ -239,7 +322,14 @@ def test_catalog_lists_the_models_and_exporters():
         "inception",
         "transformer",
         "tiny_yolov2",
+        "squeezenet",
+        "densenet",
+        "convnext",
+        "vit",
+        "speech_lstm",
+        "unet",
     )
+    assert {get_entry(n).kind for n in ZOO_NAMES} == {"image", "tokens", "frames"}
     assert EXPORTERS == ("legacy", "dynamo")
     assert set(CATALOG) == set(ZOO_NAMES)
 
@@ -265,6 +355,10 @@ def test_importing_the_zoo_does_not_import_torch():
         ({"name": "resnet18", "image_size": "224"}, "image_size=224"),
         ({"name": "transformer", "seq_len": 1}, ">= 2"),
         ({"name": "transformer", "seq_len": 513}, "<= 512"),
+        ({"name": "speech_lstm", "image_size": 64}, "seq_len"),
+        ({"name": "speech_lstm", "seq_len": 1}, ">= 2"),
+        ({"name": "vit", "image_size": 40}, "multiple of 16"),
+        ({"name": "unet", "image_size": 8}, ">= 16"),
         ({"name": "resnet18", "opset": 99}, "7 to 20"),
         ({"name": "resnet18", "exporter": "dynamo", "opset": 17}, "18 to 23"),
         ({"name": "resnet18", "seed": -1}, "seed=0"),

@@ -268,7 +268,9 @@ def zoo_build(
     image_size: Annotated[
         int | None, typer.Option(help="Input height/width (image models).")
     ] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Sequence length (transformer).")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Sequence length: tokens (transformer) or frames (speech).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Weight seed.")] = 0,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:

@@ -19,7 +19,7 @@ from tierml.plan.latency_model import (
     fit_kernel_weights,
     fit_segment_correction,
 )
-from tierml.plan.op_classes import OpClass, ThroughputClass, throughput_class
+from tierml.plan.op_classes import OpClass
 from tierml.plan.segment_features import (
     KernelGroup,
     PartFeatures,
@@ -29,6 +29,7 @@ from tierml.plan.segment_features import (
 )
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.kernel_profile import profile_kernels
+from tierml.profile.reference_throughput import host_reference_throughput
 from tierml.profile.segment_timing import choose_segments, measure_segments
 from tierml.profile.sessions import OptLevel
 
@@ -99,7 +100,13 @@ def fit_latency_model(
     opt_level: str,
     host: str = "",
     created: str = "",
+    host_throughput: Mapping[str, float] | None = None,
 ) -> LatencyModel:
+    """Kernel regressions, then the segment correction on top of them.
+
+    ``host_throughput`` is this host's speed in the catalog's units
+    (tierml.profile.reference_throughput); without it the fit can predict this host only.
+    """
     kernels = [k for m in measurements for k in m.kernels]
     weights, samples = fit_kernel_weights(kernels)
     bare = LatencyModel(
@@ -124,28 +131,13 @@ def fit_latency_model(
         run_ms=run_ms,
         scale=scale,
         boundary_ms_per_mb=boundary,
-        host_throughput=host_throughput(kernels),
+        host_throughput=dict(host_throughput or {}),
         threads=threads,
         opt_level=opt_level,
         host=host,
         fitted_on=tuple(m.name for m in measurements),
         created=created,
     )
-
-
-def host_throughput(kernels: Sequence[tuple[PartFeatures, float]]) -> dict[str, float]:
-    """Effective conv/gemm GFLOP/s and memory GB/s over the calibration kernels."""
-    work = dict.fromkeys(ThroughputClass, 0.0)
-    ms = dict.fromkeys(ThroughputClass, 0.0)
-    for part, t in kernels:
-        tc = throughput_class(part.op_class)
-        if tc is ThroughputClass.MEMORY:
-            work[tc] += part.in_bytes + part.out_bytes + part.param_bytes  # bytes
-        else:
-            work[tc] += 2.0 * part.macs  # FLOPs: 2 per multiply-accumulate
-        ms[tc] += t
-    # FLOP/ms ÷ 1e6 = GFLOP/s; bytes/ms ÷ 1e6 = GB/s.
-    return {tc.value: work[tc] / ms[tc] / 1e6 for tc in ThroughputClass if ms[tc] > 0}
 
 
 @dataclass(frozen=True)
@@ -229,8 +221,13 @@ def calibrate(
     created: str,
     cached: Mapping[str, ModelMeasurements] | None = None,
     on_measured: Callable[[CalibrationSource, ModelMeasurements], None] | None = None,
+    reference: Callable[[], Mapping[str, float]] | None = None,
 ) -> Calibration:
-    """Measure every source (or take its cached measurements), fit, and hold each out."""
+    """Measure every source (or take its cached measurements), fit, and hold each out.
+
+    ``reference`` measures the host's throughput in the catalog's units; by default the
+    reference workloads at ``threads``.
+    """
     measurements = []
     for source in sources:
         m = (cached or {}).get(source.name)
@@ -246,8 +243,15 @@ def calibrate(
         return fit_latency_model(subset, threads=threads, opt_level=OptLevel.ALL.value)
 
     held_out = leave_one_model_out(measurements, fit)
+    measure_host = reference or (lambda: host_reference_throughput(threads=threads))
+    throughput = measure_host()
     final = fit_latency_model(
-        measurements, threads=threads, opt_level=OptLevel.ALL.value, host=host, created=created
+        measurements,
+        threads=threads,
+        opt_level=OptLevel.ALL.value,
+        host=host,
+        created=created,
+        host_throughput=throughput,
     )
     summary = {h.name: round(h.median_ape, 4) for h in held_out}
     final = replace(final, notes={"held_out_median_ape": summary})

@@ -82,7 +82,9 @@ def zoo_sources(
                     image_size=size if image else None,
                     seq_len=None if image else size,
                 )
-            shapes = {} if entry.kind == "image" else {n: [1, size] for n in entry.input_names}
+            # image inputs have static sizes; token and frame inputs need theirs given
+            dynamic = entry.kind != "image"
+            shapes = {n: list(entry.input_shape(size, 1)) for n in entry.input_names if dynamic}
             sources.append(CalibrationSource(f"{name}@{size}", name, str(path), shapes))
     return sources
 

@@ -17,10 +17,11 @@ from tierml.core.errors import ZooError
 if TYPE_CHECKING:
     import torch
 
-Kind = Literal["image", "tokens"]
+Kind = Literal["image", "tokens", "frames"]
 
 BATCH_DIM = "batch"
 SEQ_DIM = "seq"
+FRAMES_DIM = "frames"
 IMAGE_CHANNELS = 3
 MIN_IMAGE_SIZE = 32  # five stride-2 stages bring 32 pixels down to a 1x1 feature map
 # The transformer's positional table has 512 rows (tierml.zoo.transformer.MAX_LEN); a
@@ -28,6 +29,8 @@ MIN_IMAGE_SIZE = 32  # five stride-2 stages bring 32 pixels down to a 1x1 featur
 MIN_SEQ_LEN = 2
 MAX_SEQ_LEN = 512
 VOCAB_SIZE = 1000  # tierml.zoo.transformer.VOCAB_SIZE
+N_MELS = 40  # tierml.zoo.speech.N_MELS: log-mel bins per frame
+MIN_FRAMES = 2  # as MIN_SEQ_LEN: torch.export would specialise a dynamic dim of size 1
 # Spread of the seeded values given to biases, norm affines and BatchNorm statistics.
 BIAS_STD = 0.05
 NORM_SCALE_RANGE = (0.5, 1.5)  # BatchNorm gamma and running variance, LayerNorm gamma
@@ -38,8 +41,9 @@ BN_MEAN_STD = 0.1
 class ZooEntry:
     """One reference model: its builder, its inputs and outputs, and its default size.
 
-    ``size`` means the image side (H = W) for image models and the sequence length for
-    token models. ``dynamic_axes`` maps every input and output name to its dynamic axes
+    ``size`` means the image side (H = W) for image models, the sequence length for token
+    models and the number of frames for frame (speech) models; token and frame models take
+    it as ``seq_len``. ``dynamic_axes`` maps every input and output name to its dynamic axes
     and their dim names, in the form the legacy exporter's ``dynamic_axes`` takes.
     """
 
@@ -105,21 +109,33 @@ class ZooEntry:
         vary_constants(model)
         return model.eval()
 
+    def input_shape(self, size: int, batch: int) -> tuple[int, ...]:
+        """The shape of every input at ``size``: images [batch, 3, size, size], frames
+        [batch, size, N_MELS], tokens (ids and mask alike) [batch, size]."""
+        if self.kind == "image":
+            return (batch, IMAGE_CHANNELS, size, size)
+        if self.kind == "frames":
+            return (batch, size, N_MELS)
+        return (batch, size)
+
     def example_inputs(
         self, size: int, batch: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, ...]:
         """Inputs in ``input_names`` order, drawn from ``generator``.
 
-        Images: standard-normal float32 [batch, 3, size, size]. Tokens: random ids in
-        [0, VOCAB_SIZE) and an attention mask whose every row ends in padding (zeros), the
-        number of real tokens drawn from [size // 2, size - 1].
+        Images: standard-normal float32 [batch, 3, size, size]. Frames: standard-normal
+        float32 [batch, size, N_MELS], like mean- and variance-normalised log-mel features.
+        Tokens: random ids in [0, VOCAB_SIZE) and an attention mask whose every row ends in
+        padding (zeros), the number of real tokens drawn from [size // 2, size - 1].
         """
         import torch
 
-        if self.kind == "image":
-            shape = (batch, IMAGE_CHANNELS, size, size)
+        if self.kind in ("image", "frames"):
+            shape = self.input_shape(size, batch)
             return (torch.randn(shape, generator=generator, dtype=torch.float32),)
-        ids = torch.randint(0, VOCAB_SIZE, (batch, size), generator=generator, dtype=torch.long)
+        ids = torch.randint(
+            0, VOCAB_SIZE, self.input_shape(size, batch), generator=generator, dtype=torch.long
+        )  # [B, T]
         lengths = torch.randint(size // 2, size, (batch, 1), generator=generator)  # [B, 1]
         mask = (torch.arange(size)[None, :] < lengths).to(torch.long)  # [B, T]
         return ids, mask
@@ -145,8 +161,10 @@ def vary_constants(model: torch.nn.Module) -> None:
         elif isinstance(m, nn.LayerNorm):
             scales.append(m.weight)
             offsets.append((m.bias, BIAS_STD))
-        elif isinstance(m, nn.Conv2d | nn.Linear):
+        elif isinstance(m, nn.modules.conv._ConvNd | nn.Linear):
             offsets.append((m.bias, BIAS_STD))
+        elif isinstance(m, nn.MultiheadAttention):
+            offsets.append((m.in_proj_bias, BIAS_STD))  # its out_proj is an nn.Linear
     with torch.no_grad():
         for t in scales:
             if t is not None:
@@ -163,6 +181,7 @@ def _image(
     default_size: int,
     summary: str,
     size_multiple: int = 1,
+    min_size: int = MIN_IMAGE_SIZE,
 ) -> ZooEntry:
     return ZooEntry(
         name=name,
@@ -175,7 +194,7 @@ def _image(
             {"input": MappingProxyType({0: BATCH_DIM}), output: MappingProxyType({0: BATCH_DIM})}
         ),
         default_size=default_size,
-        min_size=MIN_IMAGE_SIZE,
+        min_size=min_size,
         size_multiple=size_multiple,
         summary=summary,
     )
@@ -222,6 +241,44 @@ CATALOG: Mapping[str, ZooEntry] = MappingProxyType(
                 416,
                 "Tiny YOLOv2 (VOC): 125 x 13 x 13 grid at 416",
                 size_multiple=32,  # tierml.zoo.yolo.STRIDE
+            ),
+            _image("squeezenet", "squeezenet", "logits", 224, "SqueezeNet 1.1, Fire modules"),
+            _image("densenet", "densenet", "logits", 224, "DenseNet-121 (BC, k=32), 1000 classes"),
+            _image("convnext", "convnext", "logits", 224, "ConvNeXt-T, 7x7 depthwise, LayerNorm"),
+            _image(
+                "vit",
+                "vit",
+                "logits",
+                224,
+                "ViT-Ti/16: 12 pre-norm blocks, width 192, 3 heads",
+                size_multiple=16,  # tierml.zoo.vit.PATCH
+                min_size=16,  # one patch
+            ),
+            ZooEntry(
+                name="speech_lstm",
+                module="tierml.zoo.speech",
+                builder="speech_lstm",
+                kind="frames",
+                input_names=("features",),
+                output_names=("logits",),
+                dynamic_axes=MappingProxyType(
+                    {
+                        "features": MappingProxyType({0: BATCH_DIM, 1: FRAMES_DIM}),
+                        "logits": MappingProxyType({0: BATCH_DIM}),
+                    }
+                ),
+                default_size=100,  # 1 s of 10 ms frames
+                min_size=MIN_FRAMES,
+                summary="Keyword spotter: Conv1d front-end, 2-layer BiLSTM, 40 mels, 12 classes",
+            ),
+            _image(
+                "unet",
+                "unet",
+                "logits",
+                128,
+                "U-Net, 4 levels (32-512), up-conv + concat skips, 2-class mask",
+                size_multiple=16,  # tierml.zoo.unet.SIZE_MULTIPLE: four 2x2 max pools
+                min_size=16,
             ),
         )
     }

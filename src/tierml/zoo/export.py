@@ -22,7 +22,9 @@ from tierml.core.errors import OutputPathError, ZooError
 from tierml.zoo.catalog import (
     BATCH_DIM,
     EXPORTERS,
+    FRAMES_DIM,
     MAX_SEQ_LEN,
+    MIN_FRAMES,
     SEQ_DIM,
     ZooEntry,
     get_entry,
@@ -63,7 +65,8 @@ def export_zoo_model(
     """Build zoo model ``name`` with seeded random weights and export it to ``path``.
 
     Image models take ``image_size`` (H = W; batch is dynamic, H and W are static); the
-    transformer takes ``seq_len`` (batch and seq are dynamic). Returns the written path.
+    transformer takes ``seq_len`` (batch and seq are dynamic), and so does the speech model,
+    as its number of frames (batch and frames are dynamic). Returns the written path.
     Raises ZooError for an unknown name or exporter, a size option the model does not take,
     an unsupported opset, or when torch / onnxscript are not installed.
     """
@@ -197,20 +200,49 @@ def _export_dynamo(
     opset: int | None,
 ) -> None:
     Dim = torch.export.Dim
-    dims = {BATCH_DIM: Dim(BATCH_DIM), SEQ_DIM: Dim(SEQ_DIM, max=MAX_SEQ_LEN)}
+    dims = {
+        BATCH_DIM: Dim(BATCH_DIM),
+        SEQ_DIM: Dim(SEQ_DIM, max=MAX_SEQ_LEN),
+        FRAMES_DIM: Dim(FRAMES_DIM, min=MIN_FRAMES),
+    }
     # positional form: one {axis: Dim} per forward argument, in input_names order
     dynamic_shapes = tuple(
         {axis: dims[dim] for axis, dim in entry.dynamic_axes[n].items()} for n in entry.input_names
     )
-    program = torch.onnx.export(
-        model,
-        args,
-        dynamo=True,
-        input_names=list(entry.input_names),
-        output_names=list(entry.output_names),
-        dynamic_shapes=dynamic_shapes,
-        opset_version=opset,
-        optimize=True,
-        verbose=False,
-    )
+    with _fresh_rnn_dispatch(torch):
+        program = torch.onnx.export(
+            model,
+            args,
+            dynamo=True,
+            input_names=list(entry.input_names),
+            output_names=list(entry.output_names),
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            optimize=True,
+            verbose=False,
+        )
     program.save(str(tmp), external_data=False)
+
+
+@contextlib.contextmanager
+def _fresh_rnn_dispatch(torch: Any) -> Iterator[None]:
+    """Empty the dispatch caches of ``aten.lstm`` and ``aten.gru`` around a dynamo export.
+
+    With dynamic shapes the exporter swaps in a ``while_loop`` decomposition of the RNN ops
+    (``torch.export._patches``) by editing their ``py_kernels``, which does not invalidate
+    the op's dispatch cache. An export leaves the step-by-step decomposition cached, and the
+    next export in the process then unrolls the RNN at the example length and silently turns
+    the dynamic time axis into a constant. Emptying the caches before and after each export
+    makes every export, here or elsewhere in the process, resolve the kernels afresh.
+    """
+    ops = [getattr(torch.ops.aten, name).input for name in ("lstm", "gru")]
+    caches = [getattr(op, "_dispatch_cache", None) for op in ops]
+    for cache in caches:
+        if isinstance(cache, dict):
+            cache.clear()
+    try:
+        yield
+    finally:
+        for cache in caches:
+            if isinstance(cache, dict):
+                cache.clear()
