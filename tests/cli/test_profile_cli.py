@@ -87,6 +87,7 @@ def test_calibrate_on_given_models_stores_a_version(home, tmp_path):
         "calibrate",
         "--no-zoo",
         "--no-onnx-models",
+        "--no-op-sweeps",
         "--model",
         SQUEEZENET,
         "--model",

@@ -83,6 +83,27 @@ def test_rare_class_falls_back_to_its_throughput_class_then_global():
     assert only_global.kernel_ms(rare) == pytest.approx(1.0)
 
 
+def test_fused_transcendental_post_ops_cost_the_transcendental_slope():
+    # Standalone Sigmoid-like kernels fix the slope; conv kernels carrying a fused SiLU pay
+    # it on top of their own regression, and the conv fit must not absorb it.
+    rng = random.Random(3)
+    per_mb = 0.3  # ms per MB read + written by the transcendental op
+    rows = synthetic_kernels()
+    for _ in range(40):
+        size = rng.randint(10**3, 10**7)
+        part = PartFeatures(OpClass.TRANSCENDENTAL, 0, size, size, 0)
+        rows.append((part, 0.002 + per_mb * 2 * size / 1e6))
+    conv = TRUE[OpClass.CONV]
+    for i, (part, ms) in enumerate(rows[:60]):  # the conv kernels
+        fused = part.out_bytes if i % 2 else 0
+        with_silu = PartFeatures(**{**part.__dict__, "fused_transcendental_bytes": fused})
+        rows[i] = (with_silu, ms + per_mb * 2 * fused / 1e6)
+    model = model_from(rows)
+    assert model.weights[OpClass.CONV.value] == pytest.approx(conv, abs=1e-9)
+    for part, ms in rows[:60]:
+        assert model.kernel_ms(part) == pytest.approx(ms, rel=1e-6)
+
+
 def test_segment_time_adds_run_cost_kernels_and_boundary():
     model = model_from(synthetic_kernels(), run_ms=0.5, scale=2.0, boundary_ms_per_mb=0.25)
     parts = tuple(p for p, _ in synthetic_kernels(n=3))

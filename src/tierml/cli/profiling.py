@@ -234,6 +234,9 @@ def calibrate(
     onnx_models: Annotated[
         bool, typer.Option(help="Calibrate on the onnx wheel's real topologies.")
     ] = True,
+    op_sweeps: Annotated[
+        bool, typer.Option(help="Calibrate on single-operator sweeps (kernel times only).")
+    ] = True,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Also write the parameters to this file.", show_default=False),
@@ -254,6 +257,7 @@ def calibrate(
         extra_models=[str(m) for m in model or []],
         zoo=zoo,
         onnx_models=onnx_models,
+        op_sweeps=op_sweeps,
         out=out,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         progress=None if quiet else lambda text: console().print(text),

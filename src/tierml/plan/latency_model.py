@@ -7,7 +7,10 @@ weights each kernel by 1/√t, between absolute error (dominated by the few larg
 kernels) and relative error (dominated by the thousands of µs-sized ones); non-negative
 linear terms extrapolate sanely to kernel sizes the calibration set lacks, which a
 log-space fit does not. Classes with few samples fall back to their throughput class's
-pooled fit, then to one global fit.
+pooled fit, then to one global fit. A transcendental op fused behind a kernel's head (the
+Sigmoid of a SiLU after a Conv) still evaluates its function per element: it adds the
+transcendental class's per-byte slope times its bytes, the slope fitted first, on the
+standalone transcendental kernels, and subtracted before the other classes are fitted.
 
 Segment time: t = run_ms + scale · Σ kernels + boundary_ms_per_mb · MB entering and
 leaving. The constant is the per-run cost of a session; the boundary term the layout
@@ -79,7 +82,13 @@ class LatencyModel:
 
     def kernel_ms(self, part: PartFeatures) -> float:
         w = self.weights_for(part.op_class)
-        return sum(a * b for a, b in zip(w, phi(part), strict=True))
+        return sum(a * b for a, b in zip(w, phi(part), strict=True)) + self.fused_ms(part)
+
+    def fused_ms(self, part: PartFeatures) -> float:
+        """Fused transcendental post-ops: per element, as a unary op reading and writing it."""
+        if not part.fused_transcendental_bytes:
+            return 0.0
+        return _fused_ms(self.weights_for(OpClass.TRANSCENDENTAL), part)
 
     def segment_ms(
         self, segment: SegmentFeatures, ratios: Mapping[ThroughputClass, float] | None = None
@@ -159,12 +168,19 @@ class LatencyModel:
 _ZERO = PartFeatures(OpClass.OTHER, 0, 0, 0, 0)
 
 
+def _fused_ms(transcendental: Sequence[float], part: PartFeatures) -> float:
+    per_mb = transcendental[2]  # the activation-bytes slope: a unary op reads and writes
+    return per_mb * 2 * part.fused_transcendental_bytes / 1e6
+
+
 def fit_kernel_weights(
     kernels: Sequence[tuple[PartFeatures, float]],
 ) -> tuple[dict[str, tuple[float, ...]], dict[str, int]]:
     """Per-class non-negative regressions weighted by 1/√t, plus pooled fallbacks."""
     if not kernels:
         raise CalibrationError("No kernel timings to fit.", hint="Calibrate on some models.")
+    transcendental = _class_fit(kernels, OpClass.TRANSCENDENTAL)
+    kernels = [(p, ms - _fused_ms(transcendental, p)) for p, ms in kernels]
     buckets: dict[str, list[tuple[PartFeatures, float]]] = {GLOBAL: list(kernels)}
     for part, ms in kernels:
         buckets.setdefault(part.op_class.value, []).append((part, ms))
@@ -173,12 +189,26 @@ def fit_kernel_weights(
     for key, rows in buckets.items():
         if len(rows) < MIN_CLASS_SAMPLES and key != GLOBAL:
             continue
-        x = np.array([phi(p) for p, _ in rows])
-        y = np.maximum([ms for _, ms in rows], FLOOR_MS)
-        w = 1.0 / np.sqrt(y)
-        weights[key] = _nonnegative_lstsq(x * w[:, None], y * w)
+        weights[key] = _weighted_fit(rows)
         samples[key] = len(rows)
     return weights, samples
+
+
+def _class_fit(kernels: Sequence[tuple[PartFeatures, float]], cls: OpClass) -> tuple[float, ...]:
+    """One class's weights on its own kernels, with the pooled fallbacks of the full fit."""
+    own = [(p, ms) for p, ms in kernels if p.op_class is cls]
+    if len(own) >= MIN_CLASS_SAMPLES:
+        return _weighted_fit(own)
+    tc = throughput_class(cls)
+    pooled = [(p, ms) for p, ms in kernels if throughput_class(p.op_class) is tc]
+    return _weighted_fit(pooled if len(pooled) >= MIN_CLASS_SAMPLES else kernels)
+
+
+def _weighted_fit(rows: Sequence[tuple[PartFeatures, float]]) -> tuple[float, ...]:
+    x = np.array([phi(p) for p, _ in rows])
+    y = np.maximum([ms for _, ms in rows], FLOOR_MS)
+    w = 1.0 / np.sqrt(y)
+    return _nonnegative_lstsq(x * w[:, None], y * w)
 
 
 def fit_segment_correction(

@@ -37,6 +37,9 @@ class PartFeatures:
     in_bytes: int  # activations read that the part did not compute
     out_bytes: int  # activations written that leave the part (or are graph outputs)
     param_bytes: int
+    # Output bytes of exp/erf/tanh-class nodes fused behind the head (the Sigmoid of a
+    # SiLU after a Conv): per-element work the head's class regression cannot see.
+    fused_transcendental_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ def part_features(graph: ModelGraph, nodes: Collection[int], head: int) -> PartF
         if graph.tensors[t].kind in _ACTIVATION_KINDS
     )
     out_bytes = sum(graph.tensors[t].nbytes for t in _leaving(graph, produced, members))
+    fused = sum(
+        graph.tensors[o].nbytes
+        for n in members - {head}
+        if op_class(graph, graph.nodes[n]) is OpClass.TRANSCENDENTAL
+        for o in graph.nodes[n].outputs
+    )
     return PartFeatures(
         op_class=op_class(graph, graph.nodes[head]),
         macs=sum(graph.nodes[n].macs for n in members),
@@ -63,6 +72,7 @@ def part_features(graph: ModelGraph, nodes: Collection[int], head: int) -> PartF
         param_bytes=sum(
             graph.tensors[t].nbytes for t in reads if graph.tensors[t].kind in _WEIGHT_KINDS
         ),
+        fused_transcendental_bytes=fused,
     )
 
 

@@ -155,7 +155,8 @@ def leave_one_model_out(
     measurements: Sequence[ModelMeasurements],
     fit: Callable[[Sequence[ModelMeasurements]], LatencyModel],
 ) -> list[HeldOut]:
-    families = sorted({m.family for m in measurements})
+    # Families without segment timings (operator sweeps) are fitted on, never held out.
+    families = sorted({m.family for m in measurements if m.segments})
     if len(families) < 2:
         raise CalibrationError(
             f"Leave-one-model-out needs two model families, got {families}.",
@@ -177,12 +178,19 @@ def segment_apes(
 
 
 def _part_dict(p: PartFeatures) -> list[Any]:
-    return [p.op_class.value, p.macs, p.in_bytes, p.out_bytes, p.param_bytes]
+    return [
+        p.op_class.value,
+        p.macs,
+        p.in_bytes,
+        p.out_bytes,
+        p.param_bytes,
+        p.fused_transcendental_bytes,
+    ]
 
 
 def _part(row: Sequence[Any]) -> PartFeatures:
-    cls, macs, i, o, w = row
-    return PartFeatures(OpClass(cls), int(macs), int(i), int(o), int(w))
+    cls, macs, i, o, w, fused = row  # a cache from an older layout fails here: re-measured
+    return PartFeatures(OpClass(cls), int(macs), int(i), int(o), int(w), int(fused))
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,7 @@ class CalibrationSource:
     family: str
     path: str
     shapes: Mapping[str, Sequence[int]]
+    segments: bool = True  # False: kernel timings only (an operator sweep, not a model)
 
 
 @dataclass(frozen=True)
@@ -233,7 +242,10 @@ def calibrate(
         m = (cached or {}).get(source.name)
         if m is None:
             analysed = analyse_model(source.path, shapes=source.shapes or None)
-            m = measure_model(analysed, family=source.family, threads=threads)
+            counts = SEGMENT_COUNTS if source.segments else ()
+            m = measure_model(
+                analysed, family=source.family, threads=threads, segment_counts=counts
+            )
             m = ModelMeasurements(source.name, source.family, m.kernels, m.segments)
         if on_measured is not None:
             on_measured(source, m)

@@ -2,8 +2,9 @@
 
 The zoo, exported at more than one size so each architecture contributes kernels of
 several shapes, plus the real topologies shipped in the onnx wheel (constant weights:
-timing does not depend on weight values). Exports are cached; a family groups the sizes
-of one architecture so leave-one-model-out leaves all of them out together.
+timing does not depend on weight values), plus operator sweeps (kernel timings only, see
+tierml.zoo.op_sweep). Exports are cached; a family groups the sizes of one architecture
+so leave-one-model-out leaves all of them out together.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tierml.profile.host import this_host
 from tierml.profile.predictor_store import save_latency_model
 from tierml.zoo.catalog import get_entry
 from tierml.zoo.export import export_zoo_model
+from tierml.zoo.op_sweep import SWEEPS, sweep_model
 
 # (zoo model, sizes): image side or sequence length. Sizes are kept small enough that a
 # full calibration stays within a few minutes on 2 cores.
@@ -35,6 +37,12 @@ ZOO_SIZES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("vgg16", (128,)),
     ("tiny_yolov2", (256,)),
     ("transformer", (128, 32, 256)),
+    ("squeezenet", (224,)),
+    ("densenet", (128,)),
+    ("convnext", (128,)),
+    ("vit", (224, 128)),
+    ("speech_lstm", (100,)),
+    ("unet", (128,)),
 )
 ONNX_LIGHT = (
     "bvlc_alexnet",
@@ -56,6 +64,21 @@ def onnx_light_sources() -> list[CalibrationSource]:
         for n in ONNX_LIGHT
         if (folder / f"light_{n}.onnx").is_file()
     ]
+
+
+def op_sweep_sources(cache: Path) -> list[CalibrationSource]:
+    """The operator sweeps (tierml.zoo.op_sweep), written once into ``cache``."""
+    sources = []
+    for name in SWEEPS:
+        path = cache / f"sweep-{name}.onnx"
+        data = sweep_model(name).SerializeToString()
+        if not path.is_file() or path.read_bytes() != data:  # absent, or an older sweep
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        sources.append(CalibrationSource(f"sweep-{name}", "op-sweep", str(path), {}, False))
+    return sources
 
 
 def zoo_sources(
@@ -115,6 +138,7 @@ def run_calibration(
     extra_models: Sequence[str] = (),
     zoo: bool = True,
     onnx_models: bool = True,
+    op_sweeps: bool = True,
     out: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CalibrationRun:
@@ -124,6 +148,8 @@ def run_calibration(
     sources = [CalibrationSource(Path(p).stem, Path(p).stem, str(p), {}) for p in extra_models]
     if onnx_models:
         sources += onnx_light_sources()
+    if op_sweeps:
+        sources += op_sweep_sources(home / "cache" / "op-sweep")
     if zoo:
         sources += zoo_sources(home / "cache" / "zoo", on_export=lambda m: say(f"export {m}"))
     cache = home / "calibration" / f"{host.fingerprint}-t{threads}"
