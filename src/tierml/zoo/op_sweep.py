@@ -99,25 +99,22 @@ def _binary(op: str, *, broadcast_channel: bool) -> BranchBuilder:
     return build
 
 
-def _with_weights(
+def _with_constants(
     op: str,
-    weights: Callable[[Sequence[int], np.random.Generator], list[np.ndarray]],
+    constants: Callable[[Sequence[int], np.random.Generator], list[np.ndarray]],
     **attrs: Any,
 ) -> BranchBuilder:
+    """``op`` whose inputs after the first are constants: weights, axes, pads, scales."""
+
     def build(i: int, shape: Sequence[int], rng: np.random.Generator) -> _Branch:
-        ws = [_weight(f"w{i}_{k}", w) for k, w in enumerate(weights(shape, rng))]
+        values = constants(shape, rng)
+        ws = [
+            numpy_helper.from_array(
+                v.astype(np.float32) if v.dtype == np.float64 else v, f"c{i}_{k}"
+            )
+            for k, v in enumerate(values)
+        ]
         node = helper.make_node(op, [f"x{i}", *(w.name for w in ws)], [f"y{i}"], **attrs)
-        return _Branch([node], [_input(f"x{i}", shape)], ws, f"y{i}")
-
-    return build
-
-
-def _int_weights(op: str, values: Callable[[Sequence[int]], list[np.ndarray]]) -> BranchBuilder:
-    """``op`` whose extra inputs are int64 constants (axes, pads, slice bounds, scales)."""
-
-    def build(i: int, shape: Sequence[int], _rng: np.random.Generator) -> _Branch:
-        ws = [numpy_helper.from_array(v, f"c{i}_{k}") for k, v in enumerate(values(shape))]
-        node = helper.make_node(op, [f"x{i}", *(w.name for w in ws)], [f"y{i}"])
         return _Branch([node], [_input(f"x{i}", shape)], ws, f"y{i}")
 
     return build
@@ -221,7 +218,7 @@ CONV_POINTWISE = (  # expansions and projections: thin ones are memory-bound
 )
 
 
-def _halves(shape: Sequence[int]) -> list[np.ndarray]:
+def _halves(shape: Sequence[int], _rng: np.random.Generator) -> list[np.ndarray]:
     c = shape[1]
     return [np.array([0], np.int64), np.array([c // 2], np.int64), np.array([1], np.int64)]
 
@@ -234,12 +231,12 @@ SWEEPS: dict[str, tuple[BranchBuilder, Sequence[Sequence[int]]]] = {
     "exp": (_unary("Exp"), TOKENS),
     "leaky_relu": (_unary("LeakyRelu", alpha=0.1), IMAGES),
     "relu": (_unary("Relu"), IMAGES),
-    "clip": (_with_weights("Clip", lambda _s, _r: [np.array(0.0), np.array(6.0)]), IMAGES),
+    "clip": (_with_constants("Clip", lambda _s, _r: [np.array(0.0), np.array(6.0)]), IMAGES),
     "add": (_binary("Add", broadcast_channel=False), IMAGES),
     "mul_channel": (_binary("Mul", broadcast_channel=True), IMAGES),
     "softmax": (_unary("Softmax", axis=-1), HEADS),
-    "layer_norm": (_with_weights("LayerNormalization", _layer_norm, axis=-1), TOKENS),
-    "batch_norm": (_with_weights("BatchNormalization", _batch_norm), IMAGES),
+    "layer_norm": (_with_constants("LayerNormalization", _layer_norm, axis=-1), TOKENS),
+    "batch_norm": (_with_constants("BatchNormalization", _batch_norm), IMAGES),
     "reduce_mean": (_unary("ReduceMean", axes=[-1]), TOKENS),  # axes an input from opset 18
     "global_avg_pool": (_unary("GlobalAveragePool"), IMAGES),
     "lrn": (_unary("LRN", size=5, alpha=1e-4, beta=0.75, bias=1.0), IMAGES),  # AlexNet's
@@ -248,15 +245,15 @@ SWEEPS: dict[str, tuple[BranchBuilder, Sequence[Sequence[int]]]] = {
     "transpose_heads": (_unary("Transpose", perm=[0, 2, 1, 3]), HEADS),
     "transpose_nhwc": (_unary("Transpose", perm=[0, 2, 3, 1]), IMAGES),
     "concat": (_concat, IMAGES),
-    "slice": (_int_weights("Slice", _halves), IMAGES),
+    "slice": (_with_constants("Slice", _halves), IMAGES),
     "pad": (
-        _int_weights("Pad", lambda s: [np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)]),
+        _with_constants("Pad", lambda _s, _r: [np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)]),
         IMAGES,
     ),
     "resize_nearest": (
-        _int_weights(
+        _with_constants(
             "Resize",
-            lambda _s: [np.array([], np.float32), np.array([1, 1, 2, 2], np.float32)],
+            lambda _s, _r: [np.array([], np.float32), np.array([1, 1, 2, 2], np.float32)],
         ),
         IMAGES[:5],
     ),
