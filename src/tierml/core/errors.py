@@ -108,3 +108,19 @@ class CodecError(TiermlError):
     """An unknown activation codec, bad codec parameters, or a payload that cannot decode."""
 
     code = "E_CODEC"
+
+
+class PlanInputError(TiermlError):
+    """A planning problem that does not hold together (built from a bad profile or topology)."""
+
+    code = "E_PLAN_INPUT"
+
+
+class TopologyError(TiermlError):
+    """A topology file is malformed; the message lists every problem with file and key."""
+
+    code = "E_TOPOLOGY"
+
+    def __init__(self, message: str, *, hint: str = "", problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or (message,)

@@ -1,0 +1,261 @@
+"""``plan(problem) -> PlanResult``: the best plan over layouts, knobs and cuts.
+
+For every layout (tiers used, site per tier, hybrid VM + FaaS), every knob setting
+(variant per slot, codec per link, exit thresholds, noise) in order of its lower bound:
+
+* the positions family (every split of the topological order, all metrics exact for
+  every split, constraints included) — the whole space for a chain, so chains are solved
+  exactly; Neurosurgeon's space generalised to three tiers and the knobs;
+* for a DAG, the labelling min-cut per exit placement and leakage cap (DADS generalised)
+  — exact over all monotone assignments when no constraint binds; when its optimum breaks
+  the SLO or a memory limit, the solve is repeated with a growing multiplier on latency
+  or memory (a Lagrangian heuristic).
+
+Every structure either family proposes is priced by ``tierml.plan.metrics.evaluate``,
+the one definition of the metrics, and the best feasible one wins. The search stops when
+the next setting's bound reaches the best objective found (branch and bound).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tierml.plan.candidate import Candidate
+from tierml.plan.dag_solver import label_graph, solve_dag
+from tierml.plan.knob_space import Setting, settings
+from tierml.plan.layout import Layout, layouts
+from tierml.plan.metrics import Metrics, evaluate
+from tierml.plan.mincut import LabelGraph, min_cut_labels
+from tierml.plan.positions import CrossTables, boundary_tuples, cross_tables, price_positions
+from tierml.plan.problem import PlanProblem, validate
+
+# Positions per boundary beyond which the splits are sampled (heuristic, flagged).
+MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 40}
+LAGRANGE_STEPS = 4
+
+
+@dataclass(frozen=True)
+class Plan:
+    candidate: Candidate
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The best feasible plan, or why there is none and what comes closest."""
+
+    plan: Plan | None
+    closest: Plan | None  # the least-violating plan when infeasible
+    relax: Mapping[str, tuple[float, float]]  # constraint → (needed, limit) when infeasible
+    exact: bool  # every part of the search that ran was exact
+    notes: tuple[str, ...]
+    alternatives: tuple[Plan, ...]  # the best plan of other layouts, best first
+    structures: int  # candidate structures priced
+
+    @property
+    def feasible(self) -> bool:
+        return self.plan is not None
+
+    @property
+    def binding(self) -> str | None:
+        """The constraint the closest plan misses by the most (relative), when infeasible."""
+        if not self.relax:
+            return None
+        return max(self.relax, key=lambda k: _relative(*self.relax[k]))
+
+
+@dataclass
+class _State:
+    best: Plan | None = None
+    closest: Plan | None = None
+    closest_violation: float = math.inf
+    per_layout: dict[tuple[str, ...], Plan] = field(default_factory=dict)
+    structures: int = 0
+    exact: bool = True
+    notes: set[str] = field(default_factory=set)
+
+    def offer(self, problem: PlanProblem, cand: Candidate) -> Metrics | None:
+        metrics = evaluate(problem, cand)
+        if metrics is None:
+            return None
+        plan = Plan(cand, metrics)
+        if metrics.feasible:
+            if self.best is None or metrics.objective < self.best.metrics.objective - 1e-12:
+                self.best = plan
+            key = cand.layout.key
+            held = self.per_layout.get(key)
+            if held is None or metrics.objective < held.metrics.objective:
+                self.per_layout[key] = plan
+        else:
+            v = sum(_relative(a, b) for a, b in metrics.violations.values())
+            if v < self.closest_violation:
+                self.closest, self.closest_violation = plan, v
+        return metrics
+
+
+def plan(problem: PlanProblem) -> PlanResult:
+    validate(problem)
+    tables = cross_tables(problem)
+    chain = is_chain(problem)
+    lg = label_graph(problem)
+    state = _State()
+    if not chain:
+        _flag_dag_heuristics(problem, state)
+    least = _least_crossing(problem, tables, lg, chain)
+    queue: list[Setting] = [s for lay in layouts(problem) for s in settings(problem, lay, least)]
+    queue.sort(key=lambda s: s.bound)
+    bounds_cache: dict[int, np.ndarray] = {}
+    for setting in queue:
+        if state.best is not None and setting.bound >= state.best.metrics.objective - 1e-12:
+            break
+        _positions(problem, setting, tables, bounds_cache, state)
+        if not chain:
+            _dag(problem, setting, lg, state)
+    return _result(state)
+
+
+def _flag_dag_heuristics(problem: PlanProblem, state: _State) -> None:
+    from tierml.plan.problem import Billing
+
+    vm = any(s.billing is Billing.VM for t in problem.tiers for s in t.sites)
+    if vm and problem.objective.cost_per_usd_per_million > 0:
+        state.exact = False
+        state.notes.add("VM $ enters the DAG min-cut linearised (instance counts are integers)")
+    levels = {t.leakage for t in problem.graph.tensors}
+    if problem.objective.leakage > 0 and len(levels) > 12:
+        state.exact = False
+        state.notes.add("leakage weighted with many levels: the min-cut tries 12 caps")
+
+
+def _least_crossing(
+    problem: PlanProblem, tables: CrossTables, lg: LabelGraph, chain: bool
+) -> float:
+    """The fewest bytes a cut carries when something runs downstream of it."""
+    n = problem.graph.size
+    if chain:
+        return float(tables.nbytes[:n].min())
+    readers = {c for t in problem.graph.tensors for c in t.consumers}
+    sinks = [v for v in range(n) if not any(t.producer == v and t.consumers for t in problem.graph.tensors)]
+    del readers
+    transfer = np.array([[float(t.nbytes)] for t in problem.graph.tensors])
+    best = math.inf
+    for sink in sinks:
+        unary = np.zeros((n, 2))
+        unary[sink, 0] = math.inf
+        solved = min_cut_labels(lg, unary, transfer)
+        if solved is not None:
+            best = min(best, solved[1])
+    return 0.0 if not math.isfinite(best) else best * (1 - 1e-6)
+
+
+def is_chain(problem: PlanProblem) -> bool:
+    """Every node feeds the next one: prefixes of the order are all monotone assignments."""
+    feeds = {(t.producer, c) for t in problem.graph.tensors for c in t.consumers}
+    return all((v, v + 1) in feeds for v in range(problem.graph.size - 1))
+
+
+def _positions(
+    problem: PlanProblem,
+    setting: Setting,
+    tables: CrossTables,
+    cache: dict[int, np.ndarray],
+    state: _State,
+) -> None:
+    k = setting.layout.size
+    if k not in cache and k == 1:
+        cache[k] = boundary_tuples(np.zeros(0, dtype=np.int64), 1)
+    if k not in cache:
+        positions = _candidate_positions(problem, tables, MAX_POSITIONS.get(k, 24), state)
+        cache[k] = boundary_tuples(positions, k)
+    priced = price_positions(problem, setting.layout, setting.knobs, tables, cache[k])
+    state.structures += len(priced.bounds)
+    feasible = priced.violation == 0
+    if np.any(feasible & np.isfinite(priced.objective)):
+        i = int(np.argmin(np.where(feasible, priced.objective, np.inf)))
+        if state.best is not None and priced.objective[i] >= state.best.metrics.objective:
+            return
+    else:
+        i = int(np.argmin(priced.violation))
+        if priced.violation[i] >= state.closest_violation:
+            return
+    state.offer(problem, _from_bounds(problem, setting, priced.bounds[i]))
+
+
+def _dag(problem: PlanProblem, setting: Setting, lg: LabelGraph, state: _State) -> None:
+    layout, knobs = setting.layout, setting.knobs
+    extra, memory = 0.0, 0.0
+    scale = max(problem.objective.latency_per_ms, 1.0)
+    for step in range(LAGRANGE_STEPS + 1):
+        cands = solve_dag(problem, layout, knobs, lg, extra, memory)
+        state.structures += len(cands)
+        results = [m for cand in cands if (m := state.offer(problem, cand)) is not None]
+        if any(m.feasible for m in results) or not results:
+            return
+        if step == 0:
+            state.exact = False
+            state.notes.add(
+                "a constraint binds on a DAG: min-cut with multipliers (heuristic) "
+                "plus the exact positions family"
+            )
+        broken = {k.split(":")[0] for m in results for k in m.violations}
+        if any(k.startswith("slo") for k in broken):
+            extra = scale * 4**step
+        if "memory" in broken:
+            memory = (memory or scale) * 10
+        if not any(k.startswith("slo") for k in broken) and "memory" not in broken:
+            return
+
+
+def _candidate_positions(
+    problem: PlanProblem, tables: CrossTables, limit: int, state: _State
+) -> np.ndarray:
+    n = problem.graph.size
+    every = np.arange(n + 1)
+    if n + 1 <= limit:
+        return every
+    state.exact = False
+    state.notes.add(
+        f"{n} nodes: splits sampled at {limit} positions per boundary "
+        "(the smallest cuts and an even spread)"
+    )
+    smallest = np.argsort(tables.nbytes, kind="stable")[: limit // 2]
+    spread = np.linspace(0, n, limit - len(smallest)).round().astype(np.int64)
+    return np.unique(np.concatenate([smallest, spread, [0, n]]))
+
+
+def _from_bounds(problem: PlanProblem, setting: Setting, bounds: np.ndarray) -> Candidate:
+    n = problem.graph.size
+    stage_of = np.searchsorted(bounds, np.arange(n), side="right")
+    return Candidate(setting.layout, tuple(int(s) for s in stage_of), setting.knobs)
+
+
+def _result(state: _State) -> PlanResult:
+    alternatives = sorted(
+        (p for key, p in state.per_layout.items() if state.best is None or p is not state.best),
+        key=lambda p: p.metrics.objective,
+    )
+    relax: dict[str, tuple[float, float]] = {}
+    if state.best is None and state.closest is not None:
+        relax = dict(state.closest.metrics.violations)
+    return PlanResult(
+        plan=state.best,
+        closest=state.closest if state.best is None else None,
+        relax=relax,
+        exact=state.exact,
+        notes=tuple(sorted(state.notes)),
+        alternatives=tuple(alternatives[:5]),
+        structures=state.structures,
+    )
+
+
+def _relative(value: float, limit: float) -> float:
+    return abs(value - limit) / max(abs(limit), 1e-9)
+
+
+def layout_of(problem: PlanProblem, sites: tuple[str, ...]) -> Layout | None:
+    """The layout running on exactly these sites, in order, if the topology allows it."""
+    return next((lay for lay in layouts(problem) if lay.key == sites), None)
