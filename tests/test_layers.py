@@ -19,6 +19,7 @@ RANKS = {
     "plan": 2,
     "profile": 3,
     "catalog": 3,
+    "topology": 2.5,  # reads topology files; resolves names against the catalog types
     "adapt": 3,
     "zoo": 4,  # builds calibration sets: may use profile/
     "registry": 4,

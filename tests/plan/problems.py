@@ -117,8 +117,16 @@ def random_problem(
     if faas:
         cloud_sites.append(
             _site(
-                rng, "faas", "cloud", n, 6.0, k, Billing.FAAS,
-                usd_per_gb_s=1.6e-5, usd_per_request=2e-7, faas_memory_mb=2048,
+                rng,
+                "faas",
+                "cloud",
+                n,
+                6.0,
+                k,
+                Billing.FAAS,
+                usd_per_gb_s=1.6e-5,
+                usd_per_request=2e-7,
+                faas_memory_mb=2048,
                 cold_start_ms=250.0,
             )
         )

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import profiling
+from tierml.cli import planning, profiling
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -291,6 +291,7 @@ def zoo_build(
 app.command("profile")(profiling.profile)
 app.command("calibrate")(profiling.calibrate)
 app.command("codecs")(profiling.codecs)
+app.command("plan")(planning.plan)
 
 
 def main() -> None:

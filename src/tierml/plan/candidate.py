@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tierml.plan.layout import Layout
-from tierml.plan.problem import FloatArray, PlanProblem
+from tierml.plan.problem import NO_EXITS, FloatArray, PlanProblem
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,9 @@ class Survival:
 
     run: FloatArray  # S_run per node
     send: FloatArray  # S_send per node (index n: graph inputs, always 1)
-    reach_exit: tuple[float, ...]  # probability a request reaches exit e
+    reach_exit: tuple[float, ...]  # probability a request reaches exit e (0: exits off)
     rates: tuple[float, ...]
+    heads_on: bool  # exit classifiers run (an exit setting other than "off")
 
     def send_of(self, producer: int) -> float:
         return float(self.send[producer]) if producer >= 0 else 1.0
@@ -69,7 +70,8 @@ def survival(problem: PlanProblem, exit_option: str) -> Survival:
         run[e.tap + 1 :] *= 1 - r
         send[e.tap :] *= 1 - r
         alive *= 1 - r
-    return Survival(run, send, tuple(reach), tuple(rates))
+    on = exit_option != NO_EXITS
+    return Survival(run, send, tuple(r if on else 0.0 for r in reach), tuple(rates), on)
 
 
 def slot_reach(problem: PlanProblem, stage_of: tuple[int, ...], surv: Survival, k: int) -> float:

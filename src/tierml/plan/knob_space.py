@@ -29,12 +29,47 @@ class Setting:
     bound: float  # no plan with these knobs on this layout has a lower objective
 
 
+@dataclass(frozen=True)
+class KnobOptions:
+    """The undominated options of each knob on a layout."""
+
+    variants: tuple[tuple[Variant, ...], ...]  # per slot
+    codecs: tuple[tuple[Codec, ...], ...]  # per link
+    exits: tuple[str, ...]
+    noise: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        n = len(self.exits) * len(self.noise)
+        for opts in (*self.variants, *self.codecs):
+            n *= len(opts)
+        return n
+
+    def base(self) -> Knobs:
+        return Knobs(
+            tuple(v[0].name for v in self.variants),
+            tuple(c[0].name for c in self.codecs),
+            self.exits[0],
+            self.noise[0],
+        )
+
+
+def knob_options(problem: PlanProblem, layout: Layout) -> KnobOptions:
+    exposed = layout.slots[0].trusted and any(not s.trusted for s in layout.slots[1:])
+    return KnobOptions(
+        tuple(tuple(_variants(problem, layout, k)) for k in range(layout.size)),
+        tuple(tuple(_codecs(problem, layout, j)) for j in range(layout.size - 1)),
+        tuple(o.name for o in problem.all_exit_options()),
+        tuple(n.name for n in problem.noise) if exposed else (NO_NOISE,),
+    )
+
+
 def settings(problem: PlanProblem, layout: Layout, min_cross: float) -> list[Setting]:
     """``min_cross``: the fewest bytes any cut leaving some node downstream carries."""
-    variant_opts = [_variants(problem, layout, k) for k in range(layout.size)]
-    codec_opts = [_codecs(problem, layout, j) for j in range(layout.size - 1)]
+    options = knob_options(problem, layout)
+    variant_opts, codec_opts = options.variants, options.codecs
     exposed = layout.slots[0].trusted and any(not s.trusted for s in layout.slots[1:])
-    noise_opts = [n.name for n in problem.noise] if exposed else [NO_NOISE]
+    noise_opts = options.noise
     floor = problem.constraints.accuracy_floor
     out = []
     for exit_opt in problem.all_exit_options():
@@ -135,3 +170,20 @@ def _codecs(problem: PlanProblem, layout: Layout, j: int) -> list[Codec]:
         if not dominated:
             keep.append(c)
     return keep
+
+
+def optimistic_bound(problem: PlanProblem, layout: Layout, min_cross: float) -> float:
+    """No setting of this layout scores below this: fastest variants, smallest codec."""
+    options = knob_options(problem, layout)
+    fastest = [
+        min(opts, key=lambda v: float(slot.site.node_ms[v.name].sum()))
+        for slot, opts in zip(layout.slots, options.variants, strict=True)
+    ]
+    smallest = [min(opts, key=lambda c: c.ratio) for opts in options.codecs]
+    best = float("inf")
+    for exit_opt in problem.all_exit_options():
+        surv = survival(problem, exit_opt.name)
+        bound = _node_bound(problem, layout, fastest, surv.run)
+        bound += _link_bound(problem, layout, smallest, surv.final, min_cross)
+        best = min(best, bound)
+    return best

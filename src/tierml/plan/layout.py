@@ -63,7 +63,7 @@ class Layout:
 
     def back_ms_per_byte(self, slot: int) -> float:
         """Per byte returned from ``slot`` to the first tier, over every route between."""
-        return sum(self.routes[l].ms_per_byte_down for l in range(slot))
+        return sum(self.routes[j].ms_per_byte_down for j in range(slot))
 
     def first_hop(self) -> Hop | None:
         return self.routes[0].hops[0] if self.routes else None

@@ -115,7 +115,8 @@ def evaluate(problem: PlanProblem, cand: Candidate) -> Metrics | None:
                 wire_bytes=raw * codec.ratio,
                 rtt_ms=route.rtt_ms if members else 0.0,
                 transfer_ms=raw * codec.ratio * route.ms_per_byte_up,
-                codec_ms=raw / MB
+                codec_ms=raw
+                / MB
                 * (
                     src.encode_ms_per_mb[codec.name]
                     + dst.decode_ms_per_mb[codec.name]
@@ -335,7 +336,7 @@ def _p95(
             ms += sum(
                 site.exit_head_ms[j]
                 for j, point in enumerate(problem.exits)
-                if x[point.tap] == k and (e < 0 or j <= e)
+                if surv.heads_on and x[point.tap] == k and (e < 0 or j <= e)
             )
         for c in links[:top]:
             ms += c.rtt_ms + c.transfer_ms + c.codec_ms
@@ -373,9 +374,7 @@ def _with_violations(problem: PlanProblem, cand: Candidate, m: Metrics) -> Metri
         v["max_leakage"] = (m.leakage, c.max_leakage)
     if c.raw_input_trusted_only and _raw_input_exposed(problem, cand):
         v["raw_input_trusted_only"] = (1.0, 0.0)
-    if c.budget_per_million is not None and m.cost_per_million > c.budget_per_million * (
-        1 + 1e-9
-    ):
+    if c.budget_per_million is not None and m.cost_per_million > c.budget_per_million * (1 + 1e-9):
         v["budget_per_million"] = (m.cost_per_million, c.budget_per_million)
     if c.enforce_memory:
         for s in m.stages:

@@ -148,12 +148,8 @@ def price_positions(
         trans.append(nbytes * codec.ratio * route.ms_per_byte_up)
         rtt.append(np.where(count > 0, route.rtt_ms, 0.0))
         link_reach.append(alive[b])
-        enc.append(
-            nbytes / MB * (src.encode_ms_per_mb[codec.name] + src.boundary_ms_per_mb)
-        )
-        dec.append(
-            nbytes / MB * (dst.decode_ms_per_mb[codec.name] + dst.boundary_ms_per_mb)
-        )
+        enc.append(nbytes / MB * (src.encode_ms_per_mb[codec.name] + src.boundary_ms_per_mb))
+        dec.append(nbytes / MB * (dst.decode_ms_per_mb[codec.name] + dst.boundary_ms_per_mb))
 
     busy, cold, p_cold, inst, usd, returned, mem_violation = [], [], [], [], [], [], []
     plain: list[FloatArray] = []  # per slot, unweighted node-time prefix sums
@@ -204,7 +200,7 @@ def price_positions(
     for j in range(k_slots - 1):
         latency = latency + link_reach[j] * (rtt[j] + trans[j])
     latency = latency + sum(returned[k] * layout.back_ms_per_byte(k) for k in range(k_slots))
-    cost = sum(usd) * 1e6
+    cost: FloatArray = np.sum(usd, axis=0) * 1e6
     energy = _energy(problem, layout, busy, latency, wire, link_reach, cross_n, returned)
     accuracy = _accuracy(problem, knobs, used, cross_n)
     exposed, leakage, raw_exposed = _privacy(problem, layout, knobs, tables, bounds)
@@ -347,8 +343,8 @@ def _p95(
             upto = np.minimum(hi[k], last + 1)
             start = np.minimum(lo[k], upto)
             ms = ms + on * (plain[k][upto] - plain[k][start] + site.run_ms)
-            for j, point in enumerate(problem.exits):
-                if e < 0 or j <= e:
+            for j, _ in enumerate(problem.exits):
+                if surv.heads_on and (e < 0 or j <= e):
                     ms = ms + (on & (exit_slot[j] == k)) * site.exit_head_ms[j]
         for j in range(k_slots - 1):
             ms = ms + (top > j) * (rtt[j] + trans[j] + enc[j] + dec[j])
@@ -369,4 +365,5 @@ def _p95(
     v = np.take_along_axis(v, order, axis=1)
     cum = np.cumsum(np.take_along_axis(p, order, axis=1), axis=1)
     first = np.argmax(cum >= 0.95 * cum[:, -1:] - 1e-12, axis=1)
-    return v[np.arange(m), first]
+    chosen: FloatArray = v[np.arange(m), first]
+    return chosen

@@ -18,15 +18,17 @@ the next setting's bound reaches the best objective found (branch and bound).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tierml.plan.candidate import Candidate
+from tierml.plan.baselines import Baseline, baselines
+from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.dag_solver import label_graph, solve_dag
-from tierml.plan.knob_space import Setting, settings
+from tierml.plan.knob_space import Setting, knob_options, optimistic_bound, settings
 from tierml.plan.layout import Layout, layouts
 from tierml.plan.metrics import Metrics, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels
@@ -36,6 +38,8 @@ from tierml.plan.problem import PlanProblem, validate
 # Positions per boundary beyond which the splits are sampled (heuristic, flagged).
 MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 40}
 LAGRANGE_STEPS = 4
+EXHAUSTIVE_SETTINGS = 2_000  # beyond: coordinate descent over the knobs (heuristic)
+DESCENT_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class PlanResult:
     notes: tuple[str, ...]
     alternatives: tuple[Plan, ...]  # the best plan of other layouts, best first
     structures: int  # candidate structures priced
+    baselines: Mapping[str, Baseline | None] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -106,16 +111,40 @@ def plan(problem: PlanProblem) -> PlanResult:
     if not chain:
         _flag_dag_heuristics(problem, state)
     least = _least_crossing(problem, tables, lg, chain)
-    queue: list[Setting] = [s for lay in layouts(problem) for s in settings(problem, lay, least)]
-    queue.sort(key=lambda s: s.bound)
     bounds_cache: dict[int, np.ndarray] = {}
-    for setting in queue:
-        if state.best is not None and setting.bound >= state.best.metrics.objective - 1e-12:
-            break
-        _positions(problem, setting, tables, bounds_cache, state)
-        if not chain:
-            _dag(problem, setting, lg, state)
-    return _result(state)
+    all_layouts = list(layouts(problem))
+    total = sum(knob_options(problem, lay).count for lay in all_layouts)
+    if total > EXHAUSTIVE_SETTINGS:
+        state.exact = False
+        state.notes.add(
+            f"{total} knob settings: knobs searched by coordinate descent per layout "
+            "(exact search up to " + str(EXHAUSTIVE_SETTINGS) + ")"
+        )
+        ranked = sorted((optimistic_bound(problem, lay, least), i) for i, lay in
+                        enumerate(all_layouts))  # fmt: skip
+        for bound, i in ranked:
+            if state.best is not None and bound >= state.best.metrics.objective:
+                break
+            _descend(problem, all_layouts[i], tables, bounds_cache, state, lg, chain)
+    else:
+        queue = [s for lay in all_layouts for s in settings(problem, lay, least)]
+        queue.sort(key=lambda s: s.bound)
+        for setting in queue:
+            if state.best is not None and setting.bound >= state.best.metrics.objective - 1e-12:
+                break
+            _positions(problem, setting, tables, bounds_cache, state)
+            if not chain:
+                _dag(problem, setting, lg, state)
+    found = baselines(problem, tables)
+    for base in found.values():
+        # The search space holds every baseline; where a heuristic part of the search
+        # missed one that scores better, the baseline's plan is the answer.
+        if base is not None and base.metrics.feasible:
+            before = state.best
+            state.offer(problem, base.candidate)
+            if state.best is not before and before is not None:
+                state.notes.add(f"the {base.name} plan beat the search's own best")
+    return dataclasses.replace(_result(state), baselines=found)
 
 
 def _flag_dag_heuristics(problem: PlanProblem, state: _State) -> None:
@@ -138,9 +167,8 @@ def _least_crossing(
     n = problem.graph.size
     if chain:
         return float(tables.nbytes[:n].min())
-    readers = {c for t in problem.graph.tensors for c in t.consumers}
-    sinks = [v for v in range(n) if not any(t.producer == v and t.consumers for t in problem.graph.tensors)]
-    del readers
+    feeding = {t.producer for t in problem.graph.tensors if t.consumers}
+    sinks = [v for v in range(n) if v not in feeding]
     transfer = np.array([[float(t.nbytes)] for t in problem.graph.tensors])
     best = math.inf
     for sink in sinks:
@@ -158,13 +186,71 @@ def is_chain(problem: PlanProblem) -> bool:
     return all((v, v + 1) in feeds for v in range(problem.graph.size - 1))
 
 
+def _descend(
+    problem: PlanProblem,
+    layout: Layout,
+    tables: CrossTables,
+    cache: dict[int, np.ndarray],
+    state: _State,
+    lg: LabelGraph,
+    chain: bool,
+) -> None:
+    """Improve one knob at a time (each priced over every split) until none helps."""
+    options = knob_options(problem, layout)
+    current = options.base()
+    score = _score(problem, Setting(layout, current, 0.0), tables, cache, state)
+    for _ in range(DESCENT_ROUNDS):
+        improved = False
+        for variant in _neighbours(options, current):
+            value = _score(problem, Setting(layout, variant, 0.0), tables, cache, state)
+            if value < score - 1e-12:
+                current, score, improved = variant, value, True
+        if not improved:
+            break
+    if not chain:
+        _dag(problem, Setting(layout, current, 0.0), lg, state)
+
+
+def _neighbours(options: object, knobs: Knobs) -> list[Knobs]:
+    from tierml.plan.knob_space import KnobOptions
+
+    assert isinstance(options, KnobOptions)
+    out = []
+    for k, variants in enumerate(options.variants):
+        for v in variants:
+            if v.name != knobs.variants[k]:
+                vs = list(knobs.variants)
+                vs[k] = v.name
+                out.append(dataclasses.replace(knobs, variants=tuple(vs)))
+    for j, codecs in enumerate(options.codecs):
+        for c in codecs:
+            if c.name != knobs.codecs[j]:
+                cs = list(knobs.codecs)
+                cs[j] = c.name
+                out.append(dataclasses.replace(knobs, codecs=tuple(cs)))
+    out += [dataclasses.replace(knobs, exits=e) for e in options.exits if e != knobs.exits]
+    out += [dataclasses.replace(knobs, noise=n) for n in options.noise if n != knobs.noise]
+    return out
+
+
+def _score(
+    problem: PlanProblem,
+    setting: Setting,
+    tables: CrossTables,
+    cache: dict[int, np.ndarray],
+    state: _State,
+) -> float:
+    """The setting's best feasible objective over the splits (a large penalty if none)."""
+    return _positions(problem, setting, tables, cache, state)
+
+
 def _positions(
     problem: PlanProblem,
     setting: Setting,
     tables: CrossTables,
     cache: dict[int, np.ndarray],
     state: _State,
-) -> None:
+) -> float:
     k = setting.layout.size
     if k not in cache and k == 1:
         cache[k] = boundary_tuples(np.zeros(0, dtype=np.int64), 1)
@@ -176,13 +262,16 @@ def _positions(
     feasible = priced.violation == 0
     if np.any(feasible & np.isfinite(priced.objective)):
         i = int(np.argmin(np.where(feasible, priced.objective, np.inf)))
-        if state.best is not None and priced.objective[i] >= state.best.metrics.objective:
-            return
+        value = float(priced.objective[i])
+        if state.best is not None and value >= state.best.metrics.objective:
+            return value
     else:
         i = int(np.argmin(priced.violation))
+        value = 1e30 * (1 + float(priced.violation[i]))
         if priced.violation[i] >= state.closest_violation:
-            return
+            return value
     state.offer(problem, _from_bounds(problem, setting, priced.bounds[i]))
+    return value
 
 
 def _dag(problem: PlanProblem, setting: Setting, lg: LabelGraph, state: _State) -> None:

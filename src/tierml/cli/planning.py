@@ -1,0 +1,214 @@
+"""`tierml plan`: the best placement of a model on a topology, beside every baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tierml.cli.options import BatchOpt, FormatOpt, ModelArg, ShapeOpt, shapes_of
+from tierml.cli.render import OutputFormat, console, print_json, table
+
+if TYPE_CHECKING:
+    from tierml.plan.baselines import Baseline
+    from tierml.plan.problem import PlanProblem
+    from tierml.plan.search import Plan
+
+
+def plan(
+    model: ModelArg,
+    topology: Annotated[
+        Path, typer.Option("--topology", help="Topology TOML (examples/topologies/).")
+    ],
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Breakdown, binding constraints, runners-up.")
+    ] = False,
+    pareto: Annotated[
+        bool, typer.Option("--pareto", help="Also trace the latency/cost/leakage front.")
+    ] = False,
+    assume_knobs: Annotated[
+        bool,
+        typer.Option(
+            "--assume-knobs",
+            help="Plan with stand-in variant, exit and noise curves (labelled 'assumed').",
+        ),
+    ] = False,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="ORT threads profiled.")] = 1,
+    catalog: Annotated[
+        list[Path] | None, typer.Option("--catalog", help="Extra catalog TOML (repeatable).")
+    ] = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Plan where each part of the model runs: tiers, variants, codecs, exits, noise.
+
+    Examples:
+      tierml plan resnet18.onnx --topology examples/topologies/phone-edge-cloud-4g.toml
+      tierml plan model.onnx --topology examples/topologies/strict-privacy.toml --explain
+      tierml plan model.onnx --topology topo.toml --assume-knobs --pareto --format json
+    """
+    import time
+
+    from tierml.plan.explain import explain as explain_plan
+    from tierml.plan.pareto import pareto_front
+    from tierml.plan.search import plan as solve
+    from tierml.profile.analysis import analyse_model
+    from tierml.profile.host import this_host
+    from tierml.profile.planning import planning_problem
+    from tierml.profile.predictor_store import tierml_home
+
+    analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape))
+    problem, curves, resolved = planning_problem(
+        analysed,
+        topology,
+        home=tierml_home(),
+        host=this_host(),
+        catalog_files=catalog,
+        threads=threads,
+        assumed=assume_knobs,
+    )
+    start = time.perf_counter()
+    result = solve(problem)
+    solve_ms = (time.perf_counter() - start) * 1e3
+    out: dict[str, Any] = {
+        "model": analysed.graph.name,
+        "topology": resolved.topology.name,
+        "curves": curves.source,
+        "feasible": result.feasible,
+        "plan": _plan_json(problem, result.plan) if result.plan else None,
+        "predicted": _predicted(result.plan) if result.plan else None,
+        "binding": result.binding,
+        "relax": {k: {"needed": v, "limit": lim} for k, (v, lim) in result.relax.items()},
+        "closest": _plan_json(problem, result.closest) if result.closest else None,
+        "closest_predicted": _predicted(result.closest) if result.closest else None,
+        "baselines": {
+            name: (
+                None
+                if b is None
+                else {
+                    **_predicted(b),
+                    "feasible": b.metrics.feasible,
+                    "layout": list(b.candidate.layout.key),
+                    "violations": sorted(b.metrics.violations),
+                }
+            )
+            for name, b in result.baselines.items()
+        },
+        "exact": result.exact,
+        "notes": list(result.notes),
+        "structures": result.structures,
+        "solve_ms": solve_ms,
+    }
+    if explain:
+        out["explain"] = explain_plan(problem, result)
+    if pareto:
+        out["pareto"] = [
+            {**_predicted(p), "layout": list(p.candidate.layout.key)} for p in pareto_front(problem)
+        ]
+    if fmt is OutputFormat.JSON:
+        print_json(out)
+        return
+    _render(out)
+
+
+def _predicted(p: Plan | Baseline) -> dict[str, float]:
+    m = p.metrics
+    return {
+        "latency_ms": m.latency_ms,
+        "p95_ms": m.p95_ms,
+        "bottleneck_ms": m.bottleneck_ms,
+        "cost_per_million": m.cost_per_million,
+        "energy_mj": m.energy_mj,
+        "accuracy": m.accuracy,
+        "leakage": m.leakage,
+        "objective": m.objective,
+    }
+
+
+def _plan_json(problem: PlanProblem, p: Plan) -> dict[str, Any]:
+    g, c, m = problem.graph, p.candidate, p.metrics
+    stages = []
+    for s in m.stages:
+        exits = [e.name for e in problem.exits if c.stage_of[e.tap] == s.slot]
+        codec_out = c.knobs.codecs[s.slot] if s.slot < len(c.knobs.codecs) else None
+        stages.append(
+            {
+                "tier": s.tier,
+                "site": s.site,
+                "nodes": len(s.nodes),
+                "first": g.nodes[s.nodes[0]] if s.nodes else None,
+                "last": g.nodes[s.nodes[-1]] if s.nodes else None,
+                "variant": s.variant if s.nodes else None,
+                "codec_out": codec_out,
+                "exits": exits,
+                "predicted_ms": s.compute_ms + s.codec_ms + s.cold_start_ms,
+                "instances": s.instances,
+                "memory_mb": s.memory_mb,
+            }
+        )
+    return {
+        "stages": stages,
+        "links": [
+            {
+                "codec": lk.codec,
+                "tensors": list(lk.tensors),
+                "raw_bytes": lk.raw_bytes,
+                "wire_bytes": lk.wire_bytes,
+                "transfer_ms": lk.transfer_ms,
+                "rtt_ms": lk.rtt_ms,
+            }
+            for lk in m.links
+        ],
+        "exit_setting": c.knobs.exits,
+        "exit_share": list(m.exit_share),
+        "noise": c.knobs.noise,
+        "stage_of": list(c.stage_of),
+    }
+
+
+def _render(out: dict[str, Any]) -> None:
+    con = console()
+    rows = []
+    if out["plan"]:
+        for s in out["plan"]["stages"]:
+            rows.append(
+                [
+                    s["tier"],
+                    s["site"],
+                    s["nodes"],
+                    s["variant"] or "-",
+                    s["codec_out"] or "-",
+                    ", ".join(s["exits"]) or "-",
+                    f"{s['predicted_ms']:.2f}",
+                ]
+            )
+        con.print(
+            table(
+                f"{out['model']} on {out['topology']} (curves: {out['curves']})",
+                ["tier", "site", "nodes", "variant", "codec out", "exits", "ms"],
+                rows,
+            )
+        )
+    else:
+        con.print(f"No feasible plan: {out['binding']} binds; relax: {out['relax']}")
+    keys = [
+        "latency_ms",
+        "p95_ms",
+        "cost_per_million",
+        "energy_mj",
+        "accuracy",
+        "leakage",
+        "objective",
+    ]
+    brows = []
+    if out["predicted"]:
+        brows.append(["tierml", *(f"{out['predicted'][k]:.4g}" for k in keys), "yes"])
+    for name, b in out["baselines"].items():
+        if b is not None:
+            brows.append([name, *(f"{b[k]:.4g}" for k in keys), "yes" if b["feasible"] else "no"])
+    con.print(table("plan vs baselines", ["plan", *keys, "feasible"], brows))
+    con.print(f"solved in {out['solve_ms']:.1f} ms; exact: {out['exact']}")
+    for note in out["notes"]:
+        con.print(f"  note: {note}")

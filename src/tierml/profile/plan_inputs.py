@@ -1,0 +1,261 @@
+"""The planner's input from a profiled model and a topology: costs per node on every site.
+
+Per-node time on a site is the latency model's prediction for the kernel the node heads
+(as ONNX Runtime fuses it on this host), mapped to the site by its throughput ratios;
+fused nodes cost nothing on their own. Codec time per MB is this host's measured time,
+scaled by the memory-bandwidth ratio (codecs are memory-bound). What the adaptation
+profiles will measure (variant speed-ups, exits, privacy curves) comes from
+``tierml.plan.assumed_curves`` until then, and the output says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tierml.core.model_graph import ModelGraph, TensorKind
+from tierml.core.tiers import LinkProfile, RadioProfile, Throughput, TierKind, TierProfile
+from tierml.plan.assumed_curves import Curves, codec_drop, curves_for, with_leakage
+from tierml.plan.latency_model import LatencyModel
+from tierml.plan.op_classes import ThroughputClass, op_class, throughput_class
+from tierml.plan.problem import (
+    Billing,
+    Codec,
+    CostGraph,
+    Hop,
+    PlanProblem,
+    PlanTensor,
+    PlanTier,
+    Site,
+)
+from tierml.plan.segment_features import part_features
+from tierml.profile.codec_timing import CodecTimings
+from tierml.profile.model_profile import Measured
+from tierml.topology.loading import ResolvedLink, ResolvedTier, ResolvedTopology
+
+FLOAT_MS = np.float64
+
+
+def cost_graph(graph: ModelGraph, leakage: dict[str, float] | None = None) -> CostGraph:
+    """The compute nodes in topological order and every activation between them."""
+    order = [n.index for n in graph.compute_nodes]
+    pos = {idx: p for p, idx in enumerate(order)}
+    outputs = set(graph.outputs)
+    tensors = []
+    for t in graph.tensors.values():
+        if t.kind not in (TensorKind.INPUT, TensorKind.ACTIVATION):
+            continue
+        producer = -1 if t.producer is None else pos.get(t.producer)
+        if producer is None:
+            continue
+        readers = tuple(sorted({pos[c] for c in t.consumers if c in pos}))
+        if not readers and t.name not in outputs:
+            continue
+        tensors.append(
+            PlanTensor(
+                name=t.name,
+                nbytes=t.nbytes,
+                producer=producer,
+                consumers=readers,
+                output=t.name in outputs,
+                leakage=(leakage or {}).get(t.name, 1.0 if producer < 0 else 0.0),
+            )
+        )
+    return CostGraph(
+        name=graph.name,
+        nodes=tuple(graph.nodes[i].name for i in order),
+        macs=tuple(graph.nodes[i].macs for i in order),
+        param_bytes=tuple(graph.nodes[i].param_bytes for i in order),
+        tensors=tuple(tensors),
+    )
+
+
+def node_ms(
+    graph: ModelGraph, measured: Measured, model: LatencyModel, throughput: Throughput
+) -> tuple[np.ndarray, dict[ThroughputClass, float], np.ndarray]:
+    """(ms per compute node on a tier of this throughput, the host → tier ratios, the
+    throughput class of each node's kernel)."""
+    order = [n.index for n in graph.compute_nodes]
+    pos = {idx: p for p, idx in enumerate(order)}
+    ratios = model.ratios_to(throughput.by_class())
+    ms = np.zeros(len(order), dtype=FLOAT_MS)
+    classes = np.array(
+        [throughput_class(op_class(graph, graph.nodes[i])).value for i in order], dtype=object
+    )
+    grouped: set[int] = set()
+    for group in measured.kernels.groups:
+        members = [n for n in group.nodes if n in pos]
+        if not members:
+            continue
+        head = group.head if group.head in pos else members[0]
+        part = part_features(graph, members, head)
+        tc = throughput_class(part.op_class)
+        ms[pos[head]] += model.kernel_ms(part) * ratios[tc] * model.scale
+        grouped.update(members)
+    for idx in order:
+        if idx not in grouped:
+            part = part_features(graph, [idx], idx)
+            tc = throughput_class(part.op_class)
+            ms[pos[idx]] += model.kernel_ms(part) * ratios[tc] * model.scale
+    return ms, ratios, classes
+
+
+def build_problem(
+    graph: ModelGraph,
+    measured: Measured,
+    model: LatencyModel,
+    topology: ResolvedTopology,
+    codecs: CodecTimings,
+    *,
+    assumed: bool = False,
+) -> tuple[PlanProblem, Curves]:
+    """The planning problem, and the curves it used (``assumed``: stand-ins for every knob)."""
+    costs = cost_graph(graph)
+    curves = curves_for(costs, assumed=assumed)
+    costs = with_leakage(costs, curves.leakage)
+    plan_codec_list = plan_codecs(codecs)
+    tiers = []
+    for tier in topology.tiers:
+        sites = [
+            _site(graph, measured, model, tier, hw, codecs, curves, hw.throughput)
+            for hw in tier.hardware
+        ]
+        if tier.faas is not None:
+            for mb in tier.faas_memory_mb:
+                sites.append(
+                    _site(
+                        graph,
+                        measured,
+                        model,
+                        tier,
+                        None,
+                        codecs,
+                        curves,
+                        tier.faas.throughput(mb),
+                        faas_mb=mb,
+                    )
+                )
+        hybrid = None
+        if tier.hybrid:
+            hybrid = Hop(
+                f"{tier.name}:vm->faas", tier.hybrid_mbps, tier.hybrid_mbps, tier.hybrid_rtt_ms
+            )
+        tiers.append(PlanTier(tier.name, tier.kind, tier.trusted, tuple(sites), hybrid))
+    links = {(lk.source, lk.target): _hop(lk) for lk in topology.links}
+    top = topology.topology
+    problem = PlanProblem(
+        graph=costs,
+        tiers=tuple(tiers),
+        links=links,
+        base_accuracy=curves.base_accuracy,
+        variants=curves.variants,
+        codecs=plan_codec_list,
+        exits=curves.exits,
+        exit_options=curves.exit_options,
+        noise=curves.noise,
+        objective=top.objective,
+        constraints=top.constraints,
+        workload=top.workload,
+    )
+    return problem, curves
+
+
+PLAN_CODECS = ("fp32", "fp16", "int8", "int8+zstd", "fp16+lz4")
+
+
+def plan_codecs(codecs: CodecTimings) -> tuple[Codec, ...]:
+    """The codecs the planner chooses from: measured wire ratio, assumed accuracy drop."""
+    out = [Codec("fp32", 1.0, 0.0)]
+    for name in PLAN_CODECS[1:]:
+        try:
+            model = codecs.model(name)
+        except KeyError:
+            continue
+        out.append(Codec(name, 1 / model.ratio, codec_drop(name)))
+    return tuple(out)
+
+
+def _site(
+    graph: ModelGraph,
+    measured: Measured,
+    model: LatencyModel,
+    tier: ResolvedTier,
+    hw: TierProfile | None,
+    codecs: CodecTimings,
+    curves: Curves,
+    throughput: Throughput,
+    faas_mb: int = 0,
+) -> Site:
+    base, ratios, classes = node_ms(graph, measured, model, throughput)
+    memory_ratio = ratios[ThroughputClass.MEMORY]
+    accelerated = hw is not None and hw.accelerator is not None
+    variants = {
+        v.name: base * curves.variant_speed(v.name, classes, accelerated) for v in curves.variants
+    }
+    # An exit head (pooling + a small linear layer) is memory-bound: it reads its tap once.
+    heads = tuple(
+        2 * e_bytes / (throughput.memory_gbps * 1e6) + model.run_ms * memory_ratio
+        for e_bytes in curves.exit_tap_bytes
+    )
+    enc = {c.name: 0.0 for c in plan_codecs(codecs)}
+    dec = dict(enc)
+    for c in plan_codecs(codecs):
+        if c.name != "fp32":
+            cm = codecs.model(c.name)
+            enc[c.name] = cm.encode_ms_per_mb * memory_ratio
+            dec[c.name] = cm.decode_ms_per_mb * memory_ratio
+    if hw is not None:
+        name = tier.name if tier.kind is not TierKind.CLOUD else f"{tier.name}:{hw.name}"
+        billing = Billing.VM if hw.usd_per_hour is not None else Billing.OWNED
+        return Site(
+            name=name,
+            tier=tier.name,
+            billing=billing,
+            node_ms=variants,
+            run_ms=model.run_ms * memory_ratio,
+            boundary_ms_per_mb=model.boundary_ms_per_mb * memory_ratio,
+            encode_ms_per_mb=enc,
+            decode_ms_per_mb=dec,
+            exit_head_ms=heads,
+            memory_mb=tier.memory_mb or hw.memory_mb,
+            peak_gflops=max(hw.throughput.conv_gflops, hw.throughput.gemm_gflops),
+            power_active_w=hw.power_active_w if hw.battery else None,
+            power_idle_w=hw.power_idle_w if hw.battery else None,
+            battery=hw.battery,
+            usd_per_hour=hw.usd_per_hour or 0.0,
+        )
+    faas = tier.faas
+    assert faas is not None
+    return Site(
+        name=f"{tier.name}:{faas.name}@{faas_mb}MB",
+        tier=tier.name,
+        billing=Billing.FAAS,
+        node_ms=variants,
+        run_ms=model.run_ms * memory_ratio,
+        boundary_ms_per_mb=model.boundary_ms_per_mb * memory_ratio,
+        encode_ms_per_mb=enc,
+        decode_ms_per_mb=dec,
+        exit_head_ms=heads,
+        memory_mb=float(faas_mb),
+        peak_gflops=max(throughput.conv_gflops, throughput.gemm_gflops),
+        usd_per_gb_s=faas.usd_per_gb_s,
+        usd_per_request=faas.usd_per_request,
+        faas_memory_mb=faas_mb,
+        cold_start_ms=faas.cold_start_ms,
+    )
+
+
+def _hop(link: ResolvedLink) -> Hop:
+    lp: LinkProfile = link.link
+    radio: RadioProfile | None = link.radio
+    up = radio.transfer_mj(1_000_000, lp.uplink_mbps) if radio else 0.0
+    down = radio.transfer_mj(1_000_000, lp.downlink_mbps, uplink=False) if radio else 0.0
+    return Hop(
+        name=lp.name,
+        uplink_mbps=lp.uplink_mbps,
+        downlink_mbps=lp.downlink_mbps,
+        rtt_ms=lp.rtt_ms,
+        loss=lp.loss,
+        radio_mj_per_mb_up=up,
+        radio_mj_per_mb_down=down,
+        radio_tail_mj=radio.tail_mj if radio else 0.0,
+    )

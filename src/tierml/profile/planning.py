@@ -1,0 +1,73 @@
+"""Plan a model on a topology: profile it (cached), build the problem, run the planner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tierml.catalog import load_catalog
+from tierml.plan.assumed_curves import Curves
+from tierml.plan.problem import PlanProblem
+from tierml.plan.search import PlanResult, plan
+from tierml.profile.analysis import AnalysedModel
+from tierml.profile.codec_timing import host_codec_timings
+from tierml.profile.host import Host
+from tierml.profile.model_profile import cache_key, load_measured, measure, save_measured
+from tierml.profile.plan_inputs import build_problem
+from tierml.profile.predictor_store import load_latency_model
+from tierml.profile.sessions import OptLevel
+from tierml.topology.loading import ResolvedTopology, load_topology
+
+SEGMENTS = 8
+
+
+@dataclass(frozen=True)
+class Planned:
+    problem: PlanProblem
+    curves: Curves
+    topology: ResolvedTopology
+    result: PlanResult
+
+
+def planning_problem(
+    analysed: AnalysedModel,
+    topology_file: Path,
+    *,
+    home: Path,
+    host: Host,
+    catalog_files: list[Path] | None = None,
+    threads: int = 1,
+    assumed: bool = False,
+) -> tuple[PlanProblem, Curves, ResolvedTopology]:
+    catalog = load_catalog(catalog_files or [], home=home)
+    topology = load_topology(topology_file, catalog)
+    loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home)
+    opt_level = OptLevel(loaded.model.opt_level)
+    key = cache_key(analysed, segments=SEGMENTS, threads=threads, host=host, opt_level=opt_level)
+    path = home / "profiles" / f"{key}.json"
+    measured = load_measured(path)
+    if measured is None:
+        measured = measure(analysed, segments=SEGMENTS, threads=threads, opt_level=opt_level)
+        save_measured(measured, path)
+    codecs = host_codec_timings(home, host.fingerprint)
+    problem, curves = build_problem(
+        analysed.graph, measured, loaded.model, topology, codecs, assumed=assumed
+    )
+    return problem, curves, topology
+
+
+def plan_model(
+    analysed: AnalysedModel,
+    topology_file: Path,
+    *,
+    home: Path,
+    host: Host,
+    catalog_files: list[Path] | None = None,
+    threads: int = 1,
+    assumed: bool = False,
+) -> Planned:
+    problem, curves, topology = planning_problem(
+        analysed, topology_file, home=home, host=host, catalog_files=catalog_files,
+        threads=threads, assumed=assumed,
+    )  # fmt: skip
+    return Planned(problem, curves, topology, plan(problem))
