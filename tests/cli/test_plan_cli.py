@@ -1,0 +1,88 @@
+"""`tierml plan` end to end on real topologies and a real model; bad topologies in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+SQUEEZENET = Path(onnx.__file__).parent / "backend/test/data/light/light_squeezenet.onnx"
+
+
+def tierml(home: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tierml", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TIERML_HOME": str(home), "COLUMNS": "200"},
+    )
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "topologies").glob("*.toml"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("plan-home")
+
+
+@pytest.mark.parametrize("topology", EXAMPLES, ids=lambda p: p.stem)
+def test_plan_json_beats_or_equals_every_feasible_baseline(home, topology):
+    result = tierml(home, "plan", SQUEEZENET, "--topology", topology, "--assume-knobs",
+                    "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("plan", "predicted", "baselines", "solve_ms"):
+        assert key in data
+    assert data["curves"] == "assumed"
+    assert data["feasible"], data["relax"]
+    predicted = data["predicted"]
+    for key in ("latency_ms", "cost_per_million", "energy_mj", "accuracy", "leakage"):
+        assert isinstance(predicted[key], float)
+    stages = data["plan"]["stages"]
+    assert sum(s["nodes"] for s in stages) == len(data["plan"]["stage_of"])
+    for name, base in data["baselines"].items():
+        if base is not None and base["feasible"]:
+            assert predicted["objective"] <= base["objective"] + 1e-9, name
+
+
+def test_explain_and_pareto(home):
+    topology = EXAMPLES[0]
+    result = tierml(home, "plan", SQUEEZENET, "--topology", topology, "--explain", "--pareto",
+                    "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["explain"]["lower_bound_ms"] > 0
+    assert data["explain"]["latency_over_bound"] >= 1.0
+    assert data["pareto"]
+    lat = [p["latency_ms"] for p in data["pareto"]]
+    assert lat == sorted(lat)
+
+
+def test_a_bad_topology_lists_every_problem_in_one_line(home, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[tier]]\nname = "phone"\nprofile = "no-such-phone"\n'
+        '[[tier]]\nname = "cloud"\nvm = ["c6i.large"]\n'
+        '[[link]]\nfrom = "cloud"\nto = "phone"\nuplink_mbps = -5\nrtt_ms = 10\n'
+        '[objective]\nmode = "fastest"\n'
+    )
+    result = tierml(home, "plan", SQUEEZENET, "--topology", bad)
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error[E_TOPOLOGY]")
+    for piece in ("link[0]", "backwards", "uplink_mbps", "objective.mode"):
+        assert piece in err
+
+
+def test_an_unknown_profile_names_the_known_ones(home, tmp_path):
+    bad = tmp_path / "unknown.toml"
+    bad.write_text('[[tier]]\nname = "phone"\nprofile = "no-such-phone"\n')
+    result = tierml(home, "plan", SQUEEZENET, "--topology", bad)
+    assert result.returncode != 0
+    assert "raspberry-pi-4" in result.stderr and "tier[0].profile" in result.stderr
