@@ -18,7 +18,7 @@ RANKS = {
     "codecs": 1,
     "plan": 2,
     "profile": 3,
-    "catalog": 3,
+    "catalog": 2.6,  # data files and their schema; profile and topology read them
     "topology": 2.5,  # reads topology files; resolves names against the catalog types
     "adapt": 3,
     "zoo": 4,  # builds calibration sets: may use profile/

@@ -75,7 +75,9 @@ def test_min_cut_matches_enumeration(seed, n, k):
     best = min(
         objective(lg, unary, transfer, x)
         for x in itertools.product(range(k), repeat=n)
-        if all(x[p] <= x[c] for p, cs in zip(producers, consumers) if p >= 0 for c in cs)
+        if all(
+            x[p] <= x[c] for p, cs in zip(producers, consumers, strict=True) if p >= 0 for c in cs
+        )
     )
     solved = min_cut_labels(lg, unary, transfer)
     assert solved is not None and _same(solved[1], best)
