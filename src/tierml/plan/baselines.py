@@ -47,14 +47,17 @@ class Baseline:
     metrics: Metrics
 
 
-def baselines(problem: PlanProblem, tables: CrossTables) -> dict[str, Baseline | None]:
+def baselines(
+    problem: PlanProblem, tables: CrossTables, *, chain: bool = False
+) -> dict[str, Baseline | None]:
+    """Every baseline's plan; on a chain DADS's min-cut is the same scan as Neurosurgeon's."""
     pairs = [lay for lay in layouts(problem) if lay.size == 2 and _single_tier(lay)]
     out: dict[str, Baseline | None] = {
         "device-only": _one_tier(problem, TierKind.DEVICE),
         "edge-only": _one_tier(problem, TierKind.EDGE),
         "cloud-only": _one_tier(problem, TierKind.CLOUD),
         "neurosurgeon": _neurosurgeon(problem, tables, pairs),
-        "dads": _dads(problem, pairs),
+        "dads": _dads(problem, tables, pairs, chain),
         "edgent": _edgent(problem, tables, pairs),
     }
     return out
@@ -146,7 +149,12 @@ def _split(problem: PlanProblem, layout: Layout, b: int, knobs: Knobs) -> Candid
     return Candidate(layout, tuple(0 if v < b else 1 for v in range(problem.graph.size)), knobs)
 
 
-def _dads(problem: PlanProblem, pairs: list[Layout]) -> Baseline | None:
+def _dads(
+    problem: PlanProblem, tables: CrossTables, pairs: list[Layout], chain: bool
+) -> Baseline | None:
+    if chain:  # every monotone 2-labelling of a chain is a split: the cut is the scan
+        found = _neurosurgeon(problem, tables, pairs)
+        return None if found is None else dataclasses.replace(found, name="dads")
     latency_only = dataclasses.replace(
         problem,
         objective=Objective(latency_per_ms=1.0),

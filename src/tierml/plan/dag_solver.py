@@ -95,7 +95,7 @@ def solve_dag(
             pinned = unary.copy()
             for e, slot in zip(problem.exits, placement, strict=True):
                 pinned[e.tap, [k for k in range(k_slots) if k != slot]] = np.inf
-            solved = min_cut_labels(lg, pinned, transfer)
+            solved = min_cut_labels(lg, pinned, transfer, with_value=False)
             if solved is None:
                 continue
             labels, _ = solved

@@ -187,3 +187,12 @@ def optimistic_bound(problem: PlanProblem, layout: Layout, min_cross: float) -> 
         bound += _link_bound(problem, layout, smallest, surv.final, min_cross)
         best = min(best, bound)
     return best
+
+
+def setting_bound(problem: PlanProblem, layout: Layout, knobs: Knobs, min_cross: float) -> float:
+    """The lower bound of one setting (as ``settings`` computes for each)."""
+    surv = survival(problem, knobs.exits)
+    variants = [problem.variant(v) for v in knobs.variants]
+    codecs = [problem.codec(c) for c in knobs.codecs]
+    bound = _node_bound(problem, layout, variants, surv.run)
+    return bound + _link_bound(problem, layout, codecs, surv.final, min_cross)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from tierml.plan.candidate import Candidate, Survival, slot_reach, survival
 from tierml.plan.layout import Layout
-from tierml.plan.problem import BASE_VARIANT, Billing, Mode, PlanProblem, SloStat
+from tierml.plan.problem import Billing, Mode, PlanProblem, SloStat
 
 MB = 1e6
 
@@ -132,8 +132,9 @@ def evaluate(problem: PlanProblem, cand: Candidate) -> Metrics | None:
     latency = sum(s.compute_ms + s.codec_ms + s.cold_start_ms for s in stages)
     latency += link_ms + return_ms
     p95 = _p95(problem, cand, surv, stages, links)
-    accuracy = _accuracy(problem, cand, links)
-    leakage = _leakage(problem, cand)
+    exposed = _exposed(problem, cand)
+    accuracy = _accuracy(problem, cand, links, exposed)
+    leakage = _leakage(problem, cand, exposed)
     energy = _energy(problem, cand, stages, links, returned, latency)
     cost = sum(s.usd_per_request for s in stages) * 1e6
     bottleneck = _bottleneck(stages, links, layout)
@@ -158,7 +159,8 @@ def evaluate(problem: PlanProblem, cand: Candidate) -> Metrics | None:
         links=tuple(links),
         exit_share=tuple(surv.exit_probability(e) for e in range(len(problem.exits))),
     )
-    return _with_violations(problem, cand, metrics)
+    raw_exposed = any(problem.graph.tensors[i].producer < 0 for i in exposed)
+    return _with_violations(problem, metrics, raw_exposed)
 
 
 def _stages(
@@ -234,7 +236,9 @@ def _stages(
     return tuple(out)
 
 
-def _accuracy(problem: PlanProblem, cand: Candidate, links: list[LinkCost]) -> float:
+def _accuracy(
+    problem: PlanProblem, cand: Candidate, links: list[LinkCost], exposed: list[int]
+) -> float:
     """Profiled exit accuracy minus the drops of what the plan uses.
 
     A variant's drop is its whole-model drop, charged once (the largest) when any stage
@@ -246,7 +250,7 @@ def _accuracy(problem: PlanProblem, cand: Candidate, links: list[LinkCost]) -> f
     used = {knobs.variants[k] for k in set(cand.stage_of)}
     acc -= max((problem.variant(v).accuracy_drop for v in used), default=0.0)
     acc -= sum(problem.codec(c.codec).accuracy_drop for c in links if c.tensors)
-    if _exposed(problem, cand):
+    if exposed:
         acc -= problem.noise_option(knobs.noise).accuracy_drop
     return acc
 
@@ -265,8 +269,7 @@ def _exposed(problem: PlanProblem, cand: Candidate) -> list[int]:
     return out
 
 
-def _leakage(problem: PlanProblem, cand: Candidate) -> float:
-    exposed = _exposed(problem, cand)
+def _leakage(problem: PlanProblem, cand: Candidate, exposed: list[int]) -> float:
     if not exposed:
         return 0.0
     factor = problem.noise_option(cand.knobs.noise).leakage_factor
@@ -361,7 +364,7 @@ def _final_bytes(problem: PlanProblem) -> int:
     return sum(t.nbytes for t in problem.graph.tensors if t.output)
 
 
-def _with_violations(problem: PlanProblem, cand: Candidate, m: Metrics) -> Metrics:
+def _with_violations(problem: PlanProblem, m: Metrics, raw_exposed: bool) -> Metrics:
     c = problem.constraints
     v: dict[str, tuple[float, float]] = {}
     if c.slo_ms is not None:
@@ -372,7 +375,7 @@ def _with_violations(problem: PlanProblem, cand: Candidate, m: Metrics) -> Metri
         v["accuracy_floor"] = (m.accuracy, c.accuracy_floor)
     if c.max_leakage is not None and m.leakage > c.max_leakage + 1e-9:
         v["max_leakage"] = (m.leakage, c.max_leakage)
-    if c.raw_input_trusted_only and _raw_input_exposed(problem, cand):
+    if c.raw_input_trusted_only and raw_exposed:
         v["raw_input_trusted_only"] = (1.0, 0.0)
     if c.budget_per_million is not None and m.cost_per_million > c.budget_per_million * (1 + 1e-9):
         v["budget_per_million"] = (m.cost_per_million, c.budget_per_million)
@@ -383,11 +386,3 @@ def _with_violations(problem: PlanProblem, cand: Candidate, m: Metrics) -> Metri
     if not v:
         return m
     return Metrics(**{**m.__dict__, "violations": v})
-
-
-def _raw_input_exposed(problem: PlanProblem, cand: Candidate) -> bool:
-    return any(problem.graph.tensors[i].producer < 0 for i in _exposed(problem, cand))
-
-
-def uses_base_only(cand: Candidate) -> bool:
-    return all(v == BASE_VARIANT for v in cand.knobs.variants)

@@ -41,81 +41,147 @@ class LabelGraph:
     consumers: tuple[tuple[int, ...], ...]
 
 
-def min_cut_labels(
-    graph: LabelGraph,
-    unary: FloatArray,  # (n, K): cost of node v on label k; inf forbids
-    transfer: FloatArray,  # (T, K−1): cost of tensor t crossing layer l; inf forbids
-) -> tuple[IntArray, float] | None:
-    """The optimal labels and their objective; None when every labelling is forbidden."""
-    n, k = unary.shape
-    if k == 1:
-        value = float(unary[:, 0].sum())
-        return (np.zeros(n, dtype=np.int64), value) if np.isfinite(value) else None
-    layers = k - 1
+@dataclass(frozen=True)
+class _Structure:
+    """The flow network of a LabelGraph with K labels, capacities left to fill.
+
+    Each edge takes its capacity from one source: a unary cost d[v, k] (``unary_v``,
+    ``unary_k``), a transfer cost W[t, l] (``tensor``, ``layer``), or infinity.
+    """
+
+    vertices: int
+    source: int
+    sink: int
+    rows: IntArray
+    cols: IntArray
+    unary_edges: IntArray  # edge indices …
+    unary_v: IntArray  # … and the (node, label) whose cost they carry
+    unary_k: IntArray
+    transfer_edges: IntArray
+    tensor: IntArray
+    layer: IntArray
+    vid: IntArray  # (n, K−1) vertex of (v, l)
+
+
+_STRUCTURES: dict[tuple[int, int], tuple[LabelGraph, _Structure]] = {}
+
+
+def _structure(graph: LabelGraph, k: int) -> _Structure:
+    key = (id(graph), k)
+    hit = _STRUCTURES.get(key)
+    if hit is not None and hit[0] is graph:
+        return hit[1]
+    built = _build(graph, k)
+    if len(_STRUCTURES) > 64:
+        _STRUCTURES.clear()
+    _STRUCTURES[key] = (graph, built)
+    return built
+
+
+def _build(graph: LabelGraph, k: int) -> _Structure:
+    n, layers = graph.size, k - 1
     s, t = n * layers, n * layers + 1
-    vid = np.arange(n * layers).reshape(n, layers)  # vertex of (v, l)
+    vid = np.arange(n * layers).reshape(n, layers)
     rows: list[int] = []
     cols: list[int] = []
-    caps: list[float] = []
+    kind: list[int] = []  # 0: unary, 1: transfer, 2: infinite
+    a_idx: list[int] = []  # node or tensor
+    b_idx: list[int] = []  # label or layer
 
-    def edge(a: int, b: int, cap: float) -> None:
+    def edge(a: int, b: int, what: int, x: int = 0, y: int = 0) -> None:
         rows.append(a)
         cols.append(b)
-        caps.append(cap)
+        kind.append(what)
+        a_idx.append(x)
+        b_idx.append(y)
 
     # Label chains: the cut edge of node v's chain is its label's unary cost.
-    base = np.where(np.isfinite(unary), unary, np.inf).min(axis=1)
-    if not np.all(np.isfinite(base)):
-        return None
-    d = unary - base[:, None]
     for v in range(n):
-        edge(s, int(vid[v, layers - 1]), float(d[v, k - 1]))
+        edge(s, int(vid[v, layers - 1]), 0, v, k - 1)
         for lay in range(layers - 1, 0, -1):
-            edge(int(vid[v, lay]), int(vid[v, lay - 1]), float(d[v, lay]))
-            edge(int(vid[v, lay - 1]), int(vid[v, lay]), np.inf)
-        edge(int(vid[v, 0]), t, float(d[v, 0]))
+            edge(int(vid[v, lay]), int(vid[v, lay - 1]), 0, v, lay)
+            edge(int(vid[v, lay - 1]), int(vid[v, lay]), 2)
+        edge(int(vid[v, 0]), t, 0, v, 0)
     aux = t + 1
     for i, (p, readers) in enumerate(zip(graph.producers, graph.consumers, strict=True)):
         if not readers:
             continue
         for lay in range(layers):
             src = s if p < 0 else int(vid[p, lay])
-            w = float(transfer[i, lay])
             if p >= 0:  # monotone: a reader is never on an earlier label than its producer
                 for c in readers:
-                    edge(int(vid[c, lay]), src, np.inf)
-            if w == 0.0:
-                continue
+                    edge(int(vid[c, lay]), src, 2)
             if len(readers) == 1:
-                edge(src, int(vid[readers[0], lay]), w)
+                edge(src, int(vid[readers[0], lay]), 1, i, lay)
                 continue
-            edge(src, aux, w)
+            edge(src, aux, 1, i, lay)  # one auxiliary vertex: the tensor is paid once
             for c in readers:
-                edge(aux, int(vid[c, lay]), np.inf)
+                edge(aux, int(vid[c, lay]), 2)
             aux += 1
-    cap = np.asarray(caps)
+    kinds = np.asarray(kind)
+    a, b = np.asarray(a_idx, dtype=np.int64), np.asarray(b_idx, dtype=np.int64)
+    unary = np.flatnonzero(kinds == 0)
+    transfer = np.flatnonzero(kinds == 1)
+    return _Structure(
+        vertices=aux,
+        source=s,
+        sink=t,
+        rows=np.asarray(rows, dtype=np.int64),
+        cols=np.asarray(cols, dtype=np.int64),
+        unary_edges=unary,
+        unary_v=a[unary],
+        unary_k=b[unary],
+        transfer_edges=transfer,
+        tensor=a[transfer],
+        layer=b[transfer],
+        vid=vid,
+    )
+
+
+def min_cut_labels(
+    graph: LabelGraph,
+    unary: FloatArray,  # (n, K): cost of node v on label k; inf forbids
+    transfer: FloatArray,  # (T, K−1): cost of tensor t crossing layer l; inf forbids
+    *,
+    with_value: bool = True,
+) -> tuple[IntArray, float] | None:
+    """The optimal labels and their objective (NaN unless ``with_value``); None when every
+    labelling is forbidden."""
+    n, k = unary.shape
+    if k == 1:
+        value = float(unary[:, 0].sum())
+        return (np.zeros(n, dtype=np.int64), value) if np.isfinite(value) else None
+    base = unary.min(axis=1)
+    if not np.all(np.isfinite(base)):
+        return None
+    d = unary - base[:, None]
+    st = _structure(graph, k)
+    cap = np.full(len(st.rows), np.inf)
+    cap[st.unary_edges] = d[st.unary_v, st.unary_k]
+    cap[st.transfer_edges] = transfer[st.tensor, st.layer]
     finite = np.isfinite(cap)
     total = float(cap[finite].sum())
     scale = _FINITE_TOTAL / total if total > 0 else 1.0
-    icap = np.where(finite, np.rint(cap * scale), _INF_CAP).astype(np.int64)
-    summed = sp.csr_matrix((icap, (rows, cols)), shape=(aux, aux))
+    icap = np.where(finite, np.rint(np.where(finite, cap, 0.0) * scale), _INF_CAP)
+    summed = sp.csr_matrix((icap.astype(np.int64), (st.rows, st.cols)), shape=(st.vertices,) * 2)
     summed.sum_duplicates()
     matrix = sp.csr_matrix(
         (np.minimum(summed.data, _INF_CAP).astype(np.int32), summed.indices, summed.indptr),
-        shape=(aux, aux),
+        shape=(st.vertices, st.vertices),
     )
-    flow = maximum_flow(matrix, s, t, method="dinic")
+    flow = maximum_flow(matrix, st.source, st.sink, method="dinic")
     if flow.flow_value >= _INF_CAP:
         return None
     residual = matrix - flow.flow
     residual.data = (residual.data > 0).astype(np.int8)
     residual.eliminate_zeros()
-    reach = breadth_first_order(residual, s, directed=True, return_predecessors=False)
-    source_side = np.zeros(aux, dtype=bool)
+    reach = breadth_first_order(residual, st.source, directed=True, return_predecessors=False)
+    source_side = np.zeros(st.vertices, dtype=bool)
     source_side[reach] = True
     # x_v = number of layers whose vertex is on the sink side ("x_v > l").
-    labels = (~source_side[vid]).sum(axis=1).astype(np.int64)
-    return labels, objective(graph, unary, transfer, labels)
+    labels = (~source_side[st.vid]).sum(axis=1).astype(np.int64)
+    value = objective(graph, unary, transfer, labels) if with_value else float("nan")
+    return labels, value
 
 
 def objective(

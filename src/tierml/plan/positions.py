@@ -96,7 +96,7 @@ class PositionMetrics:
 
     bounds: IntArray
     latency: FloatArray
-    p95: FloatArray
+    p95: FloatArray  # NaN when not computed
     bottleneck: FloatArray
     cost_per_million: FloatArray
     energy: FloatArray
@@ -112,7 +112,14 @@ def price_positions(
     knobs: Knobs,
     tables: CrossTables,
     bounds: IntArray,
+    *,
+    need_p95: bool | None = None,
 ) -> PositionMetrics:
+    """Every metric for every boundary tuple; p95 only when the SLO is on it (or asked)."""
+    if need_p95 is None:
+        need_p95 = problem.constraints.slo_ms is not None and (
+            problem.constraints.slo_stat is SloStat.P95
+        )
     g = problem.graph
     n, m, k_slots = g.size, len(bounds), layout.size
     surv = survival(problem, knobs.exits)
@@ -212,7 +219,11 @@ def price_positions(
     for j in range(k_slots - 1):
         slow = layout.routes[j].slowest_ms_per_byte
         bottleneck = np.maximum(bottleneck, link_reach[j] * wire[j] * slow)
-    p95 = _p95(problem, layout, knobs, plain, lo, hi, exit_slot, rtt, trans, enc, dec, p_cold)
+    p95 = (
+        _p95(problem, layout, knobs, plain, lo, hi, exit_slot, rtt, trans, enc, dec, p_cold)
+        if need_p95
+        else np.full(m, np.nan)
+    )
 
     w = problem.objective
     main = bottleneck if w.mode is Mode.THROUGHPUT else latency
@@ -367,3 +378,41 @@ def _p95(
     first = np.argmax(cum >= 0.95 * cum[:, -1:] - 1e-12, axis=1)
     chosen: FloatArray = v[np.arange(m), first]
     return chosen
+
+
+def undominated_positions(problem: PlanProblem, tables: CrossTables) -> IntArray:
+    """Boundary positions worth trying: p is dropped when moving the boundary to p − 1
+    changes nothing but what crosses, and that for the better.
+
+    Node p − 1 must cost nothing anywhere (fused into its neighbour's kernel), hold no
+    weights, tap no exit and produce no graph output; then p − 1 crosses no more bytes,
+    no more revealing a tensor and no raw input more than p does, so every metric of a
+    split at p − 1 is at most that at p. Exact pruning.
+    """
+    n = problem.graph.size
+    free = np.ones(n, dtype=bool)
+    for tier in problem.tiers:
+        for site in tier.sites:
+            for ms in site.node_ms.values():
+                free &= ms == 0
+    free &= np.asarray(problem.graph.param_bytes) == 0
+    for e in problem.exits:
+        free[e.tap] = False
+    free &= tables.out_bytes == 0
+    pinned = {c.at_tensor for c in problem.codecs if c.at_tensor is not None}
+    names = [t.name for t in problem.graph.tensors]
+    keep = [0]
+    for p in range(1, n + 1):
+        q = p - 1
+        dominated = (
+            p < n
+            and free[q]
+            and tables.nbytes[q] <= tables.nbytes[p]
+            and tables.leak[q] <= tables.leak[p]
+            and tables.raw_input[q] <= tables.raw_input[p]
+            and (tables.count[q] > 0) == (tables.count[p] > 0)
+            and not (tables.single[p] >= 0 and names[tables.single[p]] in pinned)
+        )
+        if not dominated:
+            keep.append(p)
+    return np.asarray(keep, dtype=np.int64)

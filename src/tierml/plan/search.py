@@ -28,11 +28,24 @@ import numpy as np
 from tierml.plan.baselines import Baseline, baselines
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.dag_solver import label_graph, solve_dag
-from tierml.plan.knob_space import Setting, knob_options, optimistic_bound, settings
+from tierml.plan.knob_space import (
+    KnobOptions,
+    Setting,
+    knob_options,
+    optimistic_bound,
+    setting_bound,
+    settings,
+)
 from tierml.plan.layout import Layout, layouts
 from tierml.plan.metrics import Metrics, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels
-from tierml.plan.positions import CrossTables, boundary_tuples, cross_tables, price_positions
+from tierml.plan.positions import (
+    CrossTables,
+    boundary_tuples,
+    cross_tables,
+    price_positions,
+    undominated_positions,
+)
 from tierml.plan.problem import PlanProblem, validate
 
 # Positions per boundary beyond which the splits are sampled (heuristic, flagged).
@@ -40,6 +53,7 @@ MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 40}
 LAGRANGE_STEPS = 4
 EXHAUSTIVE_SETTINGS = 2_000  # beyond: coordinate descent over the knobs (heuristic)
 DESCENT_ROUNDS = 3
+DAG_LAYOUTS = 3  # with coordinate descent: min-cut on the best few layouts only
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,10 @@ class _State:
     exact: bool = True
     notes: set[str] = field(default_factory=set)
 
+    @property
+    def best_objective(self) -> float:
+        return math.inf if self.best is None else self.best.metrics.objective
+
     def offer(self, problem: PlanProblem, cand: Candidate) -> Metrics | None:
         metrics = evaluate(problem, cand)
         if metrics is None:
@@ -118,14 +136,20 @@ def plan(problem: PlanProblem) -> PlanResult:
         state.exact = False
         state.notes.add(
             f"{total} knob settings: knobs searched by coordinate descent per layout "
-            "(exact search up to " + str(EXHAUSTIVE_SETTINGS) + ")"
+            f"(exact search up to {EXHAUSTIVE_SETTINGS}); min-cut on the best "
+            f"{DAG_LAYOUTS} layouts"
         )
         ranked = sorted((optimistic_bound(problem, lay, least), i) for i, lay in
                         enumerate(all_layouts))  # fmt: skip
+        reached: list[tuple[float, int, Knobs]] = []
         for bound, i in ranked:
             if state.best is not None and bound >= state.best.metrics.objective:
                 break
-            _descend(problem, all_layouts[i], tables, bounds_cache, state, lg, chain)
+            score, knobs = _descend(problem, all_layouts[i], tables, bounds_cache, state, least)
+            reached.append((score, i, knobs))
+        if not chain:  # the min-cut refines the most promising layouts' structures
+            for _, i, knobs in sorted(reached, key=lambda r: r[0])[:DAG_LAYOUTS]:
+                _dag(problem, Setting(all_layouts[i], knobs, 0.0), lg, state)
     else:
         queue = [s for lay in all_layouts for s in settings(problem, lay, least)]
         queue.sort(key=lambda s: s.bound)
@@ -135,7 +159,7 @@ def plan(problem: PlanProblem) -> PlanResult:
             _positions(problem, setting, tables, bounds_cache, state)
             if not chain:
                 _dag(problem, setting, lg, state)
-    found = baselines(problem, tables)
+    found = baselines(problem, tables, chain=chain)
     for base in found.values():
         # The search space holds every baseline; where a heuristic part of the search
         # missed one that scores better, the baseline's plan is the answer.
@@ -192,9 +216,8 @@ def _descend(
     tables: CrossTables,
     cache: dict[int, np.ndarray],
     state: _State,
-    lg: LabelGraph,
-    chain: bool,
-) -> None:
+    least: float,
+) -> tuple[float, Knobs]:
     """Improve one knob at a time (each priced over every split) until none helps."""
     options = knob_options(problem, layout)
     current = options.base()
@@ -202,19 +225,17 @@ def _descend(
     for _ in range(DESCENT_ROUNDS):
         improved = False
         for variant in _neighbours(options, current):
+            if setting_bound(problem, layout, variant, least) >= min(score, state.best_objective):
+                continue  # can improve neither this layout's point nor the best plan
             value = _score(problem, Setting(layout, variant, 0.0), tables, cache, state)
             if value < score - 1e-12:
                 current, score, improved = variant, value, True
         if not improved:
             break
-    if not chain:
-        _dag(problem, Setting(layout, current, 0.0), lg, state)
+    return score, current
 
 
-def _neighbours(options: object, knobs: Knobs) -> list[Knobs]:
-    from tierml.plan.knob_space import KnobOptions
-
-    assert isinstance(options, KnobOptions)
+def _neighbours(options: KnobOptions, knobs: Knobs) -> list[Knobs]:
     out = []
     for k, variants in enumerate(options.variants):
         for v in variants:
@@ -303,16 +324,16 @@ def _candidate_positions(
     problem: PlanProblem, tables: CrossTables, limit: int, state: _State
 ) -> np.ndarray:
     n = problem.graph.size
-    every = np.arange(n + 1)
-    if n + 1 <= limit:
+    every = undominated_positions(problem, tables)
+    if len(every) <= limit:
         return every
     state.exact = False
     state.notes.add(
-        f"{n} nodes: splits sampled at {limit} positions per boundary "
+        f"{n} nodes ({len(every)} useful boundaries): splits sampled at {limit} per boundary "
         "(the smallest cuts and an even spread)"
     )
-    smallest = np.argsort(tables.nbytes, kind="stable")[: limit // 2]
-    spread = np.linspace(0, n, limit - len(smallest)).round().astype(np.int64)
+    smallest = every[np.argsort(tables.nbytes[every], kind="stable")[: limit // 2]]
+    spread = every[np.linspace(0, len(every) - 1, limit - len(smallest)).round().astype(int)]
     return np.unique(np.concatenate([smallest, spread, [0, n]]))
 
 
