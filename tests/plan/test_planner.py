@@ -93,7 +93,7 @@ def test_positions_family_equals_the_reference_metrics(chain):
             problem.noise[-1].name if layout.size > 1 else "none",
         )  # fmt: skip
         bounds = boundary_tuples(np.arange(problem.graph.size + 1), layout.size)
-        priced = price_positions(problem, layout, knobs, tables, bounds)
+        priced = price_positions(problem, layout, knobs, tables, bounds, need_p95=True)
         for i, b in enumerate(bounds):
             stage_of = tuple(
                 int(s) for s in np.searchsorted(b, np.arange(problem.graph.size), "right")

@@ -46,13 +46,16 @@ from tierml.plan.positions import (
     price_positions,
     undominated_positions,
 )
-from tierml.plan.problem import PlanProblem, validate
+from tierml.plan.problem import PlanProblem, SloStat, validate
 
 # Positions per boundary beyond which the splits are sampled (heuristic, flagged).
-MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 40}
+MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 28}
+# With coordinate descent (already heuristic) the splits are sampled more coarsely.
+DESCENT_POSITIONS = {1: 1, 2: 100_000, 3: 48, 4: 24}
 LAGRANGE_STEPS = 4
 EXHAUSTIVE_SETTINGS = 2_000  # beyond: coordinate descent over the knobs (heuristic)
 DESCENT_ROUNDS = 3
+P95_BATCH = 64
 DAG_LAYOUTS = 3  # with coordinate descent: min-cut on the best few layouts only
 
 
@@ -95,6 +98,7 @@ class _State:
     per_layout: dict[tuple[str, ...], Plan] = field(default_factory=dict)
     structures: int = 0
     exact: bool = True
+    descent: bool = False
     notes: set[str] = field(default_factory=set)
 
     @property
@@ -133,7 +137,7 @@ def plan(problem: PlanProblem) -> PlanResult:
     all_layouts = list(layouts(problem))
     total = sum(knob_options(problem, lay).count for lay in all_layouts)
     if total > EXHAUSTIVE_SETTINGS:
-        state.exact = False
+        state.exact, state.descent = False, True
         state.notes.add(
             f"{total} knob settings: knobs searched by coordinate descent per layout "
             f"(exact search up to {EXHAUSTIVE_SETTINGS}); min-cut on the best "
@@ -276,10 +280,18 @@ def _positions(
     if k not in cache and k == 1:
         cache[k] = boundary_tuples(np.zeros(0, dtype=np.int64), 1)
     if k not in cache:
-        positions = _candidate_positions(problem, tables, MAX_POSITIONS.get(k, 24), state)
+        limits = DESCENT_POSITIONS if state.descent else MAX_POSITIONS
+        positions = _candidate_positions(problem, tables, limits.get(k, 24), state)
         cache[k] = boundary_tuples(positions, k)
-    priced = price_positions(problem, setting.layout, setting.knobs, tables, cache[k])
+    layout, knobs = setting.layout, setting.knobs
+    lazy = problem.constraints.slo_ms is not None and problem.constraints.slo_stat is SloStat.P95
+    priced = price_positions(
+        problem, layout, knobs, tables, cache[k], need_p95=not lazy, p95_top=P95_BATCH
+    )
     state.structures += len(priced.bounds)
+    if lazy and not np.any(priced.violation == 0):
+        # None of the best splits meets the p95 SLO: price p95 everywhere.
+        priced = price_positions(problem, layout, knobs, tables, cache[k], need_p95=True)
     feasible = priced.violation == 0
     if np.any(feasible & np.isfinite(priced.objective)):
         i = int(np.argmin(np.where(feasible, priced.objective, np.inf)))
