@@ -189,10 +189,19 @@ def optimistic_bound(problem: PlanProblem, layout: Layout, min_cross: float) -> 
     return best
 
 
-def setting_bound(problem: PlanProblem, layout: Layout, knobs: Knobs, min_cross: float) -> float:
-    """The lower bound of one setting (as ``settings`` computes for each)."""
+def setting_bound(
+    problem: PlanProblem,
+    layout: Layout,
+    knobs: Knobs,
+    min_cross: float,
+    memo: dict[tuple[object, ...], float],
+) -> float:
+    """The lower bound of one setting (as ``settings`` computes for each); ``memo`` keeps
+    the node part per (layout, variants, exit setting)."""
     surv = survival(problem, knobs.exits)
-    variants = [problem.variant(v) for v in knobs.variants]
+    key = (layout.key, knobs.variants, knobs.exits)
+    if key not in memo:
+        variants = [problem.variant(v) for v in knobs.variants]
+        memo[key] = _node_bound(problem, layout, variants, surv.run)
     codecs = [problem.codec(c) for c in knobs.codecs]
-    bound = _node_bound(problem, layout, variants, surv.run)
-    return bound + _link_bound(problem, layout, codecs, surv.final, min_cross)
+    return memo[key] + _link_bound(problem, layout, codecs, surv.final, min_cross)

@@ -46,7 +46,7 @@ from tierml.plan.positions import (
     price_positions,
     undominated_positions,
 )
-from tierml.plan.problem import PlanProblem, SloStat, validate
+from tierml.plan.problem import Mode, PlanProblem, SloStat, validate
 
 # Positions per boundary beyond which the splits are sampled (heuristic, flagged).
 MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 28}
@@ -99,6 +99,7 @@ class _State:
     structures: int = 0
     exact: bool = True
     descent: bool = False
+    bounds: dict[tuple[object, ...], float] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
 
     @property
@@ -130,10 +131,16 @@ def plan(problem: PlanProblem) -> PlanResult:
     chain = is_chain(problem)
     lg = label_graph(problem)
     state = _State()
+    # The min-cut sums costs; a stream's bottleneck is a maximum, so on a DAG in throughput
+    # mode only the positions family runs.
+    use_cut = not chain and problem.objective.mode is Mode.LATENCY
     if not chain:
         _flag_dag_heuristics(problem, state)
+        if not use_cut:
+            state.exact = False
+            state.notes.add("throughput mode on a DAG: splits of the topological order only")
     least = _least_crossing(problem, tables, lg, chain)
-    bounds_cache: dict[int, np.ndarray] = {}
+    search = _Search(problem, tables, lg, state, least, use_cut, {})
     all_layouts = list(layouts(problem))
     total = sum(knob_options(problem, lay).count for lay in all_layouts)
     if total > EXHAUSTIVE_SETTINGS:
@@ -143,26 +150,9 @@ def plan(problem: PlanProblem) -> PlanResult:
             f"(exact search up to {EXHAUSTIVE_SETTINGS}); min-cut on the best "
             f"{DAG_LAYOUTS} layouts"
         )
-        ranked = sorted((optimistic_bound(problem, lay, least), i) for i, lay in
-                        enumerate(all_layouts))  # fmt: skip
-        reached: list[tuple[float, int, Knobs]] = []
-        for bound, i in ranked:
-            if state.best is not None and bound >= state.best.metrics.objective:
-                break
-            score, knobs = _descend(problem, all_layouts[i], tables, bounds_cache, state, least)
-            reached.append((score, i, knobs))
-        if not chain:  # the min-cut refines the most promising layouts' structures
-            for _, i, knobs in sorted(reached, key=lambda r: r[0])[:DAG_LAYOUTS]:
-                _dag(problem, Setting(all_layouts[i], knobs, 0.0), lg, state)
+        search.descent(all_layouts)
     else:
-        queue = [s for lay in all_layouts for s in settings(problem, lay, least)]
-        queue.sort(key=lambda s: s.bound)
-        for setting in queue:
-            if state.best is not None and setting.bound >= state.best.metrics.objective - 1e-12:
-                break
-            _positions(problem, setting, tables, bounds_cache, state)
-            if not chain:
-                _dag(problem, setting, lg, state)
+        search.exhaustive(all_layouts)
     found = baselines(problem, tables, chain=chain)
     for base in found.values():
         # The search space holds every baseline; where a heuristic part of the search
@@ -173,6 +163,47 @@ def plan(problem: PlanProblem) -> PlanResult:
             if state.best is not before and before is not None:
                 state.notes.add(f"the {base.name} plan beat the search's own best")
     return dataclasses.replace(_result(state), baselines=found)
+
+
+@dataclass
+class _Search:
+    problem: PlanProblem
+    tables: CrossTables
+    lg: LabelGraph
+    state: _State
+    least: float  # the fewest bytes a cut with work downstream carries
+    use_cut: bool  # run the DAG min-cut
+    cache: dict[int, np.ndarray]  # boundary tuples per layout size
+
+    def exhaustive(self, all_layouts: list[Layout]) -> None:
+        """Branch and bound over every knob setting, cheapest bound first."""
+        p, state = self.problem, self.state
+        queue = [s for lay in all_layouts for s in settings(p, lay, self.least)]
+        queue.sort(key=lambda s: s.bound)
+        for setting in queue:
+            if setting.bound >= state.best_objective - 1e-12:
+                break
+            _positions(p, setting, self.tables, self.cache, state)
+            if self.use_cut:
+                _dag(p, setting, self.lg, state)
+
+    def descent(self, all_layouts: list[Layout]) -> None:
+        """Coordinate descent per layout (most promising first), then the min-cut on the
+        best few layouts' knobs."""
+        p, state = self.problem, self.state
+        ranked = sorted(
+            (optimistic_bound(p, lay, self.least), i) for i, lay in enumerate(all_layouts)
+        )
+        reached: list[tuple[float, int, Knobs]] = []
+        for bound, i in ranked:
+            if bound >= state.best_objective:
+                break
+            score, knobs = _descend(p, all_layouts[i], self.tables, self.cache, state, self.least)
+            reached.append((score, i, knobs))
+        if self.use_cut:
+            split = sorted((r for r in reached if all_layouts[r[1]].size > 1), key=lambda r: r[0])
+            for _, i, knobs in split[:DAG_LAYOUTS]:
+                _dag(p, Setting(all_layouts[i], knobs, 0.0), self.lg, state)
 
 
 def _flag_dag_heuristics(problem: PlanProblem, state: _State) -> None:
@@ -229,7 +260,8 @@ def _descend(
     for _ in range(DESCENT_ROUNDS):
         improved = False
         for variant in _neighbours(options, current):
-            if setting_bound(problem, layout, variant, least) >= min(score, state.best_objective):
+            bound = setting_bound(problem, layout, variant, least, state.bounds)
+            if bound >= min(score, state.best_objective):
                 continue  # can improve neither this layout's point nor the best plan
             value = _score(problem, Setting(layout, variant, 0.0), tables, cache, state)
             if value < score - 1e-12:
