@@ -196,12 +196,13 @@ def setting_bound(
     min_cross: float,
     memo: dict[tuple[object, ...], float],
 ) -> float:
-    """The lower bound of one setting (as ``settings`` computes for each); ``memo`` keeps
-    the node part per (layout, variants, exit setting)."""
-    surv = survival(problem, knobs.exits)
-    key = (layout.key, knobs.variants, knobs.exits)
+    """The lower bound of one setting (as ``settings`` computes for each), memoised."""
+    key = (layout.key, knobs)
     if key not in memo:
+        surv = survival(problem, knobs.exits)
         variants = [problem.variant(v) for v in knobs.variants]
-        memo[key] = _node_bound(problem, layout, variants, surv.run)
-    codecs = [problem.codec(c) for c in knobs.codecs]
-    return memo[key] + _link_bound(problem, layout, codecs, surv.final, min_cross)
+        codecs = [problem.codec(c) for c in knobs.codecs]
+        memo[key] = _node_bound(problem, layout, variants, surv.run) + _link_bound(
+            problem, layout, codecs, surv.final, min_cross
+        )
+    return memo[key]

@@ -91,6 +91,46 @@ def boundary_tuples(positions: IntArray, k_slots: int) -> IntArray:
 
 
 @dataclass(frozen=True)
+class Splits:
+    """Boundary tuples and what depends only on them, computed once per layout size."""
+
+    bounds: IntArray  # (m, K−1)
+    lo: tuple[IntArray, ...]  # per slot: first node
+    hi: tuple[IntArray, ...]  # per slot: one past its last node
+    exit_slot: tuple[IntArray, ...]  # per exit: the slot its tap falls in
+    count: tuple[IntArray, ...]  # per link: tensors crossing
+    nbytes: tuple[FloatArray, ...]
+    single: tuple[IntArray, ...]
+    leak: tuple[FloatArray, ...]
+    raw_input: tuple[BoolArray, ...]
+    params: tuple[FloatArray, ...]  # per slot: weight bytes (fp32)
+
+    @property
+    def size(self) -> int:
+        return len(self.bounds)
+
+
+def splits(problem: PlanProblem, tables: CrossTables, bounds: IntArray) -> Splits:
+    m, n = len(bounds), problem.graph.size
+    links = bounds.shape[1]
+    lo = (np.zeros(m, dtype=np.int64), *(bounds[:, j] for j in range(links)))
+    hi = (*(bounds[:, j] for j in range(links)), np.full(m, n, dtype=np.int64))
+    cols = [bounds[:, j] for j in range(links)]
+    return Splits(
+        bounds=bounds,
+        lo=lo,
+        hi=hi,
+        exit_slot=tuple(np.sum(bounds <= e.tap, axis=1) for e in problem.exits),
+        count=tuple(tables.count[b] for b in cols),
+        nbytes=tuple(tables.nbytes[b] for b in cols),
+        single=tuple(tables.single[b] for b in cols),
+        leak=tuple(tables.leak[b] for b in cols),
+        raw_input=tuple(tables.raw_input[b] for b in cols),
+        params=tuple(tables.params[h] - tables.params[low] for low, h in zip(lo, hi, strict=True)),
+    )
+
+
+@dataclass(frozen=True)
 class PositionMetrics:
     """Metric arrays, one entry per boundary tuple."""
 
@@ -111,7 +151,7 @@ def price_positions(
     layout: Layout,
     knobs: Knobs,
     tables: CrossTables,
-    bounds: IntArray,
+    where: Splits | IntArray,
     *,
     need_p95: bool | None = None,
     p95_top: int = 0,
@@ -124,20 +164,18 @@ def price_positions(
         need_p95 = problem.constraints.slo_ms is not None and (
             problem.constraints.slo_stat is SloStat.P95
         )
+    sp = where if isinstance(where, Splits) else splits(problem, tables, where)
+    bounds = sp.bounds
     g = problem.graph
-    n, m, k_slots = g.size, len(bounds), layout.size
+    n, m, k_slots = g.size, sp.size, layout.size
     surv = survival(problem, knobs.exits)
-    rates = surv.rates
-    taps = np.array([e.tap for e in problem.exits], dtype=np.int64)
     # A[p]: probability a request is still running at boundary p (survived exits < p).
     alive = np.ones(n + 1)
-    for tap, r in zip(taps, rates, strict=True):
-        alive[tap + 1 :] *= 1 - r
-    lo = [np.zeros(m, dtype=np.int64), *(bounds[:, j] for j in range(k_slots - 1))]
-    hi = [*(bounds[:, j] for j in range(k_slots - 1)), np.full(m, n, dtype=np.int64)]
+    for point, r in zip(problem.exits, surv.rates, strict=True):
+        alive[point.tap + 1 :] *= 1 - r
+    lo, hi, exit_slot = list(sp.lo), list(sp.hi), list(sp.exit_slot)
     reach = [np.ones(m), *(alive[bounds[:, j]] for j in range(k_slots - 1))]
     rate, keep = problem.workload.requests_per_second, problem.workload.faas_keep_alive_s
-    exit_slot = [np.sum(bounds <= tap, axis=1) for tap in taps]
     returned_w = np.concatenate([[0.0], np.cumsum(surv.send * tables.out_bytes)])
 
     valid = np.ones(m, dtype=bool)
@@ -145,14 +183,14 @@ def price_positions(
     for j in range(k_slots - 1):
         b = bounds[:, j]
         codec = problem.codec(knobs.codecs[j])
-        count = tables.count[b]
+        count = sp.count[j]
         if codec.at_tensor is not None:
             names = [t.name for t in g.tensors]
             idx = names.index(codec.at_tensor) if codec.at_tensor in names else -2
-            valid &= (count == 0) | (tables.single[b] == idx)
+            valid &= (count == 0) | (sp.single[j] == idx)
         src, dst = layout.slots[j].site, layout.slots[j + 1].site
         route = layout.routes[j]
-        nbytes = tables.nbytes[b]
+        nbytes = sp.nbytes[j]
         cross_n.append(count)
         raw.append(nbytes)
         wire.append(nbytes * codec.ratio)
@@ -197,7 +235,7 @@ def price_positions(
             gb = site.faas_memory_mb / 1024
             u_k = reach[k] * site.usd_per_request + site.usd_per_gb_s * gb * (b_k + c_k) / 1000
         factor = problem.variant(knobs.variants[k]).param_factor
-        memory = (tables.params[hi[k]] - tables.params[lo[k]]) * factor / 2**20
+        memory = sp.params[k] * factor / 2**20
         busy.append(b_k)
         cold.append(c_k)
         p_cold.append(pc_k)
@@ -214,7 +252,7 @@ def price_positions(
     cost: FloatArray = np.sum(usd, axis=0) * 1e6
     energy = _energy(problem, layout, busy, latency, wire, link_reach, cross_n, returned)
     accuracy = _accuracy(problem, knobs, used, cross_n)
-    exposed, leakage, raw_exposed = _privacy(problem, layout, knobs, tables, bounds)
+    exposed, leakage, raw_exposed = _privacy(problem, layout, knobs, sp)
     accuracy = accuracy - exposed * problem.noise_option(knobs.noise).accuracy_drop
     bottleneck = np.zeros(m)
     for k, slot in enumerate(layout.slots):
@@ -317,14 +355,14 @@ def _accuracy(
 
 
 def _privacy(
-    problem: PlanProblem, layout: Layout, knobs: Knobs, tables: CrossTables, bounds: IntArray
+    problem: PlanProblem, layout: Layout, knobs: Knobs, sp: Splits
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(exposed 0/1, leakage, raw input exposed 0/1) at the links into untrusted slots.
 
     Exact when the trusted slots come first (the usual topology); with a trusted slot
     after an untrusted one, tensors produced past the untrusted slot are counted too.
     """
-    m = len(bounds)
+    m = sp.size
     exposed, leak, raw = np.zeros(m), np.zeros(m), np.zeros(m)
     slots = layout.slots
     if not slots[0].trusted:
@@ -332,11 +370,10 @@ def _privacy(
     factor = problem.noise_option(knobs.noise).leakage_factor
     for j in range(layout.size - 1):
         if slots[j].trusted and not slots[j + 1].trusted:
-            b = bounds[:, j]
-            crosses = tables.count[b] > 0
+            crosses = sp.count[j] > 0
             exposed = np.maximum(exposed, crosses)
-            leak = np.maximum(leak, np.where(crosses, tables.leak[b] * factor, 0.0))
-            raw = np.maximum(raw, tables.raw_input[b])
+            leak = np.maximum(leak, np.where(crosses, sp.leak[j] * factor, 0.0))
+            raw = np.maximum(raw, sp.raw_input[j])
     return exposed, leak, raw
 
 

@@ -41,9 +41,11 @@ from tierml.plan.metrics import Metrics, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels
 from tierml.plan.positions import (
     CrossTables,
+    Splits,
     boundary_tuples,
     cross_tables,
     price_positions,
+    splits,
     undominated_positions,
 )
 from tierml.plan.problem import Mode, PlanProblem, SloStat, validate
@@ -56,7 +58,7 @@ LAGRANGE_STEPS = 4
 EXHAUSTIVE_SETTINGS = 2_000  # beyond: coordinate descent over the knobs (heuristic)
 DESCENT_ROUNDS = 3
 P95_BATCH = 64
-DAG_LAYOUTS = 3  # with coordinate descent: min-cut on the best few layouts only
+DAG_LAYOUTS = 2  # with coordinate descent: min-cut on the best few layouts only
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class _Search:
     state: _State
     least: float  # the fewest bytes a cut with work downstream carries
     use_cut: bool  # run the DAG min-cut
-    cache: dict[int, np.ndarray]  # boundary tuples per layout size
+    cache: dict[int, Splits]  # boundary tuples per layout size
 
     def exhaustive(self, all_layouts: list[Layout]) -> None:
         """Branch and bound over every knob setting, cheapest bound first."""
@@ -249,7 +251,7 @@ def _descend(
     problem: PlanProblem,
     layout: Layout,
     tables: CrossTables,
-    cache: dict[int, np.ndarray],
+    cache: dict[int, Splits],
     state: _State,
     least: float,
 ) -> tuple[float, Knobs]:
@@ -294,7 +296,7 @@ def _score(
     problem: PlanProblem,
     setting: Setting,
     tables: CrossTables,
-    cache: dict[int, np.ndarray],
+    cache: dict[int, Splits],
     state: _State,
 ) -> float:
     """The setting's best feasible objective over the splits (a large penalty if none)."""
@@ -305,20 +307,20 @@ def _positions(
     problem: PlanProblem,
     setting: Setting,
     tables: CrossTables,
-    cache: dict[int, np.ndarray],
+    cache: dict[int, Splits],
     state: _State,
 ) -> float:
     k = setting.layout.size
     if k not in cache and k == 1:
-        cache[k] = boundary_tuples(np.zeros(0, dtype=np.int64), 1)
+        cache[k] = splits(problem, tables, boundary_tuples(np.zeros(0, dtype=np.int64), 1))
     if k not in cache:
         limits = DESCENT_POSITIONS if state.descent else MAX_POSITIONS
         positions = _candidate_positions(problem, tables, limits.get(k, 24), state)
-        cache[k] = boundary_tuples(positions, k)
+        cache[k] = splits(problem, tables, boundary_tuples(positions, k))
     layout, knobs = setting.layout, setting.knobs
     lazy = problem.constraints.slo_ms is not None and problem.constraints.slo_stat is SloStat.P95
     priced = price_positions(
-        problem, layout, knobs, tables, cache[k], need_p95=not lazy, p95_top=P95_BATCH
+        problem, layout, knobs, tables, cache[k], need_p95=False, p95_top=P95_BATCH
     )
     state.structures += len(priced.bounds)
     if lazy and not np.any(priced.violation == 0):
