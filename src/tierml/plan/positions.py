@@ -155,11 +155,13 @@ def price_positions(
     *,
     need_p95: bool | None = None,
     p95_top: int = 0,
+    p95_below: float = np.inf,
 ) -> PositionMetrics:
     """Every metric for every boundary tuple. p95 (a sort per tuple) only when asked;
     without it a p95 SLO is left out of ``violation``, for the caller to check; with
     ``p95_top`` it is checked for the best ``p95_top`` splits by objective (those meeting
-    the other constraints) and the rest are marked unchecked (violation NaN)."""
+    the other constraints) and the rest are marked unchecked (violation NaN) — unless no
+    split scores under ``p95_below``: then none is checked."""
     if need_p95 is None:
         need_p95 = problem.constraints.slo_ms is not None and (
             problem.constraints.slo_stat is SloStat.P95
@@ -293,6 +295,8 @@ def price_positions(
     if p95_top and c.slo_ms is not None and not need_p95:
         ok = np.flatnonzero((violation == 0) & valid)
         rows = ok[np.argsort(objective[ok], kind="stable")[:p95_top]]
+        if len(rows) and objective[rows[0]] >= p95_below:
+            rows = rows[:0]
         p95 = np.full(m, np.nan)
         p95[rows] = _p95(
             problem, layout, knobs, plain, [a[rows] for a in lo], [a[rows] for a in hi],

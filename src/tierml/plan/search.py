@@ -258,14 +258,16 @@ def _descend(
     """Improve one knob at a time (each priced over every split) until none helps."""
     options = knob_options(problem, layout)
     current = options.base()
-    score = _score(problem, Setting(layout, current, 0.0), tables, cache, state)
+    score = _positions(problem, Setting(layout, current, 0.0), tables, cache, state)
     for _ in range(DESCENT_ROUNDS):
         improved = False
         for variant in _neighbours(options, current):
             bound = setting_bound(problem, layout, variant, least, state.bounds)
             if bound >= min(score, state.best_objective):
                 continue  # can improve neither this layout's point nor the best plan
-            value = _score(problem, Setting(layout, variant, 0.0), tables, cache, state)
+            value = _positions(
+                problem, Setting(layout, variant, 0.0), tables, cache, state, below=score
+            )
             if value < score - 1e-12:
                 current, score, improved = variant, value, True
         if not improved:
@@ -292,24 +294,17 @@ def _neighbours(options: KnobOptions, knobs: Knobs) -> list[Knobs]:
     return out
 
 
-def _score(
-    problem: PlanProblem,
-    setting: Setting,
-    tables: CrossTables,
-    cache: dict[int, Splits],
-    state: _State,
-) -> float:
-    """The setting's best feasible objective over the splits (a large penalty if none)."""
-    return _positions(problem, setting, tables, cache, state)
-
-
 def _positions(
     problem: PlanProblem,
     setting: Setting,
     tables: CrossTables,
     cache: dict[int, Splits],
     state: _State,
+    below: float = math.inf,
 ) -> float:
+    """The setting's best feasible objective over the splits (a large penalty if none),
+    offering the best split to the state. Once the splits' objective, before the p95 SLO
+    is checked, cannot get under ``below`` nor the best plan, that bound is returned."""
     k = setting.layout.size
     if k not in cache and k == 1:
         cache[k] = splits(problem, tables, boundary_tuples(np.zeros(0, dtype=np.int64), 1))
@@ -320,10 +315,16 @@ def _positions(
     layout, knobs = setting.layout, setting.knobs
     lazy = problem.constraints.slo_ms is not None and problem.constraints.slo_stat is SloStat.P95
     priced = price_positions(
-        problem, layout, knobs, tables, cache[k], need_p95=False, p95_top=P95_BATCH
-    )
+        problem, layout, knobs, tables, cache[k], need_p95=False, p95_top=P95_BATCH,
+        p95_below=min(below, state.best_objective),
+    )  # fmt: skip
     state.structures += len(priced.bounds)
     if lazy and not np.any(priced.violation == 0):
+        unchecked = np.isnan(priced.violation)
+        if np.any(unchecked):  # the splits not yet checked against the p95 SLO
+            bound = float(np.min(priced.objective[unchecked]))
+            if bound >= min(below, state.best_objective):
+                return bound
         # None of the best splits meets the p95 SLO: price p95 everywhere.
         priced = price_positions(problem, layout, knobs, tables, cache[k], need_p95=True)
     feasible = priced.violation == 0
