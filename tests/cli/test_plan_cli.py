@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import pytest
 
+from cli_process import tierml
+
 SQUEEZENET = Path(onnx.__file__).parent / "backend/test/data/light/light_squeezenet.onnx"
-
-
-def tierml(home: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tierml", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TIERML_HOME": str(home), "COLUMNS": "200"},
-    )
 
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "topologies").glob("*.toml"))

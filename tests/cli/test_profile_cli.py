@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import pytest
 from onnx import TensorProto, helper
+
+from cli_process import tierml
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 SQUEEZENET = LIGHT / "light_squeezenet.onnx"
@@ -19,15 +18,6 @@ SQUEEZENET = LIGHT / "light_squeezenet.onnx"
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
-
-
-def tierml(home: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tierml", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TIERML_HOME": str(home), "COLUMNS": "200"},
-    )
 
 
 def test_validate_prints_exactly_the_documented_json(home):

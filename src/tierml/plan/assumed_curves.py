@@ -31,6 +31,7 @@ from tierml.plan.problem import (
     ExitPoint,
     NoiseOption,
     Variant,
+    ancestors,
 )
 
 CODEC_DROPS = {"fp32": 0.0, "fp16": 0.0005, "int8": 0.003, "int8c": 0.002}
@@ -135,15 +136,4 @@ def articulation_taps(graph: CostGraph, fractions: tuple[float, ...]) -> tuple[i
 
 def _is_ancestor_prefix(graph: CostGraph, v: int) -> bool:
     """Every node before v in the order feeds v (directly or not)."""
-    producers: dict[int, list[int]] = {}
-    for t in graph.tensors:
-        for c in t.consumers:
-            producers.setdefault(c, []).append(t.producer)
-    seen: set[int] = set()
-    stack = [v]
-    while stack:
-        for p in producers.get(stack.pop(), ()):
-            if p >= 0 and p not in seen:
-                seen.add(p)
-                stack.append(p)
-    return len(seen) == v
+    return len(ancestors(graph, v)) == v

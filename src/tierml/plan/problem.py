@@ -362,6 +362,15 @@ def _exit_problems(problem: PlanProblem) -> list[str]:
     return out
 
 
+def ancestors(graph: CostGraph, node: int) -> set[int]:
+    """Every node ``node`` depends on, directly or not."""
+    producers: dict[int, list[int]] = {}
+    for t in graph.tensors:
+        for c in t.consumers:
+            producers.setdefault(c, []).append(t.producer)
+    return _ancestors(producers, node)
+
+
 def _ancestors(producers: Mapping[int, Sequence[int]], node: int) -> set[int]:
     seen: set[int] = set()
     stack = [node]

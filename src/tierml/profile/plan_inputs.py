@@ -203,44 +203,39 @@ def _site(
             cm = codecs.model(c.name)
             enc[c.name] = cm.encode_ms_per_mb * memory_ratio
             dec[c.name] = cm.decode_ms_per_mb * memory_ratio
+    common = {
+        "tier": tier.name,
+        "node_ms": variants,
+        "run_ms": model.run_ms * memory_ratio,
+        "boundary_ms_per_mb": model.boundary_ms_per_mb * memory_ratio,
+        "encode_ms_per_mb": enc,
+        "decode_ms_per_mb": dec,
+        "exit_head_ms": heads,
+        "peak_gflops": max(throughput.conv_gflops, throughput.gemm_gflops),
+    }
     if hw is not None:
-        name = tier.name if tier.kind is not TierKind.CLOUD else f"{tier.name}:{hw.name}"
-        billing = Billing.VM if hw.usd_per_hour is not None else Billing.OWNED
         return Site(
-            name=name,
-            tier=tier.name,
-            billing=billing,
-            node_ms=variants,
-            run_ms=model.run_ms * memory_ratio,
-            boundary_ms_per_mb=model.boundary_ms_per_mb * memory_ratio,
-            encode_ms_per_mb=enc,
-            decode_ms_per_mb=dec,
-            exit_head_ms=heads,
+            name=tier.name if tier.kind is not TierKind.CLOUD else f"{tier.name}:{hw.name}",
+            billing=Billing.VM if hw.usd_per_hour is not None else Billing.OWNED,
             memory_mb=tier.memory_mb or hw.memory_mb,
-            peak_gflops=max(hw.throughput.conv_gflops, hw.throughput.gemm_gflops),
             power_active_w=hw.power_active_w if hw.battery else None,
             power_idle_w=hw.power_idle_w if hw.battery else None,
             battery=hw.battery,
             usd_per_hour=hw.usd_per_hour or 0.0,
+            **common,  # type: ignore[arg-type]
         )
     faas = tier.faas
-    assert faas is not None
+    if faas is None:
+        raise ValueError(f"tier {tier.name} has neither hardware nor FaaS")
     return Site(
         name=f"{tier.name}:{faas.name}@{faas_mb}MB",
-        tier=tier.name,
         billing=Billing.FAAS,
-        node_ms=variants,
-        run_ms=model.run_ms * memory_ratio,
-        boundary_ms_per_mb=model.boundary_ms_per_mb * memory_ratio,
-        encode_ms_per_mb=enc,
-        decode_ms_per_mb=dec,
-        exit_head_ms=heads,
         memory_mb=float(faas_mb),
-        peak_gflops=max(throughput.conv_gflops, throughput.gemm_gflops),
         usd_per_gb_s=faas.usd_per_gb_s,
         usd_per_request=faas.usd_per_request,
         faas_memory_mb=faas_mb,
         cold_start_ms=faas.cold_start_ms,
+        **common,  # type: ignore[arg-type]
     )
 
 

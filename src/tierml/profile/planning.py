@@ -1,14 +1,12 @@
-"""Plan a model on a topology: profile it (cached), build the problem, run the planner."""
+"""A model's planning problem on a topology: profile it (cached), resolve, build."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from tierml.catalog import load_catalog
 from tierml.plan.assumed_curves import Curves
 from tierml.plan.problem import PlanProblem
-from tierml.plan.search import PlanResult, plan
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.codec_timing import host_codec_timings
 from tierml.profile.host import Host
@@ -19,14 +17,6 @@ from tierml.profile.sessions import OptLevel
 from tierml.topology.loading import ResolvedTopology, load_topology
 
 SEGMENTS = 8
-
-
-@dataclass(frozen=True)
-class Planned:
-    problem: PlanProblem
-    curves: Curves
-    topology: ResolvedTopology
-    result: PlanResult
 
 
 def planning_problem(
@@ -54,20 +44,3 @@ def planning_problem(
         analysed.graph, measured, loaded.model, topology, codecs, assumed=assumed
     )
     return problem, curves, topology
-
-
-def plan_model(
-    analysed: AnalysedModel,
-    topology_file: Path,
-    *,
-    home: Path,
-    host: Host,
-    catalog_files: list[Path] | None = None,
-    threads: int = 1,
-    assumed: bool = False,
-) -> Planned:
-    problem, curves, topology = planning_problem(
-        analysed, topology_file, home=home, host=host, catalog_files=catalog_files,
-        threads=threads, assumed=assumed,
-    )  # fmt: skip
-    return Planned(problem, curves, topology, plan(problem))
