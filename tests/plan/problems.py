@@ -76,8 +76,18 @@ def _site(
         node_ms={"fp32": base, "int8": base * 0.5},
         run_ms=0.05 / speed,
         boundary_ms_per_mb=0.02,
-        encode_ms_per_mb={"fp32": 0.0, "fp16": 0.3 / speed, "int8": 0.6 / speed},
-        decode_ms_per_mb={"fp32": 0.0, "fp16": 0.3 / speed, "int8": 0.5 / speed},
+        encode_ms_per_mb={
+            "fp32": 0.0,
+            "fp16": 0.3 / speed,
+            "int8": 0.6 / speed,
+            "bottleneck": 2.0 / speed,
+        },
+        decode_ms_per_mb={
+            "fp32": 0.0,
+            "fp16": 0.3 / speed,
+            "int8": 0.5 / speed,
+            "bottleneck": 2.0 / speed,
+        },
         exit_head_ms=tuple(0.05 / speed for _ in range(exits)),
         memory_mb=extra.pop("memory_mb", 4096.0),  # type: ignore[arg-type]
         peak_gflops=10 * speed,
@@ -94,6 +104,8 @@ def random_problem(
     exits: bool = True,
     knobs: bool = True,
     faas: bool = True,
+    hybrid: bool = False,
+    bottleneck: str | None = None,
     objective: Objective | None = None,
     constraints: Constraints | None = None,
 ) -> PlanProblem:
@@ -133,20 +145,26 @@ def random_problem(
     all_tiers = [
         PlanTier("phone", TierKind.DEVICE, True, (device,)),
         PlanTier("edge", TierKind.EDGE, True, (edge,)),
-        PlanTier("cloud", TierKind.CLOUD, False, tuple(cloud_sites)),
-    ][:tiers]
+        PlanTier(
+            "cloud", TierKind.CLOUD, False, tuple(cloud_sites),
+            Hop("in-cloud", 10_000.0, 10_000.0, 1.0) if hybrid else None,
+        ),
+    ][:tiers]  # fmt: skip
     links = {
         ("phone", "edge"): Hop("wifi", 20.0, 40.0, 8.0, radio_mj_per_mb_up=100.0),
         ("edge", "cloud"): Hop("wan", 100.0, 100.0, 30.0),
         ("phone", "cloud"): Hop("lte", 5.0, 20.0, 60.0, radio_mj_per_mb_up=300.0),
     }
+    codecs = CODECS if knobs else CODECS[:1]
+    if bottleneck is not None:  # a learned bottleneck trained for one cut tensor
+        codecs = (*codecs, Codec("bottleneck", 0.02, 0.002, at_tensor=bottleneck))
     return PlanProblem(
         graph=graph,
         tiers=tuple(all_tiers),
         links={k: v for k, v in links.items() if {k[0], k[1]} <= {t.name for t in all_tiers}},
         base_accuracy=0.98,
         variants=VARIANTS if knobs else VARIANTS[:1],
-        codecs=CODECS if knobs else CODECS[:1],
+        codecs=codecs,
         exits=exit_points,
         exit_options=options,
         noise=NOISE if knobs else NOISE[:1],

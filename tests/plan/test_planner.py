@@ -15,7 +15,7 @@ from tierml.plan.layout import layouts
 from tierml.plan.metrics import evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels, objective
 from tierml.plan.positions import boundary_tuples, cross_tables, price_positions
-from tierml.plan.problem import Constraints, Objective, SloStat
+from tierml.plan.problem import Constraints, Mode, Objective, SloStat
 from tierml.plan.search import plan
 
 from .oracle import best_by_brute_force, monotone_assignments
@@ -47,6 +47,36 @@ def test_chain_plans_match_brute_force_with_constraints(seed, n, slo, floor, bud
     if oracle is not None and result.plan is not None:
         assert _same(result.plan.metrics.objective, oracle.objective)
         assert result.exact
+
+
+@FAST
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 4),
+    mode=st.sampled_from(list(Mode)),
+    budget=st.sampled_from([None, 20.0]),
+)
+def test_hybrid_cloud_and_throughput_mode_match_brute_force(seed, n, mode, budget):
+    objective_w = Objective(latency_per_ms=1.0, cost_per_usd_per_million=0.2, mode=mode)
+    problem = random_problem(
+        seed, n, chain=True, hybrid=True, bottleneck=f"t{n // 2}", objective=objective_w,
+        constraints=Constraints(budget_per_million=budget),
+    )  # fmt: skip
+    problem = dataclasses.replace(problem, variants=problem.variants[:1], noise=problem.noise[:1])
+    result = plan(problem)
+    oracle = best_by_brute_force(problem)
+    assert (result.plan is None) == (oracle is None)
+    if oracle is not None and result.plan is not None:
+        assert _same(result.plan.metrics.objective, oracle.objective)
+
+
+def test_a_bottleneck_codec_is_used_only_at_its_tensor():
+    problem = random_problem(11, 6, chain=True, bottleneck="t2", exits=False)
+    result = plan(problem)
+    assert result.plan is not None
+    for link in result.plan.metrics.links:
+        if link.codec == "bottleneck":
+            assert link.tensors == ("t2",)
 
 
 @FAST
