@@ -56,7 +56,7 @@ MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 28}
 DESCENT_POSITIONS = {1: 1, 2: 100_000, 3: 48, 4: 24}
 LAGRANGE_STEPS = 4
 EXHAUSTIVE_SETTINGS = 2_000  # beyond: coordinate descent over the knobs (heuristic)
-DESCENT_ROUNDS = 3
+DESCENT_BUDGET = 80  # settings looked at per layout
 P95_BATCH = 64
 DAG_LAYOUTS = 2  # with coordinate descent: min-cut on the best few layouts only
 
@@ -255,13 +255,19 @@ def _descend(
     state: _State,
     least: float,
 ) -> tuple[float, Knobs]:
-    """Improve one knob at a time (each priced over every split) until none helps."""
+    """Hill-climb one knob at a time (each setting priced over every split): move to the
+    first neighbour that improves, until none does (or the pricing budget is spent)."""
     options = knob_options(problem, layout)
     current = options.base()
     score = _positions(problem, Setting(layout, current, 0.0), tables, cache, state)
-    for _ in range(DESCENT_ROUNDS):
+    seen = {current}
+    improved = True
+    while improved and len(seen) < DESCENT_BUDGET:
         improved = False
         for variant in _neighbours(options, current):
+            if variant in seen:
+                continue
+            seen.add(variant)
             bound = setting_bound(problem, layout, variant, least, state.bounds)
             if bound >= min(score, state.best_objective):
                 continue  # can improve neither this layout's point nor the best plan
@@ -270,8 +276,7 @@ def _descend(
             )
             if value < score - 1e-12:
                 current, score, improved = variant, value, True
-        if not improved:
-            break
+                break
     return score, current
 
 
