@@ -17,10 +17,9 @@ import json
 import statistics
 import time
 
+import tierml.plan.search as search
 from plan_problems import TOPOLOGIES, zoo_problem
 from zoo_cache import zoo_model
-
-import tierml.plan.search as search
 
 MODELS = ("resnet18", "mobilenetv2", "squeezenet", "vit")
 
