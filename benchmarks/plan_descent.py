@@ -19,12 +19,14 @@ import time
 
 import tierml.plan.search as search
 from plan_problems import TOPOLOGIES, zoo_problem
+from tierml.plan.problem import PlanProblem
+from tierml.plan.result import PlanResult
 from zoo_cache import zoo_model
 
 MODELS = ("resnet18", "mobilenetv2", "squeezenet", "vit")
 
 
-def reduced(problem: search.PlanProblem) -> search.PlanProblem:
+def reduced(problem: PlanProblem) -> PlanProblem:
     return dataclasses.replace(
         problem,
         variants=tuple(v for v in problem.variants if v.name in ("fp32", "int8")),
@@ -34,7 +36,7 @@ def reduced(problem: search.PlanProblem) -> search.PlanProblem:
     )
 
 
-def timed(problem: search.PlanProblem, limit: int) -> tuple[search.PlanResult, float]:
+def timed(problem: PlanProblem, limit: int) -> tuple[PlanResult, float]:
     saved = search.EXHAUSTIVE_SETTINGS
     search.EXHAUSTIVE_SETTINGS = limit
     try:

@@ -14,9 +14,10 @@ from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
 from tierml.plan.metrics import evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels, objective
-from tierml.plan.positions import boundary_tuples, cross_tables, price_positions
+from tierml.plan.positions import price_positions
 from tierml.plan.problem import Constraints, Mode, Objective, SloStat
 from tierml.plan.search import plan
+from tierml.plan.splits import boundary_tuples, cross_tables
 
 from .oracle import best_by_brute_force, monotone_assignments
 from .problems import random_problem

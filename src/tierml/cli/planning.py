@@ -13,7 +13,7 @@ from tierml.cli.render import OutputFormat, console, print_json, table
 if TYPE_CHECKING:
     from tierml.plan.baselines import Baseline
     from tierml.plan.problem import PlanProblem
-    from tierml.plan.search import Plan
+    from tierml.plan.result import Plan
 
 
 def plan(

@@ -27,7 +27,7 @@ from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.dag_solver import label_graph, solve_dag
 from tierml.plan.layout import Layout, layouts
 from tierml.plan.metrics import Metrics, evaluate
-from tierml.plan.positions import CrossTables, boundary_tuples, price_positions
+from tierml.plan.positions import price_positions
 from tierml.plan.problem import (
     BASE_VARIANT,
     NO_EXITS,
@@ -37,6 +37,7 @@ from tierml.plan.problem import (
     Objective,
     PlanProblem,
 )
+from tierml.plan.splits import CrossTables, boundary_tuples
 
 NAMES = ("device-only", "edge-only", "cloud-only", "neurosurgeon", "dads", "edgent")
 

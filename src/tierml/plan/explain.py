@@ -7,7 +7,8 @@ from typing import Any
 
 from tierml.plan.metrics import Metrics
 from tierml.plan.problem import Constraints, PlanProblem
-from tierml.plan.search import Plan, PlanResult, plan
+from tierml.plan.result import Plan, PlanResult
+from tierml.plan.search import plan
 
 CONSTRAINT_FIELDS = (
     "slo_ms",

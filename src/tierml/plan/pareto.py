@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from tierml.plan.problem import Objective, PlanProblem
-from tierml.plan.search import Plan, plan
+from tierml.plan.result import Plan
+from tierml.plan.search import plan
 
 COST_WEIGHTS = (0.0, 0.1, 1.0, 10.0, 100.0)
 LEAK_WEIGHTS = (0.0, 100.0, 1000.0)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tierml.plan.baselines import Baseline, baselines
+from tierml.plan.baselines import baselines
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.dag_solver import label_graph, solve_dag
 from tierml.plan.knob_space import (
@@ -39,16 +38,17 @@ from tierml.plan.knob_space import (
 from tierml.plan.layout import Layout, layouts
 from tierml.plan.metrics import Metrics, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels
-from tierml.plan.positions import (
+from tierml.plan.positions import price_positions
+from tierml.plan.problem import Mode, PlanProblem, SloStat, validate
+from tierml.plan.result import Plan, PlanResult, relative_violation
+from tierml.plan.splits import (
     CrossTables,
     Splits,
     boundary_tuples,
     cross_tables,
-    price_positions,
     splits,
     undominated_positions,
 )
-from tierml.plan.problem import Mode, PlanProblem, SloStat, validate
 
 # Positions per boundary beyond which the splits are sampled (heuristic, flagged).
 MAX_POSITIONS = {1: 1, 2: 100_000, 3: 160, 4: 28}
@@ -59,37 +59,6 @@ EXHAUSTIVE_SETTINGS = 2_000  # beyond: coordinate descent over the knobs (heuris
 DESCENT_BUDGET = 80  # settings looked at per layout
 P95_BATCH = 64
 DAG_LAYOUTS = 2  # with coordinate descent: min-cut on the best few layouts only
-
-
-@dataclass(frozen=True)
-class Plan:
-    candidate: Candidate
-    metrics: Metrics
-
-
-@dataclass(frozen=True)
-class PlanResult:
-    """The best feasible plan, or why there is none and what comes closest."""
-
-    plan: Plan | None
-    closest: Plan | None  # the least-violating plan when infeasible
-    relax: Mapping[str, tuple[float, float]]  # constraint → (needed, limit) when infeasible
-    exact: bool  # every part of the search that ran was exact
-    notes: tuple[str, ...]
-    alternatives: tuple[Plan, ...]  # the best plan of other layouts, best first
-    structures: int  # candidate structures priced
-    baselines: Mapping[str, Baseline | None] = field(default_factory=dict)
-
-    @property
-    def feasible(self) -> bool:
-        return self.plan is not None
-
-    @property
-    def binding(self) -> str | None:
-        """The constraint the closest plan misses by the most (relative), when infeasible."""
-        if not self.relax:
-            return None
-        return max(self.relax, key=lambda k: _relative(*self.relax[k]))
 
 
 @dataclass
@@ -121,7 +90,7 @@ class _State:
             if held is None or metrics.objective < held.metrics.objective:
                 self.per_layout[key] = plan
         else:
-            v = sum(_relative(a, b) for a, b in metrics.violations.values())
+            v = sum(relative_violation(a, b) for a, b in metrics.violations.values())
             if v < self.closest_violation:
                 self.closest, self.closest_violation = plan, v
         return metrics
@@ -412,12 +381,3 @@ def _result(state: _State) -> PlanResult:
         alternatives=tuple(alternatives[:5]),
         structures=state.structures,
     )
-
-
-def _relative(value: float, limit: float) -> float:
-    return abs(value - limit) / max(abs(limit), 1e-9)
-
-
-def layout_of(problem: PlanProblem, sites: tuple[str, ...]) -> Layout | None:
-    """The layout running on exactly these sites, in order, if the topology allows it."""
-    return next((lay for lay in layouts(problem) if lay.key == sites), None)
