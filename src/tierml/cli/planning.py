@@ -212,3 +212,50 @@ def _render(out: dict[str, Any]) -> None:
     con.print(f"solved in {out['solve_ms']:.1f} ms; exact: {out['exact']}")
     for note in out["notes"]:
         con.print(f"  note: {note}")
+    if "explain" in out:
+        _render_explain(out["explain"])
+    if "pareto" in out:
+        rows = [
+            [" → ".join(p["layout"]), f"{p['latency_ms']:.4g}", f"{p['cost_per_million']:.4g}",
+             f"{p['leakage']:.3g}"]
+            for p in out["pareto"]
+        ]  # fmt: skip
+        con.print(table("Pareto front", ["layout", "latency_ms", "$ per M", "leakage"], rows))
+
+
+def _render_explain(ex: dict[str, Any]) -> None:
+    con = console()
+    if "breakdown" not in ex:
+        return
+    rows = [
+        [s["tier"], s["site"], f"{s['compute_ms']:.3f}", f"{s['codec_ms']:.3f}",
+         f"{s['cold_start_ms']:.3f}", f"{s['reach']:.2f}"]
+        for s in ex["breakdown"]["stages"]
+    ]  # fmt: skip
+    con.print(table("per stage (expected ms)", ["tier", "site", "compute", "codec", "cold",
+                                                "reach"], rows))  # fmt: skip
+    rows = [
+        [i, c["codec"], c["raw_bytes"], f"{c['wire_bytes']:.0f}", f"{c['transfer_ms']:.3f}",
+         f"{c['rtt_ms']:.1f}", f"{c['reach']:.2f}"]
+        for i, c in enumerate(ex["breakdown"]["links"])
+    ]  # fmt: skip
+    if rows:
+        con.print(table("per link", ["link", "codec", "raw B", "wire B", "transfer ms", "RTT ms",
+                                     "reach"], rows))  # fmt: skip
+    binding = ", ".join(f"{k} (−{v:.4g})" for k, v in ex["binding"].items()) or "none"
+    con.print(f"binding constraints (objective gained without each): {binding}")
+    rows = [
+        [a["name"], f"{a['worse_by']:+.4g}",
+         ", ".join(f"{k} {v:+.3g}" for k, v in a["by_term"].items() if abs(v) > 1e-9) or "-",
+         ", ".join(a["violations"]) or "-"]
+        for a in ex["alternatives"]
+    ]  # fmt: skip
+    con.print(table("next best, and why they lost", ["alternative", "objective", "by term",
+                                                     "violates"], rows))  # fmt: skip
+    ratio = ex["latency_over_bound"]
+    con.print(
+        f"lower bound (FLOPs / peak + bytes / bandwidth): {ex['lower_bound_ms']:.3f} ms; "
+        f"predicted latency is {ratio:.2f}× it"
+        if ratio
+        else "lower bound: n/a"
+    )

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from tierml.core.tiers import TierKind
-from tierml.plan.candidate import Candidate, Knobs
+from tierml.plan.candidate import Candidate, Knobs, canonical
 from tierml.plan.dag_solver import label_graph, solve_dag
 from tierml.plan.layout import Layout, layouts
 from tierml.plan.metrics import Metrics, evaluate
@@ -83,22 +83,6 @@ def _single_tier(layout: Layout) -> bool:
 
 def _knobs(k: int, exits: str = NO_EXITS) -> Knobs:
     return Knobs((BASE_VARIANT,) * k, (RAW_CODEC,) * (k - 1), exits, NO_NOISE)
-
-
-def canonical(problem: PlanProblem, cand: Candidate) -> Candidate:
-    """The same plan without trailing slots that run nothing (nothing provisioned there)."""
-    used = max(cand.stage_of, default=0) + 1
-    if used == cand.layout.size:
-        return cand
-    key = cand.layout.key[:used]
-    layout = next((lay for lay in layouts(problem) if lay.key == key), None)
-    if layout is None:
-        return cand
-    knobs = Knobs(
-        cand.knobs.variants[:used], cand.knobs.codecs[: used - 1], cand.knobs.exits,
-        cand.knobs.noise,
-    )  # fmt: skip
-    return Candidate(layout, cand.stage_of, knobs)
 
 
 def _best(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tierml.plan.layout import Layout
+from tierml.plan.layout import Layout, layouts
 from tierml.plan.problem import NO_EXITS, FloatArray, PlanProblem
 
 
@@ -81,3 +81,19 @@ def slot_reach(problem: PlanProblem, stage_of: tuple[int, ...], surv: Survival, 
         if stage_of[e.tap] < k:
             p *= 1 - r
     return p
+
+
+def canonical(problem: PlanProblem, cand: Candidate) -> Candidate:
+    """The same plan without trailing slots that run nothing (nothing provisioned there)."""
+    used = max(cand.stage_of, default=0) + 1
+    if used == cand.layout.size:
+        return cand
+    key = cand.layout.key[:used]
+    layout = next((lay for lay in layouts(problem) if lay.key == key), None)
+    if layout is None:
+        return cand
+    knobs = Knobs(
+        cand.knobs.variants[:used], cand.knobs.codecs[: used - 1], cand.knobs.exits,
+        cand.knobs.noise,
+    )  # fmt: skip
+    return Candidate(layout, cand.stage_of, knobs)

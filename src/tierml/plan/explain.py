@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
+from tierml.plan.candidate import survival
 from tierml.plan.metrics import Metrics
 from tierml.plan.problem import Constraints, PlanProblem
 from tierml.plan.result import Plan, PlanResult
@@ -60,12 +63,21 @@ def terms(problem: PlanProblem, m: Metrics) -> dict[str, float]:
 
 
 def lower_bound_ms(problem: PlanProblem, p: Plan) -> float:
-    """FLOPs / peak per tier + bytes / bandwidth: no kernel or link can beat this."""
-    macs = problem.graph.macs
+    """FLOPs / throughput per tier + bytes / bandwidth, weighted by the probability each node
+    runs and scaled by the variant's speed-up: no kernel at the tier's best effective rate
+    (the catalog has no theoretical peaks) and no link could do better."""
+    macs = np.asarray(problem.graph.macs, dtype=np.float64)
+    run = survival(problem, p.candidate.knobs.exits).run
     total = 0.0
     for s, slot in zip(p.metrics.stages, p.candidate.layout.slots, strict=True):
-        flops = 2 * sum(macs[v] for v in s.nodes)
-        total += s.reach * flops / (slot.site.peak_gflops * 1e6)
+        nodes = list(s.nodes)
+        if not nodes:
+            continue
+        fp32 = slot.site.node_ms["fp32"][nodes]
+        mine = slot.site.node_ms[s.variant][nodes]
+        factor = np.divide(mine, fp32, out=np.ones_like(mine), where=fp32 > 0)
+        flops = 2 * macs[nodes] * run[nodes] * factor
+        total += float(flops.sum()) / (slot.site.peak_gflops * 1e6)
     for c in p.metrics.links:
         total += c.reach * c.transfer_ms
     return total

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tierml.plan.baselines import baselines
-from tierml.plan.candidate import Candidate, Knobs
+from tierml.plan.candidate import Candidate, Knobs, canonical
 from tierml.plan.dag_solver import label_graph, solve_dag
 from tierml.plan.knob_space import (
     KnobOptions,
@@ -77,7 +77,9 @@ class _State:
     def best_objective(self) -> float:
         return math.inf if self.best is None else self.best.metrics.objective
 
-    def offer(self, problem: PlanProblem, cand: Candidate) -> Metrics | None:
+    def offer(self, problem: PlanProblem, found: Candidate) -> Metrics | None:
+        # A trailing slot that computes nothing is a smaller layout, and costs less there.
+        cand = canonical(problem, found)
         metrics = evaluate(problem, cand)
         if metrics is None:
             return None
