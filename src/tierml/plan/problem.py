@@ -237,19 +237,6 @@ class PlanProblem:
     def all_exit_options(self) -> tuple[ExitOption, ...]:
         return (self.exit_option(NO_EXITS), *self.exit_options)
 
-    def site(self, name: str) -> Site:
-        for tier in self.tiers:
-            for s in tier.sites:
-                if s.name == name:
-                    return s
-        raise PlanInputError(f'No site named "{name}".')
-
-    def tier_of(self, site: str) -> PlanTier:
-        for tier in self.tiers:
-            if any(s.name == site for s in tier.sites):
-                return tier
-        raise PlanInputError(f'No site named "{site}".')
-
 
 _Named = TypeVar("_Named", Variant, Codec, ExitOption, NoiseOption)
 

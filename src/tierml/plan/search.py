@@ -12,8 +12,10 @@ For every layout (tiers used, site per tier, hybrid VM + FaaS), every knob setti
   or memory (a Lagrangian heuristic).
 
 Every structure either family proposes is priced by ``tierml.plan.metrics.evaluate``,
-the one definition of the metrics, and the best feasible one wins. The search stops when
-the next setting's bound reaches the best objective found (branch and bound).
+the one definition of the metrics, and the best feasible one wins. Up to 2,000 knob
+settings the search is branch and bound (it stops when the next setting's bound reaches
+the best objective found); beyond, it hill-climbs over the knobs per layout, flagged as
+heuristic. The baselines' plans are candidates too.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tierml.core.errors import TopologyError
-from tierml.core.tiers import TierKind
 from tierml.plan.problem import Constraints, Mode, Objective, SloStat, Workload
 
 TIER_KEYS = {
@@ -266,6 +265,3 @@ def _workload(t: Any, p: _Problems) -> Workload:
         or 0.0,
         sporadic=p.flag(t, "sporadic", "workload.", False),
     )
-
-
-TIER_KINDS = tuple(k.value for k in TierKind)
