@@ -30,6 +30,14 @@ InputsOpt = Annotated[
     ),
 ]
 
+ThreadsOpt = Annotated[
+    int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads (pinned count).")
+]
+CatalogOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--catalog", help="Extra catalog TOML file (repeatable).", show_default=False),
+]
+
 
 def shapes_of(options: list[str] | None) -> dict[str, tuple[int, ...]]:
     from tierml.profile.analysis import parse_shape_options

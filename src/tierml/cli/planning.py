@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tierml.cli.options import BatchOpt, FormatOpt, ModelArg, ShapeOpt, shapes_of
+from tierml.cli.options import (
+    BatchOpt,
+    CatalogOpt,
+    FormatOpt,
+    ModelArg,
+    ShapeOpt,
+    ThreadsOpt,
+    shapes_of,
+)
 from tierml.cli.render import OutputFormat, console, print_json, table
 
 if TYPE_CHECKING:
@@ -34,10 +42,8 @@ def plan(
             help="Plan with stand-in variant, exit and noise curves (labelled 'assumed').",
         ),
     ] = False,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="ORT threads profiled.")] = 1,
-    catalog: Annotated[
-        list[Path] | None, typer.Option("--catalog", help="Extra catalog TOML (repeatable).")
-    ] = None,
+    threads: ThreadsOpt = 1,
+    catalog: CatalogOpt = None,
     batch: BatchOpt = None,
     shape: ShapeOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,

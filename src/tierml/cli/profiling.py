@@ -8,19 +8,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tierml.cli.options import BatchOpt, FormatOpt, InputsOpt, ModelArg, ShapeOpt, shapes_of
+from tierml.cli.options import (
+    BatchOpt,
+    CatalogOpt,
+    FormatOpt,
+    InputsOpt,
+    ModelArg,
+    ShapeOpt,
+    ThreadsOpt,
+    shapes_of,
+)
 from tierml.cli.render import OutputFormat, console, human_bytes, human_count, print_json, table
 
 if TYPE_CHECKING:
     from tierml.profile.model_profile import ModelProfile
-
-ThreadsOpt = Annotated[
-    int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads (pinned count).")
-]
-CatalogOpt = Annotated[
-    list[Path] | None,
-    typer.Option("--catalog", help="Extra catalog TOML file (repeatable).", show_default=False),
-]
 
 
 def profile(
