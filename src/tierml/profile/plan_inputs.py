@@ -10,6 +10,8 @@ profiles will measure (variant speed-ups, exits, privacy curves) comes from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from tierml.core.model_graph import ModelGraph, TensorKind
@@ -69,34 +71,44 @@ def cost_graph(graph: ModelGraph, leakage: dict[str, float] | None = None) -> Co
     )
 
 
-def node_ms(
-    graph: ModelGraph, measured: Measured, model: LatencyModel, throughput: Throughput
-) -> tuple[np.ndarray, dict[ThroughputClass, float], np.ndarray]:
-    """(ms per compute node on a tier of this throughput, the host → tier ratios, the
-    throughput class of each node's kernel)."""
+@dataclass(frozen=True)
+class HostKernels:
+    """Per compute node, once per model: the latency model's time for the kernel it heads
+    on this host (0 for nodes fused into another's kernel), the throughput class that
+    kernel is scaled by, and the node's own class (what a variant speeds up)."""
+
+    ms: np.ndarray
+    kernel_class: np.ndarray  # ThroughputClass values
+    node_class: np.ndarray
+
+    def on(self, ratios: dict[ThroughputClass, float]) -> np.ndarray:
+        """ms per node on a tier with these host → tier time ratios."""
+        scale = np.array([ratios[ThroughputClass(c)] for c in self.kernel_class])
+        out: np.ndarray = self.ms * scale
+        return out
+
+
+def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> HostKernels:
     order = [n.index for n in graph.compute_nodes]
     pos = {idx: p for p, idx in enumerate(order)}
-    ratios = model.ratios_to(throughput.by_class())
     ms = np.zeros(len(order), dtype=FLOAT_MS)
-    classes = np.array(
+    kernel_class = np.array([ThroughputClass.MEMORY.value] * len(order), dtype=object)
+    node_class = np.array(
         [throughput_class(op_class(graph, graph.nodes[i])).value for i in order], dtype=object
     )
+    parts = []
     grouped: set[int] = set()
     for group in measured.kernels.groups:
         members = [n for n in group.nodes if n in pos]
-        if not members:
-            continue
-        head = group.head if group.head in pos else members[0]
-        part = part_features(graph, members, head)
-        tc = throughput_class(part.op_class)
-        ms[pos[head]] += model.kernel_ms(part) * ratios[tc] * model.scale
-        grouped.update(members)
-    for idx in order:
-        if idx not in grouped:
-            part = part_features(graph, [idx], idx)
-            tc = throughput_class(part.op_class)
-            ms[pos[idx]] += model.kernel_ms(part) * ratios[tc] * model.scale
-    return ms, ratios, classes
+        if members:
+            head = group.head if group.head in pos else members[0]
+            parts.append((head, part_features(graph, members, head)))
+            grouped.update(members)
+    parts += [(idx, part_features(graph, [idx], idx)) for idx in order if idx not in grouped]
+    for head, part in parts:
+        ms[pos[head]] += model.kernel_ms(part) * model.scale
+        kernel_class[pos[head]] = throughput_class(part.op_class).value
+    return HostKernels(ms, kernel_class, node_class)
 
 
 def build_problem(
@@ -113,22 +125,23 @@ def build_problem(
     curves = curves_for(costs, assumed=assumed)
     costs = with_leakage(costs, curves.leakage)
     plan_codec_list = plan_codecs(codecs)
+    kernels = host_kernels(graph, measured, model)
     tiers = []
     for tier in topology.tiers:
         sites = [
-            _site(graph, measured, model, tier, hw, codecs, curves, hw.throughput)
+            _site(kernels, model, tier, hw, codecs, plan_codec_list, curves, hw.throughput)
             for hw in tier.hardware
         ]
         if tier.faas is not None:
             for mb in tier.faas_memory_mb:
                 sites.append(
                     _site(
-                        graph,
-                        measured,
+                        kernels,
                         model,
                         tier,
                         None,
                         codecs,
+                        plan_codec_list,
                         curves,
                         tier.faas.throughput(mb),
                         faas_mb=mb,
@@ -175,17 +188,18 @@ def plan_codecs(codecs: CodecTimings) -> tuple[Codec, ...]:
 
 
 def _site(
-    graph: ModelGraph,
-    measured: Measured,
+    kernels: HostKernels,
     model: LatencyModel,
     tier: ResolvedTier,
     hw: TierProfile | None,
     codecs: CodecTimings,
+    codec_list: tuple[Codec, ...],
     curves: Curves,
     throughput: Throughput,
     faas_mb: int = 0,
 ) -> Site:
-    base, ratios, classes = node_ms(graph, measured, model, throughput)
+    ratios = model.ratios_to(throughput.by_class())
+    base, classes = kernels.on(ratios), kernels.node_class
     memory_ratio = ratios[ThroughputClass.MEMORY]
     accelerated = hw is not None and hw.accelerator is not None
     variants = {
@@ -196,9 +210,9 @@ def _site(
         2 * e_bytes / (throughput.memory_gbps * 1e6) + model.run_ms * memory_ratio
         for e_bytes in curves.exit_tap_bytes
     )
-    enc = {c.name: 0.0 for c in plan_codecs(codecs)}
+    enc = {c.name: 0.0 for c in codec_list}
     dec = dict(enc)
-    for c in plan_codecs(codecs):
+    for c in codec_list:
         if c.name != "fp32":
             cm = codecs.model(c.name)
             enc[c.name] = cm.encode_ms_per_mb * memory_ratio
