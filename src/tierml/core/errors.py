@@ -124,3 +124,25 @@ class TopologyError(TiermlError):
     def __init__(self, message: str, *, hint: str = "", problems: tuple[str, ...] = ()) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems or (message,)
+
+
+class LinkSpecError(TiermlError):
+    """An emulated link's figures are out of range (bandwidth ≤ 0, loss ≥ 1 …)."""
+
+    code = "E_LINK"
+
+
+class DeploymentError(TiermlError):
+    """A plan bundle is missing, malformed, or its tier processes cannot start."""
+
+    code = "E_DEPLOY"
+
+
+class TierUnavailableError(TiermlError):
+    """A tier did not answer in time or refused the call; the request may fall back."""
+
+    code = "E_TIER_DOWN"
+
+    def __init__(self, tier: str, message: str, *, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.tier = tier

@@ -6,11 +6,18 @@ from pathlib import Path
 
 from tierml.catalog import load_catalog
 from tierml.plan.assumed_curves import Curves
+from tierml.plan.latency_model import LatencyModel
 from tierml.plan.problem import PlanProblem
 from tierml.profile.analysis import AnalysedModel
-from tierml.profile.codec_timing import host_codec_timings
+from tierml.profile.codec_timing import CodecTimings, host_codec_timings
 from tierml.profile.host import Host
-from tierml.profile.model_profile import cache_key, load_measured, measure, save_measured
+from tierml.profile.model_profile import (
+    Measured,
+    cache_key,
+    load_measured,
+    measure,
+    save_measured,
+)
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.predictor_store import load_latency_model
 from tierml.profile.sessions import OptLevel
@@ -31,6 +38,17 @@ def planning_problem(
 ) -> tuple[PlanProblem, Curves, ResolvedTopology]:
     catalog = load_catalog(catalog_files or [], home=home)
     topology = load_topology(topology_file, catalog)
+    measured, model, codecs = planning_inputs(analysed, home=home, host=host, threads=threads)
+    problem, curves = build_problem(
+        analysed.graph, measured, model, topology, codecs, assumed=assumed
+    )
+    return problem, curves, topology
+
+
+def planning_inputs(
+    analysed: AnalysedModel, *, home: Path, host: Host, threads: int = 1
+) -> tuple[Measured, LatencyModel, CodecTimings]:
+    """The model's measured segments (cached), the host's latency model and codec timings."""
     loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home)
     opt_level = OptLevel(loaded.model.opt_level)
     key = cache_key(analysed, segments=SEGMENTS, threads=threads, host=host, opt_level=opt_level)
@@ -39,8 +57,4 @@ def planning_problem(
     if measured is None:
         measured = measure(analysed, segments=SEGMENTS, threads=threads, opt_level=opt_level)
         save_measured(measured, path)
-    codecs = host_codec_timings(home, host.fingerprint)
-    problem, curves = build_problem(
-        analysed.graph, measured, loaded.model, topology, codecs, assumed=assumed
-    )
-    return problem, curves, topology
+    return measured, loaded.model, host_codec_timings(home, host.fingerprint)

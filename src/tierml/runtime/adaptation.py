@@ -1,0 +1,182 @@
+"""Estimate the device's link from real transfers and re-plan when the best plan changes.
+
+Round trip: a ServerLive probe over the link every ``probe_every`` requests, EWMA.
+Bandwidth: each request's network time on the device's hop (the call minus the time the
+tiers behind it report) minus the RTT estimate, for the bytes that crossed, EWMA. When
+either estimate moves by more than ``threshold`` from the figures the current plan was
+chosen at, every deployed plan is re-priced by the pure planner on the new figures and
+the best one becomes current; the full planner also runs, and an undeployed plan that
+would be better is reported (deploying it needs new partitions).
+
+The device's uplinks to different tiers share its radio, so a link not measured lately
+is assumed to have changed by the same factor as the one that was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tierml.plan.candidate import Candidate
+from tierml.plan.problem import Hop, PlanProblem
+from tierml.plan.search import plan as solve
+from tierml.runtime.client import DeviceClient, InferenceRecord
+from tierml.runtime.portfolio import best_deployed, candidate_key, with_origin_links
+
+ALPHA = 0.3  # EWMA weight of a new sample
+MIN_SAMPLE_MS = 0.5  # transfers shorter than this (beyond the RTT) say nothing about bandwidth
+
+
+@dataclass
+class Estimate:
+    mbps: float
+    rtt_ms: float
+
+
+class LinkEstimator:
+    def __init__(self, mbps: float, rtt_ms: float) -> None:
+        self.estimate = Estimate(mbps, rtt_ms)
+        self.samples = 0
+
+    def rtt_sample(self, rtt_ms: float) -> None:
+        e = self.estimate
+        e.rtt_ms = (1 - ALPHA) * e.rtt_ms + ALPHA * rtt_ms
+
+    def transfer_sample(self, nbytes: int, network_ms: float) -> None:
+        serial_ms = network_ms - self.estimate.rtt_ms
+        if nbytes <= 0 or serial_ms < MIN_SAMPLE_MS:
+            return
+        mbps = nbytes * 8 / (serial_ms * 1e3)
+        e = self.estimate
+        e.mbps = (1 - ALPHA) * e.mbps + ALPHA * mbps
+        self.samples += 1
+
+
+@dataclass(frozen=True)
+class Replan:
+    at: float  # time.monotonic()
+    estimates: dict[str, tuple[float, float]]  # tier → (Mbps, RTT ms)
+    old: str
+    new: str
+    predicted_ms: float
+    better_undeployed_ms: float | None  # the full planner's best, when not deployed
+
+
+class Replanner:
+    """Owns a client's plan choice: on link changes and on tiers going down or back."""
+
+    def __init__(
+        self,
+        client: DeviceClient,
+        problem: PlanProblem,
+        candidates: Mapping[str, Candidate],
+        *,
+        threshold: float = 0.3,
+        probe_every: int = 8,
+    ) -> None:
+        self.client, self.problem = client, problem
+        self.candidates = dict(candidates)
+        self.threshold, self.probe_every = threshold, probe_every
+        origin = problem.tiers[0].name
+        self.nominal = {dst: h for (src, dst), h in problem.links.items() if src == origin}
+        self.estimators = {
+            t: LinkEstimator(h.uplink_mbps, h.rtt_ms) for t, h in self.nominal.items()
+        }
+        self.chosen_at = {t: (h.uplink_mbps, h.rtt_ms) for t, h in self.nominal.items()}
+        self.tiers_of = {p.id: p.remote_tiers for p in client.bundle.plans}
+        self.replans: list[Replan] = []
+        self._count = 0
+        self._lock = threading.Lock()
+        client.chooser = self.best
+        client.on_tier_change = self._tiers_changed
+
+    def observe(self, record: InferenceRecord) -> None:
+        """Feed one finished request; may switch the client's plan for later requests."""
+        tier = record.first_tier
+        with self._lock:
+            self._count += 1
+            if tier in self.estimators and record.bytes_up + record.bytes_down > 0:
+                est = self.estimators[tier]
+                if self._count % self.probe_every == 1:
+                    est.rtt_sample(self.client.probe_rtt(tier))
+                est.transfer_sample(record.bytes_up + record.bytes_down, record.network_ms)
+        if self._moved():
+            self.replan()
+
+    def current_problem(self) -> PlanProblem:
+        factors = []
+        hops: dict[str, Hop] = {}
+        for tier, est in self.estimators.items():
+            if est.samples:
+                factors.append(est.estimate.mbps / self.nominal[tier].uplink_mbps)
+        shared = factors[-1] if factors else 1.0
+        for tier, h in self.nominal.items():
+            est = self.estimators[tier]
+            f = est.estimate.mbps / h.uplink_mbps if est.samples else shared
+            hops[tier] = dataclasses.replace(
+                h,
+                uplink_mbps=h.uplink_mbps * f,
+                downlink_mbps=h.downlink_mbps * f,
+                rtt_ms=est.estimate.rtt_ms,
+            )
+        return with_origin_links(self.problem, hops)
+
+    def best(self, down: frozenset[str]) -> str:
+        found = best_deployed(self.current_problem(), self.candidates, down, self.tiers_of)
+        if found is None:
+            return self.client._choose_by_label(down)
+        return found[0]
+
+    def replan(self, *, force: bool = False) -> Replan | None:
+        with self._lock:
+            problem = self.current_problem()
+            down = frozenset(self.client.down)
+            found = best_deployed(problem, self.candidates, down, self.tiers_of)
+            self.chosen_at = {
+                t: (e.estimate.mbps, e.estimate.rtt_ms) for t, e in self.estimators.items()
+            }
+            if found is None:
+                return None
+            new, metrics = found
+            old = self.client.current
+            if new == old and not force:
+                return None
+            better = None
+            result = solve(problem) if not down else None
+            if result is not None and result.plan is not None:
+                deployed = {candidate_key(c) for c in self.candidates.values()}
+                if candidate_key(result.plan.candidate) not in deployed and (
+                    result.plan.metrics.objective < metrics.objective - 1e-9
+                ):
+                    better = result.plan.metrics.latency_ms
+            event = Replan(
+                at=time.monotonic(),
+                estimates={
+                    t: (e.estimate.mbps, e.estimate.rtt_ms) for t, e in self.estimators.items()
+                },
+                old=old,
+                new=new,
+                predicted_ms=metrics.latency_ms,
+                better_undeployed_ms=better,
+            )
+            self.client.current = new
+            if new != old:
+                self.client.events.append((event.at, f"re-plan {old} → {new}"))
+            self.replans.append(event)
+            return event
+
+    def _moved(self) -> bool:
+        for tier, est in self.estimators.items():
+            mbps0, rtt0 = self.chosen_at[tier]
+            e = est.estimate
+            if est.samples and abs(e.mbps / mbps0 - 1) > self.threshold:
+                return True
+            if abs(e.rtt_ms - rtt0) > self.threshold * max(rtt0, 5.0):
+                return True
+        return False
+
+    def _tiers_changed(self) -> None:
+        self.replan(force=True)

@@ -1,0 +1,290 @@
+"""The device side of a deployment: runs the head, exits early, encodes, calls the tiers.
+
+A request takes the current plan once, at its start, and finishes on it: switching plans
+(a re-plan, a fallback) only changes what later requests take, so none is dropped. A
+tier that is unreachable is marked down and the request is retried on the best deployed
+plan without it — ultimately device-only, which needs no network. A background probe
+brings a tier back when it answers again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+from tritonclient.grpc import service_pb2 as pb
+
+from tierml.core.errors import DeploymentError, InputDataError, TierUnavailableError
+from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
+from tierml.runtime.forward import call_stage, stub_for
+from tierml.runtime.link_shaping import ShapedLink
+from tierml.runtime.stage_exec import StageRunner, check_inputs
+
+Array = np.ndarray[Any, Any]
+PROBE_INTERVAL_S = 0.25
+
+
+@dataclass
+class InferenceRecord:
+    """What one request did: its outputs, the path it took, and the time and bytes of each part."""
+
+    outputs: dict[str, Array]
+    plan: str
+    path: list[str]  # tiers that computed, in order
+    exit: str | None
+    hops: list[dict[str, Any]]  # per computing tier
+    total_ms: float
+    bytes_up: int = 0
+    bytes_down: int = 0
+    wire_ms: float = 0.0  # emulated link time of the device's own hop
+    network_ms: float = 0.0  # the device's hop, minus what the tiers behind reported
+    first_tier: str | None = None
+    fallbacks: list[str] = field(default_factory=list)  # "p0: edge down" per retry
+    started: float = 0.0  # time.monotonic() at the start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan,
+            "path": self.path,
+            "exit": self.exit,
+            "hops": self.hops,
+            "total_ms": self.total_ms,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "wire_ms": self.wire_ms,
+            "fallbacks": self.fallbacks,
+            "outputs": {
+                k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in self.outputs.items()
+            },
+        }
+
+
+Chooser = Callable[[frozenset[str]], str]
+
+
+class DeviceClient:
+    """Runs a bundle's first-tier partitions here and sends the rest to the tier servers."""
+
+    def __init__(
+        self,
+        bundle: str | Path | Bundle,
+        addresses: Mapping[str, str],
+        *,
+        root: str | Path | None = None,
+        plan: str | None = None,
+        device_slowdown: float | None = None,
+        threads: int = 1,
+        seed: int = 0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if isinstance(bundle, Bundle):
+            self.bundle, self.root = bundle, Path(root or ".")
+        else:
+            self.root = Path(bundle)
+            self.bundle = load_bundle(self.root)
+        self.addresses = dict(addresses)
+        slow = self.bundle.tier(self.bundle.origin).slowdown
+        self.device_slowdown = slow if device_slowdown is None else device_slowdown
+        self.runners: dict[str, StageRunner] = {}
+        sessions: dict[str, ort.InferenceSession] = {}
+        for p in self.bundle.plans:
+            head = p.stages[0]
+            if head.inbound is None:
+                self.runners[p.id] = StageRunner(
+                    head,
+                    str(self.root / head.file),
+                    threads=threads,
+                    slowdown=self.device_slowdown,
+                    sessions=sessions,
+                )
+        self.links = {
+            name: ShapedLink(shape, seed=seed + i)
+            for i, (name, shape) in enumerate(sorted(self.bundle.links.items()))
+        }
+        self.timeout_s = timeout_s
+        self._rng = np.random.default_rng(seed)
+        self._stubs = {tier: stub_for(addr) for tier, addr in self.addresses.items()}
+        self.current = plan or self.bundle.default_plan
+        self.bundle.plan(self.current)
+        self.down: set[str] = set()
+        self.chooser: Chooser = self._choose_by_label
+        self.on_tier_change: Callable[[], None] | None = None
+        self.events: list[tuple[float, str]] = []  # (monotonic time, what happened)
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._probe: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    # -- public -------------------------------------------------------------------------------
+    def set_device_slowdown(self, factor: float) -> None:
+        self.device_slowdown = factor
+        for r in self.runners.values():
+            r.slowdown = factor
+
+    def check(self, inputs: Mapping[str, Array]) -> None:
+        """Input names, dtypes and shapes against the model's, before any compute or traffic."""
+        schema = {t.name: (t.dtype, t.shape) for t in self.bundle.inputs}
+        check_inputs(self.bundle.model, schema, inputs)
+
+    def infer(self, inputs: Mapping[str, Array], *, plan: str | None = None) -> InferenceRecord:
+        self.check(inputs)
+        started = time.monotonic()
+        chosen = plan or self.current
+        fallbacks: list[str] = []
+        for _ in range(len(self.bundle.tiers) + 1):
+            spec = self.bundle.plan(chosen)
+            if spec.remote_tiers & self.down and plan is None:
+                chosen = self.chooser(frozenset(self.down))
+                continue
+            try:
+                record = self._run(spec, inputs)
+            except TierUnavailableError as exc:
+                self._mark_down(exc.tier)
+                fallbacks.append(f"{chosen}: {exc.tier} down")
+                if plan is not None:
+                    raise
+                chosen = self.chooser(frozenset(self.down))
+                continue
+            record.fallbacks = fallbacks
+            record.started = started
+            record.total_ms = (time.monotonic() - started) * 1e3
+            return record
+        raise DeploymentError(f"No plan could serve the request; tiers down: {sorted(self.down)}.")
+
+    def probe_rtt(self, tier: str) -> float:
+        """One ServerLive over the emulated link to ``tier``: the round trip, in ms."""
+        links = self._links_to(tier)
+        start = time.perf_counter()
+        for link in links:
+            link.send(64, up=True)
+        self._stubs[tier].ServerLive(pb.ServerLiveRequest(), timeout=self.timeout_s)
+        for link in reversed(links):
+            link.send(64, up=False)
+        return (time.perf_counter() - start) * 1e3
+
+    def close(self) -> None:
+        self._closed.set()
+
+    # -- internals ------------------------------------------------------------------------
+    def _run(self, spec: PlanSpec, inputs: Mapping[str, Array]) -> InferenceRecord:
+        env: dict[str, Array] = dict(inputs)
+        outputs: dict[str, Array] = {}
+        hops: list[dict[str, Any]] = []
+        path: list[str] = []
+        stages = list(spec.stages)
+        if stages[0].inbound is None:
+            head = stages.pop(0)
+            run = self.runners[spec.id].run(env)
+            env.update(run.outputs)
+            path.append(head.tier)
+            hops.append(
+                {
+                    "tier": head.tier,
+                    "model": head.model,
+                    "compute_ms": run.compute_ms,
+                    "emulated_ms": run.emulated_ms,
+                    "exit": run.exit.name if run.exit else None,
+                }
+            )
+            outputs.update({k: run.outputs[k] for k in head.returns})
+            if run.exit is not None:
+                outputs[run.exit.output] = run.outputs[run.exit.output]
+                return InferenceRecord(outputs, spec.id, path, run.exit.name, hops, 0.0)
+        if not stages:
+            return InferenceRecord(outputs, spec.id, path, None, hops, 0.0)
+        first = stages[0]
+        links = [self.links[n] for n in first.inbound.links] if first.inbound else []
+        hop = call_stage(
+            self._stubs[first.tier],
+            first,
+            env,
+            links,
+            timeout_s=self.timeout_s,
+            request_id=str(next(self._ids)),
+            rng=self._rng,
+        )
+        outputs.update(hop.outputs)
+        hops += hop.hops
+        path += [h["tier"] for h in hop.hops]
+        behind = hop.hops[0].get("total_ms", 0.0) if hop.hops else 0.0
+        exit_name = next((h["exit"] for h in hop.hops if h.get("exit")), None)
+        return InferenceRecord(
+            outputs,
+            spec.id,
+            path,
+            exit_name,
+            hops,
+            0.0,
+            bytes_up=hop.bytes_up,
+            bytes_down=hop.bytes_down,
+            wire_ms=hop.wire_ms,
+            network_ms=max(0.0, hop.call_ms - behind - hop.encode_ms - hop.noise_ms),
+            first_tier=first.tier,
+        )
+
+    def _links_to(self, tier: str) -> list[ShapedLink]:
+        name = f"{self.bundle.origin}->{tier}"
+        if name in self.links:
+            return [self.links[name]]
+        raise DeploymentError(f"No link from {self.bundle.origin} to {tier} in the bundle.")
+
+    def _choose_by_label(self, down: frozenset[str]) -> str:
+        """Without a planner at hand: the plan prepared for exactly these tiers down."""
+        label = "avoid:" + "+".join(t.name for t in self.bundle.tiers if t.name in down)
+        for wanted in (label, "device-only"):
+            p = self.bundle.labelled(wanted)
+            if p is not None and not (p.remote_tiers & down):
+                return p.id
+        ok = [p for p in self.bundle.plans if not (p.remote_tiers & down)]
+        if not ok:
+            raise DeploymentError(f"No deployed plan avoids tiers {sorted(down)}.")
+        return min(ok, key=lambda p: p.predicted_ms).id
+
+    def _mark_down(self, tier: str) -> None:
+        with self._lock:
+            if tier in self.down:
+                return
+            self.down.add(tier)
+            self.events.append((time.monotonic(), f"{tier} down"))
+            self.current = self.chooser(frozenset(self.down))
+            if self._probe is None or not self._probe.is_alive():
+                self._probe = threading.Thread(target=self._probe_loop, daemon=True)
+                self._probe.start()
+
+    def _probe_loop(self) -> None:
+        while self.down and not self._closed.wait(PROBE_INTERVAL_S):
+            for tier in sorted(self.down):
+                try:
+                    ready = self._stubs[tier].ServerReady(pb.ServerReadyRequest(), timeout=0.5)
+                except grpc.RpcError:
+                    continue
+                if ready.ready:
+                    with self._lock:
+                        self.down.discard(tier)
+                        self.events.append((time.monotonic(), f"{tier} back"))
+                        self.current = self.chooser(frozenset(self.down))
+                    if self.on_tier_change is not None:
+                        self.on_tier_change()
+
+
+def load_inputs(path: str | Path, bundle: Bundle) -> dict[str, Array]:
+    """An .npz with one array per model input (or a single array for a one-input model)."""
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputDataError(
+            f"Cannot read inputs from {path}: {exc}.", hint="Give an .npz written with numpy.savez."
+        ) from exc
+    names = [t.name for t in bundle.inputs]
+    if len(names) == 1 and len(arrays) == 1 and names[0] not in arrays:
+        return {names[0]: next(iter(arrays.values()))}
+    return arrays

@@ -1,0 +1,264 @@
+"""`tierml bench e2e`: plans run for real, measured against the baselines in one session.
+
+Per model, one deployment on this host: device (the client, emulated ``slowdown``×
+slower), an edge tier (2× slower than the host) and a cloud tier (host speed); the
+device reaches each over its own emulated uplink at the point's bandwidth, the edge
+reaches the cloud over a fast backbone. At every (bandwidth, slowdown) point the
+planner plans on the emulated figures; tierml's plan and every baseline's plan are
+then run interleaved (one request of each per round, the order shuffled per round),
+and their measured p50/p95 are reported beside the planner's predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from tierml.core.tiers import TierKind
+from tierml.plan.candidate import Candidate, Knobs
+from tierml.plan.layout import layouts
+from tierml.plan.metrics import evaluate
+from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
+from tierml.plan.search import plan as solve
+from tierml.profile.analysis import analyse_model
+from tierml.profile.host import this_host
+from tierml.profile.plan_inputs import build_problem
+from tierml.profile.planning import planning_inputs
+from tierml.profile.sessions import make_session
+from tierml.runtime.bundle_build import build_bundle
+from tierml.runtime.client import DeviceClient
+from tierml.runtime.deployment import Deployment
+from tierml.runtime.emulation import EmulatedTier, emulated_topology
+from tierml.runtime.link_shaping import EMULATION, UNLIMITED, LinkShape
+from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
+
+STRATEGIES = ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
+EDGE_SLOWDOWN = 2.0
+DEVICE_EDGE_RTT_MS, DEVICE_CLOUD_RTT_MS = 10.0, 40.0
+BACKBONE = LinkShape(1000.0, 1000.0, 20.0)
+
+
+@dataclass(frozen=True)
+class E2EConfig:
+    models: tuple[tuple[str, str], ...]  # (label, ONNX path)
+    bandwidths_mbps: tuple[float, ...] = (1.0, 10.0, 100.0)
+    slowdowns: tuple[float, ...] = (3.0, 10.0)
+    rounds: int = 7
+    stream_requests: int = 16
+    stream_clients: int = 4
+    overhead_rounds: int = 15
+    seed: int = 0
+    home: Path | None = None
+
+
+@dataclass
+class Point:
+    model: str
+    bandwidth_mbps: float
+    slowdown: float
+    measured_p50_ms: dict[str, float] = field(default_factory=dict)
+    measured_p95_ms: dict[str, float] = field(default_factory=dict)
+    predicted_ms: dict[str, float] = field(default_factory=dict)
+    plans: dict[str, str] = field(default_factory=dict)  # strategy → layout and cut
+    stream_rps: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _tiers(slowdown: float) -> list[EmulatedTier]:
+    return [
+        EmulatedTier("device", TierKind.DEVICE, slowdown, True),
+        EmulatedTier("edge", TierKind.EDGE, EDGE_SLOWDOWN, False),
+        EmulatedTier("cloud", TierKind.CLOUD, 1.0, False),
+    ]
+
+
+def _links(mbps: float) -> dict[tuple[str, str], LinkShape]:
+    return {
+        ("device", "edge"): LinkShape(mbps, mbps, DEVICE_EDGE_RTT_MS),
+        ("device", "cloud"): LinkShape(mbps, mbps, DEVICE_CLOUD_RTT_MS),
+        ("edge", "cloud"): BACKBONE,
+    }
+
+
+def _split_probe(problem: PlanProblem) -> Candidate:
+    """Half the nodes (topological order) on the device, the rest on the cloud, fp32."""
+    lay = next(lay for lay in layouts(problem) if lay.key[1:] and lay.key[1].startswith("cloud"))
+    n = problem.graph.size
+    stage_of = tuple(0 if i < n // 2 else 1 for i in range(n))
+    return Candidate(lay, stage_of, Knobs(("fp32", "fp32"), ("fp32",), NO_EXITS, NO_NOISE))
+
+
+def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    host = this_host()
+    home = config.home or Path.home() / ".tierml"
+    points: list[Point] = []
+    overheads: list[dict[str, Any]] = []
+    for label, path in config.models:
+        progress(f"{label}: planning {len(config.bandwidths_mbps) * len(config.slowdowns)} points")
+        an = analyse_model(path)
+        measured, lm, codecs = planning_inputs(an, home=home, host=host)
+        problems = {}
+        entries: dict[tuple[object, ...], Entry] = {}
+        for bw in config.bandwidths_mbps:
+            for s in config.slowdowns:
+                topo = emulated_topology(lm.host_throughput, _tiers(s), _links(bw))
+                problem, _ = build_problem(an.graph, measured, lm, topo, codecs)
+                problems[(bw, s)] = problem
+                for e in build_portfolio(problem):
+                    entries.setdefault(candidate_key(e.candidate), e)
+        first = problems[(config.bandwidths_mbps[0], config.slowdowns[0])]
+        probe = _split_probe(first)
+        entries.setdefault(candidate_key(probe), Entry(("split-probe",), probe))
+        ids = {k: f"p{i}" for i, k in enumerate(entries)}
+        work = Path(tempfile.mkdtemp(prefix="tierml-e2e-"))
+        slowdowns = {"device": config.slowdowns[0], "edge": EDGE_SLOWDOWN, "cloud": 1.0}
+        build_bundle(an, first, list(entries.values()), slowdowns, work / "bundle")
+        progress(f"{label}: deploying {len(entries)} plans")
+        with Deployment(work / "bundle", seed=config.seed, timeout_s=30.0) as dep:
+            client = DeviceClient(work / "bundle", dep.addresses, seed=config.seed, timeout_s=30.0)
+            feeds = _inputs(client, config.seed)
+            for (bw, s), problem in problems.items():
+                progress(f"{label}: {bw:g} Mbps, device {s:g}× slower")
+                point = _measure_point(client, problem, ids, label, bw, s, feeds, config)
+                points.append(point)
+            overheads.append(_overhead(client, path, ids[candidate_key(probe)], feeds, config))
+            client.close()
+    return _summary(points, overheads)
+
+
+def _inputs(client: DeviceClient, seed: int) -> dict[str, np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(seed)
+    return {t.name: rng.standard_normal(t.shape).astype(t.dtype) for t in client.bundle.inputs}
+
+
+def _measure_point(
+    client: DeviceClient, problem: PlanProblem, ids: dict[tuple[object, ...], str], label: str,
+    bw: float, s: float, feeds: dict[str, np.ndarray[Any, Any]], config: E2EConfig,
+) -> Point:  # fmt: skip
+    client.set_device_slowdown(s)
+    for name, link in client.links.items():
+        link.set_shape(_links(bw).get(tuple(name.split("->")), link.shape))  # type: ignore[arg-type]
+    result = solve(problem)
+    chosen: dict[str, Candidate] = {}
+    if result.plan is not None:
+        chosen["tierml"] = result.plan.candidate
+    for name in STRATEGIES[1:]:
+        base = result.baselines.get(name)
+        if base is not None:
+            chosen[name] = base.candidate
+    point = Point(label, bw, s)
+    plan_of = {name: ids[candidate_key(c)] for name, c in chosen.items()}
+    for name, cand in chosen.items():
+        m = evaluate(problem, cand)
+        point.predicted_ms[name] = m.latency_ms if m else float("nan")
+        point.plans[name] = _describe(cand)
+    samples: dict[str, list[float]] = {pid: [] for pid in set(plan_of.values())}
+    rng = np.random.default_rng(config.seed)
+    for pid in samples:  # warm-up: sessions, channels, caches
+        client.infer(feeds, plan=pid)
+    for _ in range(config.rounds):
+        order = list(samples)
+        rng.shuffle(order)
+        for pid in order:
+            samples[pid].append(client.infer(feeds, plan=pid).total_ms)
+    for name, pid in plan_of.items():
+        xs = sorted(samples[pid])
+        point.measured_p50_ms[name] = statistics.median(xs)
+        point.measured_p95_ms[name] = float(np.percentile(xs, 95))
+    for name in ("tierml", "device-only"):
+        if name in plan_of:
+            point.stream_rps[name] = _stream(client, plan_of[name], feeds, config)
+    return point
+
+
+def _describe(c: Candidate) -> str:
+    counts = [sum(1 for x in c.stage_of if x == k) for k in range(c.layout.size)]
+    parts = [f"{site}:{n}" for site, n in zip(c.layout.key, counts, strict=True) if n]
+    return " | ".join(parts) + f" codecs={','.join(c.knobs.codecs) or '-'}"
+
+
+def _stream(client: DeviceClient, pid: str, feeds: dict[str, Any], config: E2EConfig) -> float:
+    """Requests per second with ``stream_clients`` concurrent requests in flight."""
+    todo = iter(range(config.stream_requests))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if next(todo, None) is None:
+                    return
+            client.infer(feeds, plan=pid)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(config.stream_clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return config.stream_requests / (time.perf_counter() - start)
+
+
+def _overhead(
+    client: DeviceClient, model: str, pid: str, feeds: dict[str, Any], config: E2EConfig
+) -> dict[str, Any]:
+    """The split at unlimited bandwidth and no slowdown against one ORT session, interleaved."""
+    client.set_device_slowdown(1.0)
+    for link in client.links.values():
+        link.set_shape(UNLIMITED)
+    mono = make_session(model, threads=1, label="monolithic")
+    split_ms, mono_ms = [], []
+    for _ in range(3):
+        client.infer(feeds, plan=pid)
+        mono.run(None, feeds)
+    for _ in range(config.overhead_rounds):
+        split_ms.append(client.infer(feeds, plan=pid).total_ms)
+        start = time.perf_counter()
+        mono.run(None, feeds)
+        mono_ms.append((time.perf_counter() - start) * 1e3)
+    split, whole = statistics.median(split_ms), statistics.median(mono_ms)
+    return {"model": model, "split_ms": split, "monolithic_ms": whole, "ratio": split / whole}
+
+
+def _summary(points: Sequence[Point], overheads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    apes = [
+        abs(p.predicted_ms[k] - p.measured_p50_ms[k]) / p.measured_p50_ms[k]
+        for p in points
+        for k in p.measured_p50_ms
+        if k in p.predicted_ms and np.isfinite(p.predicted_ms[k])
+    ]
+    checks = []
+    for p in points:
+        base = {k: v for k, v in p.measured_p50_ms.items() if k != "tierml"}
+        if "tierml" not in p.measured_p50_ms or not base:
+            continue
+        best_base = min(base.values())
+        single = min(v for k, v in base.items() if k.endswith("-only"))
+        checks.append(
+            {
+                "model": p.model, "bandwidth_mbps": p.bandwidth_mbps, "slowdown": p.slowdown,
+                "vs_best_baseline": p.measured_p50_ms["tierml"] / best_base,
+                "speedup_vs_best_single_tier": single / p.measured_p50_ms["tierml"],
+            }
+        )  # fmt: skip
+    return {
+        "points": [p.to_dict() for p in points],
+        "overhead": list(overheads),
+        "overhead_ratio": max((o["ratio"] for o in overheads), default=float("nan")),
+        "prediction_median_ape": float(np.median(apes)) if apes else float("nan"),
+        "checks": checks,
+        "link_emulation": EMULATION,
+        "tier_emulation": "slower tiers wait measured time × (slowdown − 1)",
+        "onnxruntime": ort.__version__,
+    }

@@ -1,0 +1,130 @@
+"""Run one partition the way a tier does: check inputs, run, emulate speed, test exits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from tierml.core.errors import InputDataError
+from tierml.profile.sessions import make_session, run_session
+from tierml.runtime.bundle import ExitSpec, StageSpec
+
+Array = np.ndarray[Any, Any]
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+}
+
+
+@dataclass(frozen=True)
+class StageRun:
+    outputs: dict[str, Array]
+    compute_ms: float  # measured on this host
+    emulated_ms: float  # waited to emulate a slower tier
+    exit: ExitSpec | None  # the exit that took the request, if any
+
+
+class StageRunner:
+    """One partition in ONNX Runtime, its input schema, and its tier's emulated speed."""
+
+    def __init__(
+        self,
+        spec: StageSpec,
+        path: str,
+        *,
+        threads: int,
+        slowdown: float,
+        sessions: dict[str, ort.InferenceSession] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.slowdown = slowdown
+        # Partitions shared by several plans share one session (``sessions``: by file).
+        cache = {} if sessions is None else sessions
+        if path not in cache:
+            cache[path] = make_session(path, threads=threads, label=spec.model)
+        self.session = cache[path]
+        self.schema = {
+            i.name: (_ORT_TYPES.get(i.type, i.type), tuple(i.shape))
+            for i in self.session.get_inputs()
+        }
+
+    def check(self, feeds: Mapping[str, Array]) -> None:
+        """Names, dtypes and static dimensions, before anything runs or is sent."""
+        check_inputs(self.spec.model, self.schema, feeds)
+
+    def run(self, env: Mapping[str, Array]) -> StageRun:
+        feeds = {name: env[name] for name in self.schema if name in env}
+        self.check(feeds)
+        start = time.perf_counter()
+        outputs = run_session(self.session, feeds, label=self.spec.model)
+        compute = time.perf_counter() - start
+        emulated = compute * (self.slowdown - 1) if self.slowdown > 1 else 0.0
+        if emulated > 0:
+            time.sleep(emulated)
+        return StageRun(
+            outputs, compute * 1e3, emulated * 1e3, confident_exit(self.spec.exits, outputs)
+        )
+
+
+def check_inputs(
+    label: str, schema: Mapping[str, tuple[str, tuple[Any, ...]]], feeds: Mapping[str, Array]
+) -> None:
+    missing = sorted(set(schema) - set(feeds))
+    if missing:
+        raise InputDataError(
+            f"{label} needs inputs {missing}; got {sorted(feeds)}.",
+            hint="Send every input the partition declares (see ModelMetadata).",
+        )
+    for name, (dtype, shape) in schema.items():
+        x = feeds[name]
+        if str(x.dtype) != dtype:
+            raise InputDataError(
+                f"Input '{name}' of {label} has dtype {x.dtype}; expected {dtype}.",
+                hint=f"Cast it to {dtype}.",
+            )
+        if not shape:  # rank unknown to the partition: ONNX Runtime checks what it can
+            continue
+        if len(x.shape) != len(shape) or any(
+            isinstance(d, int) and d >= 0 and d != s for d, s in zip(shape, x.shape, strict=True)
+        ):
+            want = [d if isinstance(d, int) else "?" for d in shape]
+            raise InputDataError(
+                f"Input '{name}' of {label} has shape {list(x.shape)}; expected {want}.",
+                hint="Reshape the input to the model's declared shape.",
+            )
+
+
+def softmax_confidence(logits: Array) -> Array:
+    """max-softmax per sample of [N, classes] logits (already-softmaxed outputs work too)."""
+    z = np.asarray(logits, dtype=np.float64).reshape(logits.shape[0], -1)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    out: Array = p.max(axis=1)
+    return out
+
+
+def confident_exit(exits: Sequence[ExitSpec], outputs: Mapping[str, Array]) -> ExitSpec | None:
+    """The first exit whose classifier is confident for every sample of the request."""
+    for e in exits:
+        if e.output in outputs and bool(
+            np.all(softmax_confidence(outputs[e.output]) >= e.threshold)
+        ):
+            return e
+    return None

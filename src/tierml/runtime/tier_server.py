@@ -1,0 +1,284 @@
+"""A tier process: hosts a bundle's partitions for one tier and speaks OIP v2 over gRPC.
+
+ServerLive/ServerReady/ModelReady/ModelMetadata/ModelInfer follow the Open Inference
+Protocol (KServe v2; the message definitions are tritonclient's generated stubs). A
+ModelInfer on a partition decodes its inputs (codec in the tensor parameters), runs the
+partition, and — unless an exit is confident or it is the plan's last stage — forwards
+what the next stage needs over the emulated link, then returns the graph outputs it and
+the tiers behind it produced, with a per-tier record in the ``tierml.hops`` parameter.
+
+Run as ``python -m tierml.runtime.tier_server CONFIG.json``; it writes the bound port to
+the config's ``ready_file`` once serving, and exits when its parent process is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
+from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
+from tierml.runtime.forward import (
+    CHANNEL_OPTIONS,
+    HOPS_PARAM,
+    MAX_MESSAGE_BYTES,
+    RemoteError,
+    call_stage,
+    hops_json,
+    stub_for,
+)
+from tierml.runtime.link_shaping import ShapedLink
+from tierml.runtime.stage_exec import StageRunner
+from tierml.runtime.wire import add_tensor, oip_datatype, read_tensors, set_param
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    bundle: str
+    tier: str
+    peers: dict[str, str]  # tier → "127.0.0.1:port"
+    ready_file: str = ""
+    port: int = 0
+    threads: int = 1
+    cpus: tuple[int, ...] = ()
+    slowdown: float | None = None  # None: the bundle's
+    seed: int = 0
+    workers: int = 8
+    timeout_s: float = 5.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+    @classmethod
+    def load(cls, path: str) -> TierConfig:
+        d = json.loads(Path(path).read_text())
+        d["cpus"] = tuple(d.get("cpus", ()))
+        return cls(**d)
+
+
+class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    def __init__(self, config: TierConfig) -> None:
+        self.config = config
+        self.bundle: Bundle = load_bundle(config.bundle)
+        spec = self.bundle.tier(config.tier)
+        slowdown = spec.slowdown if config.slowdown is None else config.slowdown
+        root = Path(config.bundle)
+        self.runners: dict[str, StageRunner] = {}
+        sessions: dict[str, ort.InferenceSession] = {}
+        self.place: dict[str, tuple[PlanSpec, int]] = {}
+        for plan in self.bundle.plans:
+            for k, stage in enumerate(plan.stages):
+                if stage.tier == config.tier and stage.inbound is not None:
+                    self.runners[stage.model] = StageRunner(
+                        stage,
+                        str(root / stage.file),
+                        threads=config.threads,
+                        slowdown=slowdown,
+                        sessions=sessions,
+                    )
+                    self.place[stage.model] = (plan, k)
+        self.links = {
+            name: ShapedLink(shape, seed=config.seed + i)
+            for i, (name, shape) in enumerate(sorted(self.bundle.links.items()))
+        }
+        self._stubs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- health and metadata ------------------------------------------------------------
+    def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=True)
+
+    def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=request.name in self.runners)
+
+    def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=f"tierml:{self.config.tier}", version="1")
+
+    def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
+        runner = self.runners.get(request.name)
+        if runner is None:
+            self._abort(
+                context, grpc.StatusCode.NOT_FOUND, RemoteError(self._unknown(request.name))
+            )
+        response = pb.ModelMetadataResponse(
+            name=request.name, versions=["1"], platform="onnxruntime_onnx"
+        )
+        for i in runner.session.get_inputs():
+            response.inputs.add(
+                name=i.name,
+                datatype=oip_datatype(np.dtype(runner.schema[i.name][0])),
+                shape=[d if isinstance(d, int) else -1 for d in i.shape],
+            )
+        for o in runner.session.get_outputs():
+            dtype = _ORT_OUT.get(o.type, "FP32")
+            response.outputs.add(
+                name=o.name,
+                datatype=dtype,
+                shape=[d if isinstance(d, int) else -1 for d in o.shape],
+            )
+        return response
+
+    # -- inference ------------------------------------------------------------------------
+    def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
+        start = time.perf_counter()
+        runner = self.runners.get(request.model_name)
+        if runner is None:
+            self._abort(
+                context, grpc.StatusCode.NOT_FOUND, RemoteError(self._unknown(request.model_name))
+            )
+        plan, k = self.place[request.model_name]
+        try:
+            env, wire_in = read_tensors(request.inputs, request.raw_input_contents)
+            decode_ms = (time.perf_counter() - start) * 1e3
+            run = runner.run(env)
+            env.update(run.outputs)
+            record: dict[str, Any] = {
+                "tier": self.config.tier,
+                "model": request.model_name,
+                "decode_ms": decode_ms,
+                "compute_ms": run.compute_ms,
+                "emulated_ms": run.emulated_ms,
+                "bytes_in": sum(w.nbytes for w in wire_in),
+                "exit": run.exit.name if run.exit else None,
+            }
+            response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
+            returned = set(runner.spec.returns)
+            if run.exit is not None:
+                returned.add(run.exit.output)
+            for name in sorted(returned):
+                add_tensor(response, name, run.outputs[name])
+            hops = [record]
+            if run.exit is None and k + 1 < len(plan.stages):
+                nxt = plan.stages[k + 1]
+                links = [self.links[n] for n in nxt.inbound.links] if nxt.inbound else []
+                hop = call_stage(
+                    self._stub(nxt.tier),
+                    nxt,
+                    env,
+                    links,
+                    timeout_s=self.config.timeout_s,
+                    request_id=request.id,
+                )
+                record.update(
+                    wire_ms=hop.wire_ms,
+                    call_ms=hop.call_ms,
+                    bytes_out=hop.bytes_up,
+                    encode_ms=hop.encode_ms,
+                )
+                for name, value in hop.outputs.items():
+                    if name not in returned:
+                        add_tensor(response, name, value)
+                hops += hop.hops
+            record["total_ms"] = (time.perf_counter() - start) * 1e3
+            set_param(response.parameters, HOPS_PARAM, hops_json(hops))
+            return response
+        except TierUnavailableError as exc:
+            self._abort(context, grpc.StatusCode.UNAVAILABLE, exc, tier=exc.tier)
+        except InputDataError as exc:
+            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
+        except TiermlError as exc:
+            self._abort(context, grpc.StatusCode.INTERNAL, exc)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _stub(self, tier: str) -> Any:
+        with self._lock:
+            if tier not in self._stubs:
+                address = self.config.peers.get(tier)
+                if address is None:
+                    raise TierUnavailableError(tier, f"Tier '{tier}' has no known address.")
+                self._stubs[tier] = stub_for(address)
+            return self._stubs[tier]
+
+    def _unknown(self, name: str) -> str:
+        return (
+            f"No partition '{name}' on tier '{self.config.tier}'; hosted: {sorted(self.runners)}."
+        )
+
+    def _abort(
+        self, context: Any, status: grpc.StatusCode, exc: TiermlError, tier: str = ""
+    ) -> NoReturn:
+        """Fail the call with a status and the error's code and tier as trailing metadata."""
+        context.set_trailing_metadata(
+            (("tierml-code", exc.code), ("tierml-tier", tier or self.config.tier))
+        )
+        context.abort(status, exc.one_line())
+        raise RuntimeError("grpc abort returned")  # abort raises; this is unreachable
+
+
+_ORT_OUT = {
+    "tensor(float)": "FP32",
+    "tensor(float16)": "FP16",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(int8)": "INT8",
+    "tensor(double)": "FP64",
+}
+
+
+def serve(config: TierConfig) -> None:
+    """Serve until SIGTERM or until the parent process is gone."""
+    if config.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(config.cpus))
+    service = TierService(config)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers),
+        options=[
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            *[
+                o
+                for o in CHANNEL_OPTIONS
+                if o[0] not in ("grpc.max_send_message_length", "grpc.max_receive_message_length")
+            ],
+        ],
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(service, server)
+    port = server.add_insecure_port(f"127.0.0.1:{config.port}")
+    server.start()
+    if config.ready_file:
+        tmp = config.ready_file + ".tmp"
+        Path(tmp).write_text(json.dumps({"port": port, "pid": os.getpid()}))
+        os.replace(tmp, config.ready_file)
+    parent = os.getppid()
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if os.getppid() != parent:  # orphaned: the deployment is gone
+            break
+    server.stop(grace=1.0).wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m tierml.runtime.tier_server CONFIG.json", file=sys.stderr)
+        return 2
+    try:
+        serve(TierConfig.load(args[0]))
+    except TiermlError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
