@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import planning, profiling
+from tierml.cli import planning, profiling, running
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -292,6 +292,9 @@ app.command("profile")(profiling.profile)
 app.command("calibrate")(profiling.calibrate)
 app.command("codecs")(profiling.codecs)
 app.command("plan")(planning.plan)
+app.command("deploy")(running.deploy)
+app.command("infer")(running.infer)
+app.add_typer(running.bench_app, name="bench")
 
 
 def main() -> None:

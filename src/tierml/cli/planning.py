@@ -42,6 +42,17 @@ def plan(
             help="Plan with stand-in variant, exit and noise curves (labelled 'assumed').",
         ),
     ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write a deployable bundle there: partitions of the plan, the "
+            "baselines and the fallbacks (for `tierml deploy`).",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a non-empty --out directory.")
+    ] = False,
     threads: ThreadsOpt = 1,
     catalog: CatalogOpt = None,
     batch: BatchOpt = None,
@@ -54,6 +65,7 @@ def plan(
       tierml plan resnet18.onnx --topology examples/topologies/phone-edge-cloud-4g.toml
       tierml plan model.onnx --topology examples/topologies/strict-privacy.toml --explain
       tierml plan model.onnx --topology topo.toml --assume-knobs --pareto --format json
+      tierml plan model.onnx --topology topo.toml --out bundle/  # then tierml deploy
     """
     import time
 
@@ -113,10 +125,33 @@ def plan(
         out["pareto"] = [
             {**_predicted(p), "layout": list(p.candidate.layout.key)} for p in pareto_front(problem)
         ]
+    if out_dir is not None:
+        from tierml.runtime.topology_bundle import bundle_for_topology
+
+        bundle = bundle_for_topology(
+            analysed,
+            topology,
+            out_dir,
+            home=tierml_home(),
+            host=this_host(),
+            catalog_files=catalog,
+            threads=threads,
+            overwrite=overwrite,
+        )
+        out["bundle"] = {
+            "path": str(out_dir),
+            "plans": len(bundle.plans),
+            "notes": list(bundle.notes),
+        }
     if fmt is OutputFormat.JSON:
         print_json(out)
         return
     _render(out)
+    if out_dir is not None:
+        console().print(
+            f"bundle: {out_dir} ({out['bundle']['plans']} plans); "
+            f"run it with: tierml deploy {out_dir} --local"
+        )
 
 
 def _predicted(p: Plan | Baseline) -> dict[str, float]:
@@ -222,10 +257,14 @@ def _render(out: dict[str, Any]) -> None:
         _render_explain(out["explain"])
     if "pareto" in out:
         rows = [
-            [" → ".join(p["layout"]), f"{p['latency_ms']:.4g}", f"{p['cost_per_million']:.4g}",
-             f"{p['leakage']:.3g}"]
+            [
+                " → ".join(p["layout"]),
+                f"{p['latency_ms']:.4g}",
+                f"{p['cost_per_million']:.4g}",
+                f"{p['leakage']:.3g}",
+            ]
             for p in out["pareto"]
-        ]  # fmt: skip
+        ]
         con.print(table("Pareto front", ["layout", "latency_ms", "$ per M", "leakage"], rows))
 
 
@@ -234,30 +273,59 @@ def _render_explain(ex: dict[str, Any]) -> None:
     if "breakdown" not in ex:
         return
     rows = [
-        [s["tier"], s["site"], f"{s['compute_ms']:.3f}", f"{s['codec_ms']:.3f}",
-         f"{s['cold_start_ms']:.3f}", f"{s['reach']:.2f}"]
+        [
+            s["tier"],
+            s["site"],
+            f"{s['compute_ms']:.3f}",
+            f"{s['codec_ms']:.3f}",
+            f"{s['cold_start_ms']:.3f}",
+            f"{s['reach']:.2f}",
+        ]
         for s in ex["breakdown"]["stages"]
-    ]  # fmt: skip
-    con.print(table("per stage (expected ms)", ["tier", "site", "compute", "codec", "cold",
-                                                "reach"], rows))  # fmt: skip
+    ]
+    con.print(
+        table(
+            "per stage (expected ms)", ["tier", "site", "compute", "codec", "cold", "reach"], rows
+        )
+    )
     rows = [
-        [i, c["codec"], c["raw_bytes"], f"{c['wire_bytes']:.0f}", f"{c['transfer_ms']:.3f}",
-         f"{c['rtt_ms']:.1f}", f"{c['reach']:.2f}"]
+        [
+            i,
+            c["codec"],
+            c["raw_bytes"],
+            f"{c['wire_bytes']:.0f}",
+            f"{c['transfer_ms']:.3f}",
+            f"{c['rtt_ms']:.1f}",
+            f"{c['reach']:.2f}",
+        ]
         for i, c in enumerate(ex["breakdown"]["links"])
-    ]  # fmt: skip
+    ]
     if rows:
-        con.print(table("per link", ["link", "codec", "raw B", "wire B", "transfer ms", "RTT ms",
-                                     "reach"], rows))  # fmt: skip
+        con.print(
+            table(
+                "per link",
+                ["link", "codec", "raw B", "wire B", "transfer ms", "RTT ms", "reach"],
+                rows,
+            )
+        )
     binding = ", ".join(f"{k} (−{v:.4g})" for k, v in ex["binding"].items()) or "none"
     con.print(f"binding constraints (objective gained without each): {binding}")
     rows = [
-        [a["name"], f"{a['worse_by']:+.4g}",
-         ", ".join(f"{k} {v:+.3g}" for k, v in a["by_term"].items() if abs(v) > 1e-9) or "-",
-         ", ".join(a["violations"]) or "-"]
+        [
+            a["name"],
+            f"{a['worse_by']:+.4g}",
+            ", ".join(f"{k} {v:+.3g}" for k, v in a["by_term"].items() if abs(v) > 1e-9) or "-",
+            ", ".join(a["violations"]) or "-",
+        ]
         for a in ex["alternatives"]
-    ]  # fmt: skip
-    con.print(table("next best, and why they lost", ["alternative", "objective", "by term",
-                                                     "violates"], rows))  # fmt: skip
+    ]
+    con.print(
+        table(
+            "next best, and why they lost",
+            ["alternative", "objective", "by term", "violates"],
+            rows,
+        )
+    )
     ratio = ex["latency_over_bound"]
     con.print(
         f"lower bound (FLOPs / peak + bytes / bandwidth): {ex['lower_bound_ms']:.3f} ms; "

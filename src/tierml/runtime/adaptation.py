@@ -20,6 +20,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import grpc
+
 from tierml.plan.candidate import Candidate
 from tierml.plan.problem import Hop, PlanProblem
 from tierml.plan.search import plan as solve
@@ -27,6 +29,7 @@ from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.portfolio import best_deployed, candidate_key, with_origin_links
 
 ALPHA = 0.3  # EWMA weight of a new sample
+PROBE_BYTES = 32_768
 MIN_SAMPLE_MS = 0.5  # transfers shorter than this (beyond the RTT) say nothing about bandwidth
 
 
@@ -98,11 +101,24 @@ class Replanner:
         tier = record.first_tier
         with self._lock:
             self._count += 1
+            probing = self._count % self.probe_every == 1
             if tier in self.estimators and record.bytes_up + record.bytes_down > 0:
                 est = self.estimators[tier]
-                if self._count % self.probe_every == 1:
+                if probing:
                     est.rtt_sample(self.client.probe_rtt(tier))
                 est.transfer_sample(record.bytes_up + record.bytes_down, record.network_ms)
+            elif probing:
+                # A plan that sends nothing measures nothing: probe the device's links.
+                for t, est in self.estimators.items():
+                    if t in self.client.down:
+                        continue
+                    try:
+                        est.rtt_sample(self.client.probe_rtt(t))
+                        est.transfer_sample(
+                            PROBE_BYTES, self.client.probe_bandwidth(t, PROBE_BYTES)
+                        )
+                    except grpc.RpcError:
+                        continue
         if self._moved():
             self.replan()
 

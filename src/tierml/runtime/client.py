@@ -24,7 +24,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 from tierml.core.errors import DeploymentError, InputDataError, TierUnavailableError
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
-from tierml.runtime.forward import call_stage, stub_for
+from tierml.runtime.forward import PROBE_MODEL, call_stage, stub_for
 from tierml.runtime.link_shaping import ShapedLink
 from tierml.runtime.stage_exec import StageRunner, check_inputs
 
@@ -170,6 +170,21 @@ class DeviceClient:
             link.send(64, up=False)
         return (time.perf_counter() - start) * 1e3
 
+    def probe_bandwidth(self, tier: str, nbytes: int = 32_768) -> float:
+        """Send ``nbytes`` to ``tier``'s probe endpoint over the emulated link: the ms taken
+        (for plans that send nothing, the link is still measured now and then)."""
+        links = self._links_to(tier)
+        request = pb.ModelInferRequest(model_name=PROBE_MODEL)
+        request.inputs.add(name="probe", datatype="UINT8", shape=[nbytes])
+        request.raw_input_contents.append(bytes(nbytes))
+        start = time.perf_counter()
+        for link in links:
+            link.send(nbytes, up=True)
+        self._stubs[tier].ModelInfer(request, timeout=self.timeout_s)
+        for link in reversed(links):
+            link.send(0, up=False)
+        return (time.perf_counter() - start) * 1e3
+
     def close(self) -> None:
         self._closed.set()
 
@@ -238,6 +253,8 @@ class DeviceClient:
 
     def _choose_by_label(self, down: frozenset[str]) -> str:
         """Without a planner at hand: the plan prepared for exactly these tiers down."""
+        if not down:
+            return self.bundle.default_plan
         label = "avoid:" + "+".join(t.name for t in self.bundle.tiers if t.name in down)
         for wanted in (label, "device-only"):
             p = self.bundle.labelled(wanted)

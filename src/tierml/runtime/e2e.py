@@ -262,3 +262,23 @@ def _summary(points: Sequence[Point], overheads: Sequence[dict[str, Any]]) -> di
         "tier_emulation": "slower tiers wait measured time × (slowdown − 1)",
         "onnxruntime": ort.__version__,
     }
+
+
+# The zoo models the benchmark runs by default: a chain, a ResNet (sizes keep a 1 Mbps
+# cloud-only request near a second).
+E2E_ZOO = (("vgg16", {"image_size": 64}), ("resnet18", {"image_size": 112}))
+
+
+def zoo_models(home: Path, *, quick: bool = False) -> tuple[tuple[str, str], ...]:
+    """Build (once, cached under ``home``) the benchmark's zoo models; (label, path) each."""
+    from tierml.zoo import export_zoo_model
+
+    out = []
+    for name, size in E2E_ZOO[:1] if quick else E2E_ZOO:
+        label = f"{name}-{next(iter(size.values()))}"
+        path = home / "e2e-models" / f"{label}.onnx"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export_zoo_model(name, path, **size)  # type: ignore[arg-type]
+        out.append((label, str(path)))
+    return tuple(out)

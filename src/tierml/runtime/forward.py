@@ -26,6 +26,7 @@ from tierml.runtime.wire import add_tensor, get_json_param, read_tensors, set_pa
 
 Array = np.ndarray[Any, Any]
 HOPS_PARAM = "tierml.hops"
+PROBE_MODEL = "tierml.probe"  # every tier answers it at once: a bandwidth probe
 MAX_MESSAGE_BYTES = 64 << 20
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -32,9 +32,9 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
 from tierml.runtime.forward import (
-    CHANNEL_OPTIONS,
     HOPS_PARAM,
     MAX_MESSAGE_BYTES,
+    PROBE_MODEL,
     RemoteError,
     call_stage,
     hops_json,
@@ -135,6 +135,8 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     # -- inference ------------------------------------------------------------------------
     def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
         start = time.perf_counter()
+        if request.model_name == PROBE_MODEL:  # a bandwidth probe: bytes in, nothing out
+            return pb.ModelInferResponse(model_name=PROBE_MODEL, id=request.id)
         runner = self.runners.get(request.model_name)
         if runner is None:
             self._abort(
@@ -241,11 +243,6 @@ def serve(config: TierConfig) -> None:
         options=[
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.max_receive_message_length", config.max_message_bytes),
-            *[
-                o
-                for o in CHANNEL_OPTIONS
-                if o[0] not in ("grpc.max_send_message_length", "grpc.max_receive_message_length")
-            ],
         ],
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(service, server)

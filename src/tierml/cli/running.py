@@ -1,0 +1,207 @@
+"""`tierml deploy`, `tierml infer` and `tierml bench e2e`: plans run as real processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tierml.cli.options import FormatOpt
+from tierml.cli.render import OutputFormat, console, print_json, table
+from tierml.core.errors import DeploymentError
+
+BundleArg = Annotated[
+    Path, typer.Argument(help="A plan bundle (`tierml plan … --out DIR`).", show_default=False)
+]
+
+bench_app = typer.Typer(help="End-to-end measurements.", no_args_is_help=True)
+
+
+def deploy(
+    bundle: BundleArg,
+    local: Annotated[
+        bool, typer.Option("--local", help="Start every tier as a process on 127.0.0.1.")
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option("--for", help="Stop after this many seconds [default: until Ctrl-C]."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the emulated links.")] = 0,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Start a bundle's tier processes and serve until Ctrl-C (or --for seconds).
+
+    Writes DIR/running.json with each tier's address, which `tierml infer` reads.
+
+    Example: tierml deploy plan-bundle/ --local
+    """
+    from tierml.runtime.deployment import STATE_FILE, Deployment
+
+    if not local:
+        raise DeploymentError(
+            "Only local deployments are supported.",
+            hint="Pass --local to start the tiers on this machine.",
+        )
+    dep = Deployment(bundle, seed=seed)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        dep.start()
+        state = dep.write_state()
+        info: dict[str, Any] = {
+            "bundle": str(bundle),
+            "state": str(state),
+            "tiers": {
+                t: {"address": a, "pid": dep.procs[t].pid, "slowdown": dep.bundle.tier(t).slowdown}
+                for t, a in dep.addresses.items()
+            },
+            "default_plan": dep.bundle.default_plan,
+            "notes": list(dep.bundle.notes),
+        }
+        if fmt is OutputFormat.JSON:
+            print_json(info)
+        else:
+            rows = [
+                [t, v["address"], str(v["pid"]), f"{v['slowdown']:.2g}×"]
+                for t, v in info["tiers"].items()
+            ]
+            console().print(table("tiers serving", ["tier", "address", "pid", "emulated"], rows))
+            console().print(f"state in {state}; Ctrl-C stops every tier")
+        stop.wait(duration)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        dep.stop()
+        (bundle / STATE_FILE).unlink(missing_ok=True)
+
+
+def infer(
+    bundle: BundleArg,
+    inputs: Annotated[
+        Path, typer.Option("--inputs", help="Input arrays (.npz keyed by input name).")
+    ],
+    plan: Annotated[
+        str | None, typer.Option("--plan", help="Run this plan id [default: the bundle's].")
+    ] = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Send it N times.")] = 1,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Send inputs through a running deployment; print each response's path and timings.
+
+    Example: tierml infer plan-bundle/ --inputs x.npz --format json
+    """
+    from tierml.runtime.client import DeviceClient, load_inputs
+    from tierml.runtime.deployment import STATE_FILE
+
+    state_path = bundle / STATE_FILE
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeploymentError(
+            f"No running deployment for {bundle} ({state_path} unreadable).",
+            hint=f"Start one first: tierml deploy {bundle} --local",
+        ) from exc
+    client = DeviceClient(bundle, state["addresses"], plan=plan)
+    feeds = load_inputs(inputs, client.bundle)
+    records = [client.infer(feeds) for _ in range(repeat)]
+    client.close()
+    out: dict[str, Any] = {"responses": [r.to_dict() for r in records]}
+    if fmt is OutputFormat.JSON:
+        print_json(out)
+        return
+    rows = [
+        [
+            str(i),
+            r.plan,
+            " → ".join(r.path),
+            r.exit or "-",
+            f"{r.total_ms:.1f}",
+            str(r.bytes_up),
+            "; ".join(r.fallbacks) or "-",
+        ]
+        for i, r in enumerate(records)
+    ]
+    console().print(
+        table("responses", ["#", "plan", "path", "exit", "ms", "bytes up", "fallbacks"], rows)
+    )
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", help="ONNX model to run (repeatable) [default: the zoo set]."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="One point, few rounds: a smoke run.")
+    ] = False,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Requests per plan.")] = 7,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Measured p50/p95 of tierml's plan vs device-only, cloud-only, Neurosurgeon and DADS.
+
+    Every point (model × bandwidth × device slowdown) runs for real: tier processes,
+    emulated links, interleaved requests. JSON keys: points, overhead_ratio,
+    prediction_median_ape, checks.
+
+    Example: tierml bench e2e --format json
+    """
+    from tierml.profile.predictor_store import tierml_home
+    from tierml.runtime.e2e import E2EConfig, run_e2e, zoo_models
+
+    home = tierml_home()
+    models = tuple((p.stem, str(p)) for p in model) if model else zoo_models(home, quick=quick)
+    config = E2EConfig(models=models, rounds=rounds, home=home)
+    if quick:
+        config = E2EConfig(
+            models=models[:1],
+            bandwidths_mbps=(10.0,),
+            slowdowns=(3.0,),
+            rounds=min(rounds, 3),
+            stream_requests=4,
+            overhead_rounds=5,
+            home=home,
+        )
+    quiet = fmt is OutputFormat.JSON
+    start = time.perf_counter()
+    result = run_e2e(
+        config,
+        progress=(lambda _: None)
+        if quiet
+        else (lambda m: console().print(f"[{time.perf_counter() - start:6.1f}s] {m}")),
+    )
+    if quiet:
+        print_json(result)
+        return
+    rows = []
+    for p in result["points"]:
+        for k, v in p["measured_p50_ms"].items():
+            rows.append(
+                [
+                    p["model"],
+                    f"{p['bandwidth_mbps']:g}",
+                    f"{p['slowdown']:g}",
+                    k,
+                    f"{v:.1f}",
+                    f"{p['measured_p95_ms'][k]:.1f}",
+                    f"{p['predicted_ms'].get(k, float('nan')):.1f}",
+                    p["plans"].get(k, ""),
+                ]
+            )
+    console().print(
+        table(
+            "measured vs predicted",
+            ["model", "Mbps", "slow", "strategy", "p50 ms", "p95 ms", "predicted", "plan"],
+            rows,
+        )
+    )
+    console().print(
+        f"overhead ratio {result['overhead_ratio']:.3f}; "
+        f"prediction median APE {result['prediction_median_ape']:.1%}; "
+        f"links: {result['link_emulation']}"
+    )
