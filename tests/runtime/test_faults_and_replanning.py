@@ -1,0 +1,120 @@
+"""A tier killed mid-stream: no request lost, fallbacks recorded, re-plan when it returns.
+A 10× bandwidth drop: the estimate follows and the plan switches, in-flight requests finish."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tierml.runtime.adaptation import Replanner
+from tierml.runtime.client import DeviceClient, InferenceRecord
+from tierml.runtime.deployment import Deployment
+from tierml.runtime.portfolio import best_deployed
+
+
+def _input(emulated):
+    spec = emulated.bundle.inputs[0]
+    return {spec.name: np.random.default_rng(0).standard_normal(spec.shape).astype(np.float32)}
+
+
+def _replanner(emulated, client):
+    candidates = {p.id: e.candidate for p, e in zip(emulated.bundle.plans, emulated.entries,
+                                                    strict=True)}  # fmt: skip
+    return Replanner(client, emulated.problem, candidates)
+
+
+def _stream(client, feeds, stop, records, errors, replanner=None):
+    while not stop.is_set():
+        try:
+            record = client.infer(feeds)
+        except BaseException as exc:  # collected: any failure is a lost request
+            errors.append(exc)
+            return
+        records.append(record)
+        if replanner is not None:
+            replanner.observe(record)
+
+
+@pytest.mark.parametrize("victim", ["edge", "cloud"])
+def test_a_killed_tier_loses_no_request_and_comes_back(emulated, victim):
+    feeds = _input(emulated)
+    out = emulated.bundle.outputs[0]
+    with Deployment(emulated.root, timeout_s=2.0) as dep:
+        client = DeviceClient(emulated.root, dep.addresses, timeout_s=2.0)
+        replanner = _replanner(emulated, client)
+        split = emulated.bundle.labelled("split-3").id
+        client.current = split  # a plan through edge and cloud
+        stop, records, errors = threading.Event(), [], []
+        workers = [threading.Thread(target=_stream, args=(client, feeds, stop, records, errors))
+                   for _ in range(2)]  # fmt: skip
+        for w in workers:
+            w.start()
+        time.sleep(0.5)
+        dep.kill(victim)
+        killed_at = time.monotonic()
+        time.sleep(1.0)
+        dep.restart(victim)
+        deadline = time.monotonic() + 10
+        while victim in client.down and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        stop.set()
+        for w in workers:
+            w.join()
+        # Back in service: the split through it works again.
+        assert victim in client.infer(feeds, plan=split).path
+        client.close()
+    assert not errors, errors[:1]
+    assert all(out in r.outputs for r in records)
+    fell_back = [r for r in records if r.fallbacks]
+    assert fell_back and all(f"{victim} down" in r.fallbacks[0] for r in fell_back)
+    during = [r for r in records if r.started > killed_at and r.started < killed_at + 0.9]
+    assert during and all(victim not in r.path for r in during if not r.fallbacks)
+    events = [e for _, e in client.events]
+    assert f"{victim} down" in events and f"{victim} back" in events
+    assert victim not in client.down
+    assert replanner.replans, "the return of the tier re-plans"
+
+
+def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
+    feeds = _input(emulated)
+    with Deployment(emulated.root) as dep:
+        client = DeviceClient(emulated.root, dep.addresses)
+        replanner = _replanner(emulated, client)
+        start = emulated.bundle.labelled("cloud-only").id
+        client.current = start
+        for _ in range(6):
+            replanner.observe(client.infer(feeds))
+        assert client.current == start or replanner.replans
+        before = client.current
+        for name in ("device->edge", "device->cloud"):
+            client.links[name].set_bandwidth(2.0)  # 20 → 2 Mbit/s
+        stop, records, errors = threading.Event(), [], []
+        workers = [threading.Thread(target=_stream,
+                                    args=(client, feeds, stop, records, errors, replanner))
+                   for _ in range(2)]  # fmt: skip
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 20
+        while client.current == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stop.set()
+        for w in workers:
+            w.join()
+        client.close()
+    assert not errors, errors[:1]
+    assert client.current != before, "the plan switched after the drop"
+    est = replanner.estimators["cloud"].estimate.mbps
+    assert 1.0 < est < 10.0, est  # moving from 20 towards the true 2 Mbit/s (EWMA)
+    # The switch is to the best deployed plan at the estimated bandwidth.
+    problem = replanner.current_problem()
+    best, _ = best_deployed(problem, replanner.candidates, frozenset(), replanner.tiers_of)
+    assert client.current == best
+    # Requests in flight at the switch finished on the old plan.
+    plans = {r.plan for r in records}
+    assert before in plans and client.current in plans
+    assert all(isinstance(r, InferenceRecord) for r in records)
