@@ -53,7 +53,7 @@ def test_stock_client_health_metadata_and_inference(emulated, deployed):
 def test_bad_shape_unknown_partition_and_oversized_are_refused_then_serving_goes_on(
     emulated, deployed
 ):
-    plan, stage = _last_stage(emulated)
+    _, stage = _last_stage(emulated)
     client = triton.InferenceServerClient(deployed.addresses["cloud"])
     name = stage.inputs[0]
     wrong = triton.InferInput(name, [1, 3], "FP32")
