@@ -15,8 +15,10 @@ is assumed to have changed by the same factor as the one that was.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,9 +28,13 @@ from tierml.plan.candidate import Candidate
 from tierml.plan.problem import Hop, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.runtime.client import DeviceClient, InferenceRecord
-from tierml.runtime.portfolio import best_deployed, candidate_key, with_origin_links
+from tierml.runtime.portfolio import best_deployed, candidate_key, price, with_origin_links
 
-ALPHA = 0.3  # EWMA weight of a new sample
+ALPHA = 0.5  # EWMA weight of a new (windowed median) sample
+WINDOW = 5
+# A plan replaces the current one only when predicted this much faster (hysteresis: a
+# noisy estimate must not make plans flap).
+SWITCH_MARGIN = 0.1
 PROBE_BYTES = 32_768
 MIN_SAMPLE_MS = 0.5  # transfers shorter than this (beyond the RTT) say nothing about bandwidth
 
@@ -40,21 +46,28 @@ class Estimate:
 
 
 class LinkEstimator:
+    """EWMA of the bandwidth and RTT, each fed the median of its last ``WINDOW`` samples:
+    one request delayed by a busy CPU then moves the estimate by nothing, a real change
+    moves it within a window."""
+
     def __init__(self, mbps: float, rtt_ms: float) -> None:
         self.estimate = Estimate(mbps, rtt_ms)
         self.samples = 0
+        self._mbps: deque[float] = deque(maxlen=WINDOW)
+        self._rtt: deque[float] = deque(maxlen=WINDOW)
 
     def rtt_sample(self, rtt_ms: float) -> None:
+        self._rtt.append(rtt_ms)
         e = self.estimate
-        e.rtt_ms = (1 - ALPHA) * e.rtt_ms + ALPHA * rtt_ms
+        e.rtt_ms = (1 - ALPHA) * e.rtt_ms + ALPHA * statistics.median(self._rtt)
 
     def transfer_sample(self, nbytes: int, network_ms: float) -> None:
         serial_ms = network_ms - self.estimate.rtt_ms
         if nbytes <= 0 or serial_ms < MIN_SAMPLE_MS:
             return
-        mbps = nbytes * 8 / (serial_ms * 1e3)
+        self._mbps.append(nbytes * 8 / (serial_ms * 1e3))
         e = self.estimate
-        e.mbps = (1 - ALPHA) * e.mbps + ALPHA * mbps
+        e.mbps = (1 - ALPHA) * e.mbps + ALPHA * statistics.median(self._mbps)
         self.samples += 1
 
 
@@ -77,7 +90,7 @@ class Replanner:
         problem: PlanProblem,
         candidates: Mapping[str, Candidate],
         *,
-        threshold: float = 0.3,
+        threshold: float = 0.15,
         probe_every: int = 8,
     ) -> None:
         self.client, self.problem = client, problem
@@ -159,6 +172,16 @@ class Replanner:
             new, metrics = found
             old = self.client.current
             if new == old and not force:
+                return None
+            current = price(problem, self.candidates[old]) if old in self.candidates else None
+            keep = (
+                not force
+                and old not in {p for p, t in self.tiers_of.items() if t & down}
+                and current is not None
+                and current.feasible
+                and metrics.latency_ms > (1 - SWITCH_MARGIN) * current.latency_ms
+            )
+            if keep:
                 return None
             better = None
             result = solve(problem) if not down else None

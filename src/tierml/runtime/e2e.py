@@ -76,6 +76,14 @@ class Point:
         return dataclasses.asdict(self)
 
 
+def value_codecs(problem: PlanProblem) -> PlanProblem:
+    """Only codecs whose wire size does not depend on the data (fp32, fp16, int8): what a
+    lossless compressor saves depends on the values, and the benchmark's inputs are noise
+    (per-cut ratios on real data come from `tierml adapt codecs`)."""
+    kept = tuple(c for c in problem.codecs if "+" not in c.name)
+    return dataclasses.replace(problem, codecs=kept)
+
+
 def _tiers(slowdown: float) -> list[EmulatedTier]:
     return [
         EmulatedTier("device", TierKind.DEVICE, slowdown, True),
@@ -115,6 +123,7 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
             for s in config.slowdowns:
                 topo = emulated_topology(lm.host_throughput, _tiers(s), _links(bw))
                 problem, _ = build_problem(an.graph, measured, lm, topo, codecs)
+                problem = value_codecs(problem)
                 problems[(bw, s)] = problem
                 for e in build_portfolio(problem):
                     entries.setdefault(candidate_key(e.candidate), e)
