@@ -205,3 +205,42 @@ def bench_e2e(
         f"prediction median APE {result['prediction_median_ape']:.1%}; "
         f"links: {result['link_emulation']}"
     )
+
+
+@bench_app.command("trace")
+def bench_trace(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX model [default: ResNet-18 at 112].")
+    ] = None,
+    requests: Annotated[int, typer.Option("--requests", min=10, help="Per client.")] = 160,
+    slowdown: Annotated[float, typer.Option("--slowdown", help="Device × slower.")] = 5.0,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Replay a 10× bandwidth drop, then kill and restart the edge: adaptive vs static client.
+
+    Example: tierml bench trace --requests 100 --format json
+    """
+    from tierml.profile.predictor_store import tierml_home
+    from tierml.runtime.e2e import zoo_models
+    from tierml.runtime.trace_replay import TraceConfig, run_trace
+
+    home = tierml_home()
+    path = str(model) if model else dict(zoo_models(home))["resnet18-112"]
+    result = run_trace(TraceConfig(model=path, requests=requests, slowdown=slowdown, home=home))
+    if fmt is OutputFormat.JSON:
+        print_json(result)
+        return
+    rows = [
+        [
+            phase,
+            f"{row.get('adaptive', float('nan')):.1f}",
+            f"{row.get('static', float('nan')):.1f}",
+        ]
+        for phase, row in result["p50_ms_by_phase"].items()
+    ]
+    console().print(table("p50 ms by phase", ["phase", "adaptive", "static"], rows))
+    for r in result["replans"]:
+        console().print(f"re-plan at {r['t']:.2f}s: {r['old']} → {r['new']}")
+    console().print(
+        f"lost requests {result['lost_requests']}; fell back {result['fallback_requests']}"
+    )

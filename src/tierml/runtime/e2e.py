@@ -25,16 +25,18 @@ import numpy as np
 import onnxruntime as ort
 
 from tierml.core.tiers import TierKind
+from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
 from tierml.plan.metrics import evaluate
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
 from tierml.plan.search import plan as solve
-from tierml.profile.analysis import analyse_model
+from tierml.profile.analysis import AnalysedModel, analyse_model
+from tierml.profile.fusion import fusion_groups, optimised_session
 from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
-from tierml.profile.sessions import make_session
+from tierml.profile.sessions import OptLevel, make_session
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
@@ -100,11 +102,15 @@ def _links(mbps: float) -> dict[tuple[str, str], LinkShape]:
     }
 
 
-def _split_probe(problem: PlanProblem) -> Candidate:
-    """Half the nodes (topological order) on the device, the rest on the cloud, fp32."""
+def _split_probe(problem: PlanProblem, analysed: AnalysedModel) -> Candidate:
+    """Device | cloud at the middle cut among those that keep ORT's fused kernels whole
+    (a cut through a fused Conv+ReLU would measure the lost fusion, not the runtime)."""
+    graph = analysed.graph
+    _, optimised = optimised_session(analysed.proto, opt_level=OptLevel.EXTENDED, threads=1)
+    cuts = enumerate_cuts(graph, keep_together=fusion_groups(graph, optimised))
+    part = partitioning_at_positions(graph, [cuts[len(cuts) // 2].position])
+    stage_of = tuple(part.stage_of[n.index] for n in graph.compute_nodes)
     lay = next(lay for lay in layouts(problem) if lay.key[1:] and lay.key[1].startswith("cloud"))
-    n = problem.graph.size
-    stage_of = tuple(0 if i < n // 2 else 1 for i in range(n))
     return Candidate(lay, stage_of, Knobs(("fp32", "fp32"), ("fp32",), NO_EXITS, NO_NOISE))
 
 
@@ -128,7 +134,7 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
                 for e in build_portfolio(problem):
                     entries.setdefault(candidate_key(e.candidate), e)
         first = problems[(config.bandwidths_mbps[0], config.slowdowns[0])]
-        probe = _split_probe(first)
+        probe = _split_probe(first, an)
         entries.setdefault(candidate_key(probe), Entry(("split-probe",), probe))
         ids = {k: f"p{i}" for i, k in enumerate(entries)}
         work = Path(tempfile.mkdtemp(prefix="tierml-e2e-"))

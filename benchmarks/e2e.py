@@ -1,0 +1,83 @@
+"""Plans run for real: measured p50/p95 of tierml vs every baseline, predicted vs measured.
+
+The same measurement as `tierml bench e2e`: per model one local deployment (device in
+this process, edge and cloud tier processes, application-level link emulation), every
+(bandwidth, device slowdown) point planned and then run interleaved. Writes the JSON to
+out/bench/e2e.json and prints the tables and the targets.
+
+    .venv/bin/python benchmarks/e2e.py [--rounds 9] [--models vgg16-64,resnet18-112]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from tierml.profile.predictor_store import tierml_home
+from tierml.runtime.e2e import E2EConfig, run_e2e, zoo_models
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--models", default="", help="comma-separated labels to keep")
+    parser.add_argument("--extra", action="append", default=[], help="LABEL=PATH.onnx")
+    args = parser.parse_args()
+    home = tierml_home()
+    models = list(zoo_models(home))
+    if args.models:
+        models = [m for m in models if m[0] in args.models.split(",")]
+    models += [tuple(e.split("=", 1)) for e in args.extra]  # type: ignore[misc]
+    start = time.perf_counter()
+    result = run_e2e(
+        E2EConfig(models=tuple(models), rounds=args.rounds, home=home),
+        progress=lambda m: print(f"[{time.perf_counter() - start:6.1f}s] {m}", flush=True),
+    )
+    out = Path("out/bench/e2e.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(
+        f"\n{'model':14} {'Mbps':>5} {'slow':>4}  "
+        + " ".join(
+            f"{k:>12}"
+            for k in ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
+        )
+    )
+    for p in result["points"]:
+        m = p["measured_p50_ms"]
+        cells = " ".join(
+            f"{m.get(k, float('nan')):12.1f}"
+            for k in ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
+        )
+        print(f"{p['model']:14} {p['bandwidth_mbps']:5g} {p['slowdown']:4g}  {cells}")
+    print("\npredicted (ms), same order:")
+    for p in result["points"]:
+        m = p["predicted_ms"]
+        cells = " ".join(
+            f"{m.get(k, float('nan')):12.1f}"
+            for k in ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
+        )
+        print(f"{p['model']:14} {p['bandwidth_mbps']:5g} {p['slowdown']:4g}  {cells}")
+    print("\ntierml p50 / best baseline p50, and best single tier / tierml:")
+    for c in result["checks"]:
+        flag = "ok" if c["vs_best_baseline"] <= 1.05 else "MISS"
+        print(
+            f"  {c['model']:14} {c['bandwidth_mbps']:5g} Mbps {c['slowdown']:3g}x  "
+            f"{c['vs_best_baseline']:.3f} {flag}   speed-up {c['speedup_vs_best_single_tier']:.2f}x"
+        )
+    for o in result["overhead"]:
+        print(
+            f"overhead {o['model']}: split {o['split_ms']:.2f} ms vs monolithic "
+            f"{o['monolithic_ms']:.2f} ms → ×{o['ratio']:.3f}"
+        )
+    print(
+        f"prediction median APE {result['prediction_median_ape']:.1%}; "
+        f"links: {result['link_emulation']}; tiers: {result['tier_emulation']}; "
+        f"wrote {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
