@@ -109,7 +109,7 @@ def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
     assert not errors, errors[:1]
     assert client.current != before, "the plan switched after the drop"
     est = replanner.estimators["cloud"].estimate.mbps
-    assert 1.0 < est < 10.0, est  # moving from 20 towards the true 2 Mbit/s (EWMA)
+    assert 1.0 < est < 15.0, est  # moving from 20 towards the true 2 Mbit/s (EWMA)
     # The switch is to the best deployed plan at the estimated bandwidth.
     problem = replanner.current_problem()
     best, _ = best_deployed(problem, replanner.candidates, frozenset(), replanner.tiers_of)
@@ -118,3 +118,23 @@ def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
     plans = {r.plan for r in records}
     assert before in plans and client.current in plans
     assert all(isinstance(r, InferenceRecord) for r in records)
+
+
+def test_the_estimate_follows_a_drop_within_a_window_and_ignores_one_outlier():
+    from tierml.runtime.adaptation import WINDOW, LinkEstimator
+
+    est = LinkEstimator(mbps=20.0, rtt_ms=10.0)
+    nbytes = 50_000
+
+    def network_ms(mbps: float) -> float:
+        return 10.0 + nbytes * 8 / (mbps * 1e3)
+
+    for _ in range(WINDOW):
+        est.transfer_sample(nbytes, network_ms(20.0))
+    est.transfer_sample(nbytes, network_ms(20.0) + 80.0)  # one request stalled by the CPU
+    assert est.estimate.mbps == pytest.approx(20.0, rel=0.02)
+    for _ in range(2 * WINDOW):
+        est.transfer_sample(nbytes, network_ms(2.0))
+    assert est.estimate.mbps == pytest.approx(2.0, rel=0.05)
+    est.rtt_sample(30.0)
+    assert 10.0 < est.estimate.rtt_ms < 30.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -70,3 +72,11 @@ def test_bad_shape_unknown_partition_and_oversized_are_refused_then_serving_goes
         client.infer(stage.model, [huge])
     assert "RESOURCE_EXHAUSTED" in str(info.value.status())
     assert client.is_server_ready() and client.is_model_ready(stage.model)
+
+
+def test_tiers_are_pinned_off_the_clients_cores(deployed):
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("one core: nothing to pin apart")
+    for tier, proc in deployed.procs.items():
+        assert os.sched_getaffinity(proc.pid) == {cores[-1]}, tier
