@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tierml.core.tiers import TierKind
+from runtime_tiers import LINKS, TIERS
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
@@ -17,20 +17,8 @@ from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
 from tierml.runtime.bundle_build import build_bundle
-from tierml.runtime.emulation import EmulatedTier, emulated_topology
-from tierml.runtime.link_shaping import LinkShape
+from tierml.runtime.emulation import emulated_topology
 from tierml.runtime.portfolio import Entry, build_portfolio
-
-TIERS = [
-    EmulatedTier("device", TierKind.DEVICE, 4.0, True),
-    EmulatedTier("edge", TierKind.EDGE, 1.0, False),
-    EmulatedTier("cloud", TierKind.CLOUD, 1.0, False),
-]
-LINKS = {
-    ("device", "edge"): LinkShape(20.0, 20.0, 4.0),
-    ("device", "cloud"): LinkShape(20.0, 20.0, 10.0),
-    ("edge", "cloud"): LinkShape(1000.0, 1000.0, 2.0),
-}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import onnx
 
@@ -13,10 +14,11 @@ from tierml.graph import extract_stages
 from tierml.graph.cuts import partitioning_from_stages
 from tierml.plan.candidate import Candidate
 from tierml.plan.metrics import evaluate
-from tierml.plan.problem import PlanProblem
+from tierml.plan.problem import NO_EXITS, PlanProblem
 from tierml.profile.analysis import AnalysedModel
 from tierml.runtime.bundle import (
     Bundle,
+    ExitSpec,
     Inbound,
     PlanSpec,
     StageSpec,
@@ -28,14 +30,104 @@ from tierml.runtime.link_shaping import LinkShape
 from tierml.runtime.portfolio import Entry
 
 
-def partitioning_of(graph: ModelGraph, cand: Candidate) -> tuple[Partitioning, list[int]]:
-    """The model partitioned at the candidate's cuts, over the slots that compute."""
-    used = sorted(set(cand.stage_of))
-    index = {slot: k for k, slot in enumerate(used)}
+@dataclass(frozen=True)
+class ExitBinding:
+    """The model's exits as the runtime sees them: per planner exit (``problem.exits``
+    order), the classifier output tensor, and per exit option its max-softmax thresholds."""
+
+    outputs: tuple[str, ...]
+    thresholds: Mapping[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class Group:
+    slot: int  # the layout slot (tier) it runs on
+    nodes: frozenset[int]  # ModelGraph node indices
+    exits: tuple[int, ...] = ()  # exits tested right after it (index into problem.exits)
+
+
+def stage_groups(
+    graph: ModelGraph, cand: Candidate, exit_outputs: Sequence[str] = ()
+) -> list[Group]:
+    """The candidate's stages in order, each stage cut again after every exit classifier it
+    computes: the part of a stage an exit's output depends on runs first, the exit is
+    tested, and the rest of the stage runs only for requests it did not take — the
+    execution the planner's survival model prices."""
+    slot_of = {node.index: cand.stage_of[pos] for pos, node in enumerate(graph.compute_nodes)}
+    _heads_beside_taps(graph, slot_of, exit_outputs)
+    by_slot: dict[int, set[int]] = {}
+    for index, slot in slot_of.items():
+        by_slot.setdefault(slot, set()).add(index)
+    groups = [Group(slot, frozenset(nodes)) for slot, nodes in sorted(by_slot.items())]
+    order = sorted(
+        (
+            e
+            for e in range(len(exit_outputs))
+            if graph.tensors[exit_outputs[e]].producer is not None
+        ),
+        key=lambda e: graph.tensors[exit_outputs[e]].producer or 0,
+    )
+    for e in order:
+        producer = graph.tensors[exit_outputs[e]].producer
+        if producer is None:  # an exit on a graph input: nothing to split
+            continue
+        k = next(i for i, g in enumerate(groups) if producer in g.nodes)
+        g = groups[k]
+        head = frozenset(_ancestors(graph, producer) & g.nodes)
+        rest = g.nodes - head
+        if not rest:
+            groups[k] = Group(g.slot, g.nodes, (*g.exits, e))
+            continue
+        # Exits already bound to g stay after whichever part computes their output.
+        early = tuple(x for x in g.exits if graph.tensors[exit_outputs[x]].producer in head)
+        late = tuple(x for x in g.exits if x not in early)
+        groups[k : k + 1] = [Group(g.slot, head, (*early, e)), Group(g.slot, rest, late)]
+    return groups
+
+
+def _heads_beside_taps(
+    graph: ModelGraph, slot_of: dict[int, int], exit_outputs: Sequence[str]
+) -> None:
+    """Move each exit's classifier (the nodes only its output needs) to its tap's tier:
+    an exit saves the compute and the transfer after its tap only if it runs there."""
+    for out in exit_outputs:
+        producer = graph.tensors[out].producer
+        if producer is None:
+            continue
+        others = set()
+        for o in graph.outputs:
+            p = graph.tensors[o].producer
+            if o != out and p is not None:
+                others |= _ancestors(graph, p)
+        head = {i for i in _ancestors(graph, producer) - others if i in slot_of}
+        feeding = [
+            graph.tensors[t].producer
+            for i in head
+            for t in graph.nodes[i].inputs
+            if t in graph.tensors and graph.tensors[t].producer not in head
+        ]
+        tap_slot = max((slot_of.get(p, 0) for p in feeding if p is not None), default=0)
+        for i in head:
+            slot_of[i] = tap_slot
+
+
+def _ancestors(graph: ModelGraph, node: int) -> set[int]:
+    seen, todo = {node}, [node]
+    while todo:
+        for t in graph.nodes[todo.pop()].inputs:
+            p = graph.tensors[t].producer if t in graph.tensors else None
+            if p is not None and p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return seen
+
+
+def partitioning_of(graph: ModelGraph, groups: Sequence[Group]) -> Partitioning:
     stage_of = [-1] * len(graph.nodes)
-    for pos, node in enumerate(graph.compute_nodes):
-        stage_of[node.index] = index[cand.stage_of[pos]]
-    return partitioning_from_stages(graph, stage_of), used
+    for k, g in enumerate(groups):
+        for i in g.nodes:
+            stage_of[i] = k
+    return partitioning_from_stages(graph, stage_of)
 
 
 def link_names(problem: PlanProblem) -> dict[int, str]:
@@ -65,38 +157,47 @@ def plan_spec(
     plan_id: str,
     entry: Entry,
     files: dict[str, bytes],
+    exits: ExitBinding | None = None,
 ) -> PlanSpec:
     graph, cand = analysed.graph, entry.candidate
-    part, used = partitioning_of(graph, cand)
+    on = exits is not None and cand.knobs.exits != NO_EXITS
+    groups = stage_groups(graph, cand, exits.outputs if exits and on else ())
+    part = partitioning_of(graph, groups)
     stages = extract_stages(analysed.proto, graph, part, analysed.boundary_types)
     names = link_names(problem)
     outputs = set(graph.outputs)
     specs = []
-    origin_computes = used[0] == 0
-    for k, (stage, slot) in enumerate(zip(stages, used, strict=True)):
+    for k, (stage, group) in enumerate(zip(stages, groups, strict=True)):
         data = stage.model.SerializeToString()
         # Plans share partitions (the whole model is device-only's and cloud-only's): one file.
         rel = f"parts/{hashlib.sha256(data).hexdigest()[:20]}.onnx"
         files[rel] = data
         inbound = None
-        if k > 0 or not origin_computes:
-            prev = used[k - 1] if k > 0 else 0
-            hops = [h for r in cand.layout.routes[prev:slot] for h in r.hops]
+        prev = groups[k - 1].slot if k > 0 else 0
+        if group.slot != prev:  # crosses from another tier (k == 0: from the device's inputs)
+            hops = [h for r in cand.layout.routes[prev : group.slot] for h in r.hops]
             tensors = part.cuts[k - 1].tensors if k > 0 else tuple(graph.inputs)
             inbound = Inbound(
                 links=tuple(names[id(h)] for h in hops),
                 codec=cand.knobs.codecs[prev],
                 tensors=tuple(tensors),
             )
+        exit_specs: tuple[ExitSpec, ...] = ()
+        if exits is not None and on:
+            levels = exits.thresholds[cand.knobs.exits]
+            exit_specs = tuple(
+                ExitSpec(problem.exits[e].name, exits.outputs[e], levels[e]) for e in group.exits
+            )
         specs.append(
             StageSpec(
-                tier=cand.layout.slots[slot].tier,
+                tier=cand.layout.slots[group.slot].tier,
                 model=f"{plan_id}.s{k}",
                 file=rel,
                 inputs=tuple(stage.inputs),
                 outputs=tuple(stage.outputs),
                 returns=tuple(o for o in stage.outputs if o in outputs),
                 inbound=inbound,
+                exits=exit_specs,
             )
         )
     metrics = evaluate(problem, cand)
@@ -104,7 +205,7 @@ def plan_spec(
         id=plan_id,
         labels=entry.labels,
         stages=tuple(specs),
-        tiers=tuple(s.tier for s in specs),
+        tiers=tuple(dict.fromkeys(s.tier for s in specs)),
         stage_of=cand.stage_of,
         layout=cand.layout.key,
         knobs={
@@ -127,10 +228,11 @@ def build_bundle(
     threads: Mapping[str, int] | None = None,
     cpus: Mapping[str, tuple[int, ...]] | None = None,
     notes: Sequence[str] = (),
+    exits: ExitBinding | None = None,
     overwrite: bool = False,
 ) -> Bundle:
     files: dict[str, bytes] = {}
-    plans = [plan_spec(analysed, problem, f"p{i}", e, files) for i, e in enumerate(entries)]
+    plans = [plan_spec(analysed, problem, f"p{i}", e, files, exits) for i, e in enumerate(entries)]
     default = next((p.id for p in plans if "tierml" in p.labels), plans[0].id)
     graph = analysed.graph
     tiers = tuple(

@@ -26,7 +26,7 @@ from tierml.core.errors import DeploymentError, InputDataError, TierUnavailableE
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
 from tierml.runtime.forward import PROBE_MODEL, call_stage, stub_for
 from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.stage_exec import StageRunner, check_inputs
+from tierml.runtime.stage_exec import StageRunner, check_inputs, run_on_tier
 
 Array = np.ndarray[Any, Any]
 PROBE_INTERVAL_S = 0.25
@@ -96,9 +96,10 @@ class DeviceClient:
         self.runners: dict[str, StageRunner] = {}
         sessions: dict[str, ort.InferenceSession] = {}
         for p in self.bundle.plans:
-            head = p.stages[0]
-            if head.inbound is None:
-                self.runners[p.id] = StageRunner(
+            for head in p.stages:  # the stages on this tier: the leading ones
+                if head.inbound is not None:
+                    break
+                self.runners[head.model] = StageRunner(
                     head,
                     str(self.root / head.file),
                     threads=threads,
@@ -196,23 +197,21 @@ class DeviceClient:
         path: list[str] = []
         stages = list(spec.stages)
         if stages[0].inbound is None:
-            head = stages.pop(0)
-            run = self.runners[spec.id].run(env)
-            env.update(run.outputs)
-            path.append(head.tier)
+            local = run_on_tier(self.runners, stages, 0, env)
+            path.append(stages[0].tier)
             hops.append(
                 {
-                    "tier": head.tier,
-                    "model": head.model,
-                    "compute_ms": run.compute_ms,
-                    "emulated_ms": run.emulated_ms,
-                    "exit": run.exit.name if run.exit else None,
+                    "tier": stages[0].tier,
+                    "model": ",".join(local.models),
+                    "compute_ms": local.compute_ms,
+                    "emulated_ms": local.emulated_ms,
+                    "exit": local.exit.name if local.exit else None,
                 }
             )
-            outputs.update({k: run.outputs[k] for k in head.returns})
-            if run.exit is not None:
-                outputs[run.exit.output] = run.outputs[run.exit.output]
-                return InferenceRecord(outputs, spec.id, path, run.exit.name, hops, 0.0)
+            outputs.update(local.returned)
+            if local.exit is not None:
+                return InferenceRecord(outputs, spec.id, path, local.exit.name, hops, 0.0)
+            stages = stages[local.next_stage :]
         if not stages:
             return InferenceRecord(outputs, spec.id, path, None, hops, 0.0)
         first = stages[0]

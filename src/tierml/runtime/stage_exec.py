@@ -128,3 +128,42 @@ def confident_exit(exits: Sequence[ExitSpec], outputs: Mapping[str, Array]) -> E
         ):
             return e
     return None
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """Stages run back to back on one tier: up to an exit, the next tier, or the end."""
+
+    next_stage: int  # index of the first stage not run here (len(stages): none left)
+    exit: ExitSpec | None
+    compute_ms: float
+    emulated_ms: float
+    returned: dict[str, Array]  # graph outputs produced here, and the exit's output
+    models: tuple[str, ...]
+
+
+def run_on_tier(
+    runners: Mapping[str, StageRunner],
+    stages: Sequence[StageSpec],
+    first: int,
+    env: dict[str, Array],
+) -> LocalRun:
+    """Run ``stages[first]`` and the stages after it that continue on the same tier
+    (``inbound is None``), testing exits after each; ``env`` gains every output."""
+    k, compute, emulated = first, 0.0, 0.0
+    returned: dict[str, Array] = {}
+    models = []
+    while True:
+        spec = stages[k]
+        run = runners[spec.model].run(env)
+        env.update(run.outputs)
+        compute += run.compute_ms
+        emulated += run.emulated_ms
+        models.append(spec.model)
+        returned.update({name: run.outputs[name] for name in spec.returns})
+        k += 1
+        if run.exit is not None:
+            returned[run.exit.output] = run.outputs[run.exit.output]
+            return LocalRun(k, run.exit, compute, emulated, returned, tuple(models))
+        if k == len(stages) or stages[k].inbound is not None:
+            return LocalRun(k, None, compute, emulated, returned, tuple(models))

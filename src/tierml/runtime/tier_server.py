@@ -41,7 +41,7 @@ from tierml.runtime.forward import (
     stub_for,
 )
 from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.stage_exec import StageRunner
+from tierml.runtime.stage_exec import StageRunner, run_on_tier
 from tierml.runtime.wire import add_tensor, oip_datatype, read_tensors, set_param
 
 
@@ -79,7 +79,8 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         self.place: dict[str, tuple[PlanSpec, int]] = {}
         for plan in self.bundle.plans:
             for k, stage in enumerate(plan.stages):
-                if stage.tier == config.tier and stage.inbound is not None:
+                # Stages it is called for, and those continuing on this tier after them.
+                if stage.tier == config.tier and (stage.inbound is not None or k > 0):
                     self.runners[stage.model] = StageRunner(
                         stage,
                         str(root / stage.file),
@@ -146,26 +147,22 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         try:
             env, wire_in = read_tensors(request.inputs, request.raw_input_contents)
             decode_ms = (time.perf_counter() - start) * 1e3
-            run = runner.run(env)
-            env.update(run.outputs)
+            local = run_on_tier(self.runners, plan.stages, k, env)
             record: dict[str, Any] = {
                 "tier": self.config.tier,
-                "model": request.model_name,
+                "model": ",".join(local.models),
                 "decode_ms": decode_ms,
-                "compute_ms": run.compute_ms,
-                "emulated_ms": run.emulated_ms,
+                "compute_ms": local.compute_ms,
+                "emulated_ms": local.emulated_ms,
                 "bytes_in": sum(w.nbytes for w in wire_in),
-                "exit": run.exit.name if run.exit else None,
+                "exit": local.exit.name if local.exit else None,
             }
             response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
-            returned = set(runner.spec.returns)
-            if run.exit is not None:
-                returned.add(run.exit.output)
-            for name in sorted(returned):
-                add_tensor(response, name, run.outputs[name])
+            for name in sorted(local.returned):
+                add_tensor(response, name, local.returned[name])
             hops = [record]
-            if run.exit is None and k + 1 < len(plan.stages):
-                nxt = plan.stages[k + 1]
+            if local.exit is None and local.next_stage < len(plan.stages):
+                nxt = plan.stages[local.next_stage]
                 links = [self.links[n] for n in nxt.inbound.links] if nxt.inbound else []
                 hop = call_stage(
                     self._stub(nxt.tier),
@@ -182,7 +179,7 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                     encode_ms=hop.encode_ms,
                 )
                 for name, value in hop.outputs.items():
-                    if name not in returned:
+                    if name not in local.returned:
                         add_tensor(response, name, value)
                 hops += hop.hops
             record["total_ms"] = (time.perf_counter() - start) * 1e3
