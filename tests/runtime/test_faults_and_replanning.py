@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from tierml.runtime.adaptation import Replanner
+from tierml.runtime.adaptation import SWITCH_MARGIN, Replanner
 from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.portfolio import best_deployed
+from tierml.runtime.portfolio import best_deployed, price
 
 
 def _input(emulated):
@@ -109,11 +109,12 @@ def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
     assert not errors, errors[:1]
     assert client.current != before, "the plan switched after the drop"
     est = replanner.estimators["cloud"].estimate.mbps
-    assert 1.0 < est < 15.0, est  # moving from 20 towards the true 2 Mbit/s (EWMA)
-    # The switch is to the best deployed plan at the estimated bandwidth.
+    assert 0.5 < est < 15.0, est  # moving from 20 towards the true 2 Mbit/s (EWMA)
+    # The plan in use is the best deployed one at the estimate, up to the switch margin.
     problem = replanner.current_problem()
-    best, _ = best_deployed(problem, replanner.candidates, frozenset(), replanner.tiers_of)
-    assert client.current == best
+    _, best = best_deployed(problem, replanner.candidates, frozenset(), replanner.tiers_of)
+    current = price(problem, replanner.candidates[client.current])
+    assert current.latency_ms <= best.latency_ms / (1 - SWITCH_MARGIN) + 1e-9
     # Requests in flight at the switch finished on the old plan.
     plans = {r.plan for r in records}
     assert before in plans and client.current in plans
