@@ -22,7 +22,7 @@ from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
 from tierml.runtime.bundle import StageSpec
 from tierml.runtime.cut_noise import clip_and_noise
 from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.wire import add_tensor, get_json_param, read_tensors, set_param
+from tierml.runtime.wire import add_tensor, get_json_param, read_tensors
 
 Array = np.ndarray[Any, Any]
 HOPS_PARAM = "tierml.hops"
@@ -79,7 +79,6 @@ def call_stage(
         raise ValueError(f"stage {stage.model} runs on the first tier; it is not called")
     start = time.perf_counter()
     request = pb.ModelInferRequest(model_name=stage.model, id=request_id)
-    set_param(request.parameters, "tierml.sent_at", time.time())
     noise_ms = 0.0
     bytes_up = 0
     for name in inbound.tensors:
