@@ -7,7 +7,7 @@ from tierml.runtime.emulation import EmulatedTier
 from tierml.runtime.link_shaping import LinkShape
 
 TIERS = [
-    EmulatedTier("device", TierKind.DEVICE, 4.0, True),
+    EmulatedTier("device", TierKind.DEVICE, 10.0, True),
     EmulatedTier("edge", TierKind.EDGE, 1.0, False),
     EmulatedTier("cloud", TierKind.CLOUD, 1.0, False),
 ]

@@ -46,14 +46,17 @@ class Estimate:
 
 
 class LinkEstimator:
-    """EWMA of the bandwidth and RTT, each fed the median of its last ``WINDOW`` samples:
-    one request delayed by a busy CPU then moves the estimate by nothing, a real change
-    moves it within a window."""
+    """The link's speed as a factor of its nominal uplink and downlink rates (a radio link
+    slows both ways), and its RTT. Each is an EWMA fed the median of its last ``WINDOW``
+    samples: one request delayed by a busy CPU moves nothing, a real change shows within
+    a window."""
 
-    def __init__(self, mbps: float, rtt_ms: float) -> None:
-        self.estimate = Estimate(mbps, rtt_ms)
+    def __init__(self, up_mbps: float, down_mbps: float, rtt_ms: float) -> None:
+        self.nominal = (up_mbps, down_mbps)
+        self.factor = 1.0
+        self.estimate = Estimate(up_mbps, rtt_ms)
         self.samples = 0
-        self._mbps: deque[float] = deque(maxlen=WINDOW)
+        self._factors: deque[float] = deque(maxlen=WINDOW)
         self._rtt: deque[float] = deque(maxlen=WINDOW)
 
     def rtt_sample(self, rtt_ms: float) -> None:
@@ -61,13 +64,23 @@ class LinkEstimator:
         e = self.estimate
         e.rtt_ms = (1 - ALPHA) * e.rtt_ms + ALPHA * statistics.median(self._rtt)
 
-    def transfer_sample(self, nbytes: int, network_ms: float) -> None:
+    def seed(self, factor: float) -> None:
+        """Start from another link's factor: the device's links share its radio."""
+        if not self.samples:
+            self.factor = factor
+            self.estimate.mbps = self.nominal[0] * factor
+
+    def transfer_sample(self, bytes_up: int, bytes_down: int, network_ms: float) -> None:
+        """One transfer: ``network_ms`` from the request's start to its reply, minus the
+        time the tiers reported computing."""
         serial_ms = network_ms - self.estimate.rtt_ms
-        if nbytes <= 0 or serial_ms < MIN_SAMPLE_MS:
+        up, down = self.nominal
+        nominal_ms = bytes_up * 8 / (up * 1e3) + bytes_down * 8 / (down * 1e3)
+        if nominal_ms <= 0 or serial_ms < MIN_SAMPLE_MS:
             return
-        self._mbps.append(nbytes * 8 / (serial_ms * 1e3))
-        e = self.estimate
-        e.mbps = (1 - ALPHA) * e.mbps + ALPHA * statistics.median(self._mbps)
+        self._factors.append(nominal_ms / serial_ms)
+        self.factor = (1 - ALPHA) * self.factor + ALPHA * statistics.median(self._factors)
+        self.estimate.mbps = up * self.factor
         self.samples += 1
 
 
@@ -99,7 +112,8 @@ class Replanner:
         origin = problem.tiers[0].name
         self.nominal = {dst: h for (src, dst), h in problem.links.items() if src == origin}
         self.estimators = {
-            t: LinkEstimator(h.uplink_mbps, h.rtt_ms) for t, h in self.nominal.items()
+            t: LinkEstimator(h.uplink_mbps, h.downlink_mbps, h.rtt_ms)
+            for t, h in self.nominal.items()
         }
         self.chosen_at = {t: (h.uplink_mbps, h.rtt_ms) for t, h in self.nominal.items()}
         self.tiers_of = {p.id: p.remote_tiers for p in client.bundle.plans}
@@ -117,34 +131,37 @@ class Replanner:
             probing = self._count % self.probe_every == 1
             if tier in self.estimators and record.bytes_up + record.bytes_down > 0:
                 est = self.estimators[tier]
+                est.seed(self._shared_factor())
                 if probing:
                     est.rtt_sample(self.client.probe_rtt(tier))
-                est.transfer_sample(record.bytes_up + record.bytes_down, record.network_ms)
+                est.transfer_sample(record.bytes_up, record.bytes_down, record.network_ms)
             elif probing:
                 # A plan that sends nothing measures nothing: probe the device's links.
                 for t, est in self.estimators.items():
                     if t in self.client.down:
                         continue
+                    est.seed(self._shared_factor())
                     try:
                         est.rtt_sample(self.client.probe_rtt(t))
                         est.transfer_sample(
-                            PROBE_BYTES, self.client.probe_bandwidth(t, PROBE_BYTES)
+                            PROBE_BYTES, 0, self.client.probe_bandwidth(t, PROBE_BYTES)
                         )
                     except grpc.RpcError:
                         continue
         if self._moved():
             self.replan()
 
+    def _shared_factor(self) -> float:
+        """The factor of the link measured last: what an unmeasured link is assumed at."""
+        measured = [e for e in self.estimators.values() if e.samples]
+        return measured[-1].factor if measured else 1.0
+
     def current_problem(self) -> PlanProblem:
-        factors = []
         hops: dict[str, Hop] = {}
-        for tier, est in self.estimators.items():
-            if est.samples:
-                factors.append(est.estimate.mbps / self.nominal[tier].uplink_mbps)
-        shared = factors[-1] if factors else 1.0
+        shared = self._shared_factor()
         for tier, h in self.nominal.items():
             est = self.estimators[tier]
-            f = est.estimate.mbps / h.uplink_mbps if est.samples else shared
+            f = est.factor if est.samples else shared
             hops[tier] = dataclasses.replace(
                 h,
                 uplink_mbps=h.uplink_mbps * f,

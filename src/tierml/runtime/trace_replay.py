@@ -95,7 +95,8 @@ def run_trace(
                 for c in (adaptive, static):
                     for name, link in c.links.items():
                         if name.startswith(f"{bundle.origin}->"):
-                            link.set_bandwidth(start_mbps / config.drop_factor)
+                            low = start_mbps / config.drop_factor
+                            link.set_bandwidth(low, low)
             elif event == "kill":
                 dep.kill(config.kill_tier)
             elif event == "restart":
