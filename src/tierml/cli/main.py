@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import planning, profiling
+from tierml.cli import planning, profiling, registry
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -44,6 +44,8 @@ app = typer.Typer(
 zoo_app = typer.Typer(help="The reference model zoo (needs the torch extra).", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(registry.model_app, name="model")
+app.add_typer(registry.variant_app, name="variant")
 
 _state = {"debug": False}
 
@@ -292,6 +294,8 @@ app.command("profile")(profiling.profile)
 app.command("calibrate")(profiling.calibrate)
 app.command("codecs")(profiling.codecs)
 app.command("plan")(planning.plan)
+app.command("lineage")(registry.lineage)
+app.command("select")(registry.select)
 
 
 def main() -> None:
