@@ -99,3 +99,14 @@ def write_eval(teacher: onnx.ModelProto, path: Path, shape: tuple[int, ...], n: 
     x = np.random.default_rng(7).normal(0, 1, (n, *shape)).astype(np.float32)
     np.savez(path, x=x, labels=teacher_labels(teacher, x))
     return path
+
+
+def mlp_with_idle_units(seed: int = 0) -> onnx.ModelProto:
+    """The MLP with half its hidden units wired to nothing: pruning half is exact."""
+    model = mlp(seed)
+    inits = {t.name: t for t in model.graph.initializer}
+    w1, b1, w2 = (numpy_helper.to_array(inits[n]).copy() for n in ("w1", "b1", "w2"))
+    w1[16:], b1[16:], w2[:, 16:] = 0.0, 0.0, 0.0
+    for name, value in (("w1", w1), ("b1", b1), ("w2", w2)):
+        inits[name].CopyFrom(numpy_helper.from_array(value, name))
+    return model

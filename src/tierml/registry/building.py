@@ -135,6 +135,7 @@ def build_one(
         lambda s: (s.get_one(VersionRow, version_id), s.get_one(RecipeRow, recipe_id))
     )
     parent_id = None
+    parent: dict[str, Any] = {}
     source_sha = v.sha256
     if r.parent_id is not None:
         parent = build_one(registry, version_id, r.parent_id, tiers)
@@ -172,6 +173,9 @@ def build_one(
             metrics["accuracy_drop"] = base - metrics["accuracy"]
     metrics.update(measure_variant(built.model, len(data), tiers, registry.home))
     reasons = _bound_violations(r, metrics)
+    if r.parent_id is not None and parent["status"] != "published":
+        # A variant of a flagged variant inherits what is wrong with its parent.
+        reasons.append(f"built on {parent['name']}, which is {parent['status']}")
 
     def insert(s: Session) -> dict[str, Any]:
         # A concurrent build of the same variant may have landed first: keep that one.

@@ -37,6 +37,7 @@ class Transform:
     defaults: Mapping[str, Any]
     apply: Callable[[onnx.ModelProto, Mapping[str, Any], Feeds | None], Built]
     needs_calibration: bool = False
+    check: Callable[[Mapping[str, Any]], None] | None = None  # when the recipe is declared
 
 
 @contextmanager
@@ -65,17 +66,30 @@ def _fp16(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) ->
     return Built(converted, "fp16", {})
 
 
-def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) -> Built:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    ops = list(params["ops"])
-    bad = sorted(set(ops) - {"MatMul", "Gemm"})
+def _check_dynamic_ops(params: Mapping[str, Any]) -> None:
+    bad = sorted(set(params["ops"]) - {"MatMul", "Gemm"})
     if bad:
         raise UnknownTransformError(
             f"int8-dynamic quantizes MatMul and Gemm only, not {', '.join(bad)}.",
             hint="Dynamic int8 Conv runs an order of magnitude slower in ONNX Runtime on CPU; "
             "use int8-static for convolutions.",
         )
+
+
+def _check_ratio(params: Mapping[str, Any]) -> None:
+    ratio = float(params["ratio"])
+    if not 0.0 < ratio < 1.0:
+        raise UnknownTransformError(
+            f"prune ratio must be between 0 and 1 (exclusive), got {ratio}.",
+            hint="Example: --param ratio=0.25 removes a quarter of each prunable layer.",
+        )
+
+
+def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) -> Built:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    _check_dynamic_ops(params)
+    ops = list(params["ops"])
     with tempfile.TemporaryDirectory(prefix="tierml-q-") as tmp, _quiet_quantizer():
         out = Path(tmp) / "q.onnx"
         quantize_dynamic(
@@ -134,13 +148,8 @@ def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], feeds: Feeds
 def _prune(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) -> Built:
     from tierml.registry.pruning import prune_channels
 
-    ratio = float(params["ratio"])
-    if not 0.0 < ratio < 1.0:
-        raise UnknownTransformError(
-            f"prune ratio must be between 0 and 1 (exclusive), got {ratio}.",
-            hint="Example: --param ratio=0.25 removes a quarter of each prunable layer.",
-        )
-    pruned = prune_channels(model, ratio)
+    _check_ratio(params)
+    pruned = prune_channels(model, float(params["ratio"]))
     return Built(
         pruned.model,
         "fp32",
@@ -166,6 +175,7 @@ TRANSFORMS: dict[str, Transform] = {
             "int8 weights, activations quantized at run time (MatMul/Gemm only)",
             {"per_channel": False, "ops": ["MatMul", "Gemm"]},
             _int8_dynamic,
+            check=_check_dynamic_ops,
         ),
         Transform(
             "int8-static",
@@ -179,6 +189,7 @@ TRANSFORMS: dict[str, Transform] = {
             "structured pruning: the lowest-L1 channels of each prunable layer removed",
             {"ratio": 0.25},
             _prune,
+            check=_check_ratio,
         ),
     )
 }
@@ -206,6 +217,8 @@ def resolve_params(transform: Transform, given: Mapping[str, Any]) -> dict[str, 
     for key, value in given.items():
         default = transform.defaults[key]
         params[key] = _coerce(transform.name, key, value, default)
+    if transform.check is not None:
+        transform.check(params)
     return params
 
 
