@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_models import cnn, mlp, write_eval, write_model
 from sqlalchemy import create_engine, text
 
+from registry_models import cnn, mlp, write_eval, write_model
 from tierml.registry import Registry
 from tierml.registry.schema import Base
 

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from registry_models import cnn, mlp, mlp_with_idle_units
 
+from registry_models import cnn, mlp, mlp_with_idle_units
 from tierml.registry.pruning import prune_channels
 from tierml.registry.transforms import TRANSFORMS, get_transform, resolve_params
 
