@@ -18,7 +18,7 @@ from tierml.registry.building import add_recipe, build_variants, list_variants
 from tierml.registry.regeneration import add_version
 from tierml.registry.versions import show_model
 
-WRITERS = 3
+WRITERS = 2
 # Each process imports everything first, then waits for the go file, so the
 # registrations really overlap instead of running one after another as processes start.
 REGISTER = """

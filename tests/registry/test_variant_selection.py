@@ -20,8 +20,14 @@ def candidate(
     name: str, precision: str, size: int, accuracy: float, ms: float, **kw: Any
 ) -> Candidate:
     ops = kw.pop("ops", ["Conv", "Gemm", "Relu"])
-    metrics = {"precision": precision, "size_bytes": size, "accuracy": accuracy,
-               "latency_ms": {"raspberry-pi-4": ms}, "host_latency_ms": ms / 10, "ops": ops}  # fmt: skip
+    metrics = {
+        "precision": precision,
+        "size_bytes": size,
+        "accuracy": accuracy,
+        "latency_ms": {"raspberry-pi-4": ms},
+        "host_latency_ms": ms / 10,
+        "ops": ops,
+    }
     return Candidate(name, kw.get("transform", name), "0" * 64, kw.get("status", "published"),
                      kw.get("reason", ""), metrics)  # fmt: skip
 
