@@ -67,8 +67,18 @@ def zoo(name: str, folder: Path, samples: int = 64) -> tuple[Path, Path]:
     session = make_session(proto, threads=1)
     inputs: dict[str, list[Any]] = {}
     labels = []
+    # Batch 1; any other dynamic dimension (a sequence length) fixed at 128.
+    inits = {i.name for i in proto.graph.initializer}
+    shapes = {
+        i.name: tuple(
+            1 if k == 0 else (d.dim_value if d.HasField("dim_value") else 128)
+            for k, d in enumerate(i.type.tensor_type.shape.dim)
+        )
+        for i in proto.graph.input
+        if i.name not in inits
+    }
     for seed in range(samples):
-        feeds = analyse_model(proto, batch_size=1, seed=seed).feeds
+        feeds = analyse_model(proto, shapes=shapes, seed=seed).feeds
         out = next(iter(run_session(session, feeds).values()))
         labels.append(int(out.reshape(-1).argmax()))
         for k, v in feeds.items():

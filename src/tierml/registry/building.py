@@ -171,7 +171,8 @@ def build_one(
         base = v.metrics.get("accuracy")
         if base is not None:
             metrics["accuracy_drop"] = base - metrics["accuracy"]
-    metrics.update(measure_variant(built.model, len(data), tiers, registry.home))
+    sample = evalset.first() if evalset is not None else None
+    metrics.update(measure_variant(built.model, len(data), tiers, registry.home, sample))
     reasons = _bound_violations(r, metrics)
     if r.parent_id is not None and parent["status"] != "published":
         # A variant of a flagged variant inherits what is wrong with its parent.

@@ -30,6 +30,10 @@ class EvalSet:
     def samples(self) -> int:
         return len(self.labels)
 
+    def first(self) -> dict[str, Array]:
+        """The first sample as a batch of one: real inputs to time the model on."""
+        return {k: v[:1] for k, v in self.inputs.items()}
+
 
 def io_schema(model: onnx.ModelProto) -> dict[str, Any]:
     """Names, element types and dims (a string for a symbolic dim) of inputs and outputs."""

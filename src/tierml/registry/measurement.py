@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from tierml.catalog import load_catalog
@@ -23,6 +24,7 @@ from tierml.profile.host import this_host
 from tierml.profile.model_profile import profile_model
 from tierml.profile.sessions import make_session, run_session
 
+Feeds = dict[str, np.ndarray[Any, Any]]
 _RUNS = 20
 _WARMUP = 3
 
@@ -38,8 +40,8 @@ def default_tiers(home: Path) -> list[str]:
     return sorted(name for name, t in catalog.tiers.items() if t.kind is TierKind.DEVICE)
 
 
-def host_latency_ms(model: onnx.ModelProto) -> float:
-    analysed = analyse_model(model, batch_size=1)
+def host_latency_ms(model: onnx.ModelProto, sample: Feeds | None = None) -> float:
+    analysed = analyse_model(model, batch_size=1, inputs=sample)
     session = make_session(model, threads=1, label="variant")
     feeds = dict(analysed.feeds)
     for _ in range(_WARMUP):
@@ -52,14 +54,16 @@ def host_latency_ms(model: onnx.ModelProto) -> float:
     return statistics.median(times)
 
 
-def tier_latency_ms(model: onnx.ModelProto, tiers: Sequence[str], home: Path) -> dict[str, Any]:
+def tier_latency_ms(
+    model: onnx.ModelProto, tiers: Sequence[str], home: Path, sample: Feeds | None = None
+) -> dict[str, Any]:
     """Predicted ms per tier name; a model the profiler cannot handle gets its reason."""
     if not tiers:
         return {}
     catalog = load_catalog(home=home)
     profiles = [catalog.tier(t) for t in tiers]
     try:
-        analysed = analyse_model(model, batch_size=1)
+        analysed = analyse_model(model, batch_size=1, inputs=sample)
         out: dict[str, Any] = {}
         for tier in profiles:
             p = profile_model(analysed, home=home, host=this_host(), segments=2, tier=tier)
@@ -70,11 +74,17 @@ def tier_latency_ms(model: onnx.ModelProto, tiers: Sequence[str], home: Path) ->
 
 
 def measure_variant(
-    model: onnx.ModelProto, size_bytes: int, tiers: Sequence[str], home: Path
+    model: onnx.ModelProto,
+    size_bytes: int,
+    tiers: Sequence[str],
+    home: Path,
+    sample: Feeds | None = None,
 ) -> dict[str, Any]:
+    """``sample``: one real input (batch 1), e.g. the eval set's first; it also fixes any
+    dynamic dimension besides the batch (a sequence length) that would stay unresolved."""
     return {
         "size_bytes": size_bytes,
         "ops": op_types(model),
-        "host_latency_ms": host_latency_ms(model),
-        "latency_ms": tier_latency_ms(model, tiers, home),
+        "host_latency_ms": host_latency_ms(model, sample),
+        "latency_ms": tier_latency_ms(model, tiers, home, sample),
     }

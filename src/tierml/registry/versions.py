@@ -60,6 +60,7 @@ def register_version(
     schema = io_schema(proto)
     card = read_card(card_file)
     eval_bytes = None
+    sample = None
     metrics: dict[str, Any] = {}
     if eval_file is not None:
         try:
@@ -72,8 +73,9 @@ def register_version(
         evalset = parse_eval_set(eval_bytes, schema, origin=str(eval_file))
         metrics["accuracy"] = top1_accuracy(data, evalset)
         metrics["eval_samples"] = evalset.samples
+        sample = evalset.first()
     chosen = default_tiers(registry.home) if tiers is None else list(tiers)
-    metrics.update(measure_variant(proto, len(data), chosen, registry.home))
+    metrics.update(measure_variant(proto, len(data), chosen, registry.home, sample))
     metrics["precision"] = "fp32"
 
     sha = registry.artifacts.put(data)
