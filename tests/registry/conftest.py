@@ -26,6 +26,9 @@ def backend_url(backend: str, home: Path) -> str:
     if backend == "sqlite-file":
         return f"sqlite:///{home / 'registry.db'}"
     url = os.environ.get(PG_ENV)
+    if not url and os.environ.get("CI"):
+        # CI runs as root: ./dev test always provides the server there, so its absence is a bug.
+        pytest.fail(f"{PG_ENV} is not set in CI: ./dev test should have started PostgreSQL")
     if not url:
         pytest.skip(f"{PG_ENV} is not set: run through ./dev test, which starts PostgreSQL")
     _drop_all(url)
