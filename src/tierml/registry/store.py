@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -82,17 +82,6 @@ class Registry:
                 if attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def model_names(self) -> list[str]:
-        return self.read(lambda s: list(s.scalars(select(ModelRow.name).order_by(ModelRow.name))))
-
-    def versions_count(self, s: Session) -> dict[str, int]:
-        rows = s.execute(
-            select(ModelRow.name, func.count(VersionRow.id))
-            .join(VersionRow, isouter=True)
-            .group_by(ModelRow.name)
-        )
-        return {name: int(n) for name, n in rows}
 
     def referenced(self) -> set[str]:
         def collect(s: Session) -> set[str]:

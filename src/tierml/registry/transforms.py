@@ -36,7 +36,6 @@ class Transform:
     summary: str
     defaults: Mapping[str, Any]
     apply: Callable[[onnx.ModelProto, Mapping[str, Any], Feeds | None], Built]
-    needs_calibration: bool = False
     check: Callable[[Mapping[str, Any]], None] | None = None  # when the recipe is declared
 
 
@@ -182,7 +181,6 @@ TRANSFORMS: dict[str, Transform] = {
             "int8 QDQ weights and activations, ranges calibrated on the eval set's inputs",
             {"per_channel": True, "calibration_samples": 64},
             _int8_static,
-            needs_calibration=True,
         ),
         Transform(
             "prune",
