@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import planning, profiling, running
+from tierml.cli import planning, profiling, registry, running
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -44,6 +44,8 @@ app = typer.Typer(
 zoo_app = typer.Typer(help="The reference model zoo (needs the torch extra).", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(registry.model_app, name="model")
+app.add_typer(registry.variant_app, name="variant")
 
 _state = {"debug": False}
 
@@ -295,6 +297,8 @@ app.command("plan")(planning.plan)
 app.command("deploy")(running.deploy)
 app.command("infer")(running.infer)
 app.add_typer(running.bench_app, name="bench")
+app.command("lineage")(registry.lineage)
+app.command("select")(registry.select)
 
 
 def main() -> None:

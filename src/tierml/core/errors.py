@@ -146,3 +146,51 @@ class TierUnavailableError(TiermlError):
     def __init__(self, tier: str, message: str, *, hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.tier = tier
+
+
+class RegistryError(TiermlError):
+    """The model registry cannot do what was asked (its store, database or files)."""
+
+    code = "E_REGISTRY"
+
+
+class RegistryNotFoundError(RegistryError):
+    """A model, version, recipe or variant name that the registry does not hold."""
+
+    code = "E_REGISTRY_NOT_FOUND"
+
+
+class RegistryDuplicateError(RegistryError):
+    """A name or artifact the registry already holds under the same key."""
+
+    code = "E_REGISTRY_DUPLICATE"
+
+
+class RegistryInputError(RegistryError):
+    """A model file, model card or recipe given to the registry is invalid."""
+
+    code = "E_REGISTRY_INPUT"
+
+
+class EvalDataError(RegistryError):
+    """Evaluation data that does not match the model (names, shapes, labels)."""
+
+    code = "E_REGISTRY_EVAL"
+
+
+class UnknownTransformError(RegistryError):
+    """A variant recipe names a transform tierml does not have, or bad parameters."""
+
+    code = "E_REGISTRY_TRANSFORM"
+
+
+class ArtifactIntegrityError(RegistryError):
+    """A stored artifact is missing or its bytes no longer match its sha256."""
+
+    code = "E_REGISTRY_INTEGRITY"
+
+
+class DeviceDescriptionError(RegistryError):
+    """A device description or selection policy file is malformed."""
+
+    code = "E_REGISTRY_DEVICE"

@@ -1,0 +1,248 @@
+"""Declaring recipes and building variants: transform, stamp lineage, store, measure, judge.
+
+A variant is flagged (kept, not published) when its accuracy drops more than its recipe
+allows below the version's, or its file is larger than the recipe's bound.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import onnx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tierml.core.errors import RegistryInputError
+from tierml.registry.evaluation import EvalSet, parse_eval_set, top1_accuracy
+from tierml.registry.lineage import read_stamp, stamp
+from tierml.registry.measurement import default_tiers, measure_variant
+from tierml.registry.schema import RecipeRow, VariantRow, VersionRow
+from tierml.registry.store import (
+    Registry,
+    ensure_new_recipe,
+    get_model,
+    get_recipe,
+    get_version,
+    now,
+    recipes_in_build_order,
+    variant_json,
+)
+from tierml.registry.transforms import get_transform, resolve_params
+from tierml.registry.versions import check_name
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: str
+    name: str
+    transform: str
+    params: dict[str, Any]
+    parent: str | None
+    max_accuracy_drop: float | None
+    max_size_bytes: int | None
+
+
+def add_recipe(
+    registry: Registry,
+    model: str,
+    name: str,
+    transform: str,
+    params: Mapping[str, Any],
+    *,
+    parent: str | None = None,
+    max_accuracy_drop: float | None = None,
+    max_size_bytes: int | None = None,
+) -> Recipe:
+    """Declare how a variant is derived, once per model; checked now, built later."""
+    check_name(name, "recipe")
+    t = get_transform(transform)
+    resolved = resolve_params(t, params)
+    if max_accuracy_drop is not None and not 0.0 <= max_accuracy_drop <= 1.0:
+        raise RegistryInputError(
+            f"max accuracy drop must be between 0 and 1, got {max_accuracy_drop}.",
+            hint="It is a share: 0.02 allows two points of top-1 accuracy.",
+        )
+
+    def insert(s: Session) -> Recipe:
+        m = get_model(s, model)
+        ensure_new_recipe(s, m, name)
+        parent_row = get_recipe(s, m, parent) if parent is not None else None
+        s.add(
+            RecipeRow(
+                model_id=m.id,
+                name=name,
+                transform=transform,
+                params=resolved,
+                parent_id=parent_row.id if parent_row else None,
+                max_accuracy_drop=max_accuracy_drop,
+                max_size_bytes=max_size_bytes,
+                created_at=now(),
+            )
+        )
+        s.flush()
+        return Recipe(model, name, transform, resolved, parent, max_accuracy_drop, max_size_bytes)
+
+    return registry.write(insert)
+
+
+def list_recipes(registry: Registry, model: str) -> list[Recipe]:
+    def rows(s: Session) -> list[Recipe]:
+        m = get_model(s, model)
+        return [
+            Recipe(model, r.name, r.transform, r.params, r.parent.name if r.parent else None,
+                   r.max_accuracy_drop, r.max_size_bytes)
+            for r in m.recipes
+        ]  # fmt: skip
+
+    return registry.read(rows)
+
+
+def build_variants(
+    registry: Registry,
+    model: str,
+    recipes: Sequence[str] = (),
+    *,
+    version: int | None = None,
+    tiers: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Build ``recipes`` (all, when empty) against a version (the newest when None).
+
+    Variants already built are returned as they are: building is idempotent, so a build
+    killed half-way is simply run again.
+    """
+
+    def plan(s: Session) -> tuple[int, list[int]]:
+        m = get_model(s, model)
+        v = get_version(s, m, version)
+        chosen = [get_recipe(s, m, r) for r in recipes] if recipes else list(m.recipes)
+        return v.id, [r.id for r in recipes_in_build_order(chosen)]
+
+    version_id, recipe_ids = registry.read(plan)
+    chosen_tiers = default_tiers(registry.home) if tiers is None else list(tiers)
+    return [build_one(registry, version_id, rid, chosen_tiers) for rid in recipe_ids]
+
+
+def build_one(
+    registry: Registry, version_id: int, recipe_id: int, tiers: Sequence[str]
+) -> dict[str, Any]:
+    existing = registry.read(lambda s: _variant(s, version_id, recipe_id))
+    if existing is not None:
+        return existing
+    v, r = registry.read(
+        lambda s: (s.get_one(VersionRow, version_id), s.get_one(RecipeRow, recipe_id))
+    )
+    parent_id = None
+    parent: dict[str, Any] = {}
+    source_sha = v.sha256
+    if r.parent_id is not None:
+        parent = build_one(registry, version_id, r.parent_id, tiers)
+        source_sha = parent["sha256"]
+        parent_id = registry.read(lambda s: _variant_id(s, version_id, r.parent_id))
+    model_name = registry.read(lambda s: s.get_one(VersionRow, version_id).model.name)
+
+    start = time.perf_counter()
+    source = onnx.load_from_string(registry.artifacts.read(source_sha))
+    evalset = _evalset(registry, v)
+    transform = get_transform(r.transform)
+    built = transform.apply(source, r.params, evalset.inputs if evalset else None)
+    chain = [*read_stamp(source).get("lineage", []), {"recipe": r.name, "transform": r.transform,
+                                                       "params": r.params}]  # fmt: skip
+    stamp(
+        built.model,
+        model_name=model_name,
+        version=v.number,
+        base_sha256=v.sha256,
+        parent_sha256=source_sha,
+        recipe=r.name,
+        transform=r.transform,
+        params=r.params,
+        chain=chain,
+    )
+    data = built.model.SerializeToString()
+    sha = registry.artifacts.put(data)
+    build_s = time.perf_counter() - start
+
+    metrics: dict[str, Any] = {"precision": built.precision, **built.notes}
+    if evalset is not None:
+        metrics["accuracy"] = top1_accuracy(data, evalset)
+        base = v.metrics.get("accuracy")
+        if base is not None:
+            metrics["accuracy_drop"] = base - metrics["accuracy"]
+    sample = evalset.first() if evalset is not None else None
+    metrics.update(measure_variant(built.model, len(data), tiers, registry.home, sample))
+    reasons = _bound_violations(r, metrics)
+    if r.parent_id is not None and parent["status"] != "published":
+        # A variant of a flagged variant inherits what is wrong with its parent.
+        reasons.append(f"built on {parent['name']}, which is {parent['status']}")
+
+    def insert(s: Session) -> dict[str, Any]:
+        # A concurrent build of the same variant may have landed first: keep that one.
+        found = _variant(s, version_id, recipe_id)
+        if found is not None:
+            return found
+        row = VariantRow(
+            version_id=version_id,
+            recipe_id=recipe_id,
+            parent_variant_id=parent_id,
+            sha256=sha,
+            metrics=metrics,
+            status="flagged" if reasons else "published",
+            reason="; ".join(reasons),
+            build_s=build_s,
+            created_at=now(),
+        )
+        s.add(row)
+        s.flush()
+        return variant_json(row)
+
+    return registry.write(insert)
+
+
+def _bound_violations(r: RecipeRow, metrics: Mapping[str, Any]) -> list[str]:
+    reasons = []
+    drop = metrics.get("accuracy_drop")
+    if r.max_accuracy_drop is not None and drop is not None and drop > r.max_accuracy_drop:
+        reasons.append(f"accuracy drop {drop:.4f} exceeds the bound {r.max_accuracy_drop:.4f}")
+    if r.max_size_bytes is not None and metrics["size_bytes"] > r.max_size_bytes:
+        reasons.append(f"size {metrics['size_bytes']} B exceeds the bound {r.max_size_bytes} B")
+    return reasons
+
+
+def _evalset(registry: Registry, v: VersionRow) -> EvalSet | None:
+    if v.eval_sha256 is None:
+        return None
+    data = registry.artifacts.read(v.eval_sha256)
+    return parse_eval_set(data, v.io_schema, origin=f"version {v.number} eval set")
+
+
+def _variant(s: Session, version_id: int, recipe_id: int) -> dict[str, Any] | None:
+    row = s.scalars(
+        select(VariantRow).where(
+            VariantRow.version_id == version_id, VariantRow.recipe_id == recipe_id
+        )
+    ).first()
+    return variant_json(row) if row is not None else None
+
+
+def _variant_id(s: Session, version_id: int, recipe_id: int | None) -> int | None:
+    return s.scalars(
+        select(VariantRow.id).where(
+            VariantRow.version_id == version_id, VariantRow.recipe_id == recipe_id
+        )
+    ).first()
+
+
+def list_variants(registry: Registry, model: str, version: int | None = None) -> dict[str, Any]:
+    def rows(s: Session) -> dict[str, Any]:
+        m = get_model(s, model)
+        v = get_version(s, m, version)
+        return {
+            "model": model,
+            "version": v.number,
+            "variants": [variant_json(x) for x in v.variants],
+        }
+
+    return registry.read(rows)
