@@ -53,8 +53,9 @@ class NoiseSpec:
 @dataclass(frozen=True)
 class ExitSpec:
     name: str
-    output: str  # the exit's logits tensor
+    output: str  # the exit classifier's output tensor
     threshold: float  # max-softmax at or above it: the request leaves here
+    probabilities: bool = False  # the output is already softmax probabilities (not logits)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class ExitBinding:
 
     outputs: tuple[str, ...]
     thresholds: Mapping[str, tuple[float, ...]]
+    probabilities: bool = False  # the classifiers output probabilities, not logits
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ def plan_spec(
         if exits is not None and on:
             levels = exits.thresholds[cand.knobs.exits]
             exit_specs = tuple(
-                ExitSpec(problem.exits[e].name, exits.outputs[e], levels[e]) for e in group.exits
+                ExitSpec(problem.exits[e].name, exits.outputs[e], levels[e], exits.probabilities)
+                for e in group.exits
             )
         specs.append(
             StageSpec(

@@ -110,13 +110,13 @@ def check_inputs(
             )
 
 
-def softmax_confidence(logits: Array) -> Array:
-    """max-softmax per sample of [N, classes] logits (already-softmaxed outputs work too)."""
-    z = np.asarray(logits, dtype=np.float64).reshape(logits.shape[0], -1)
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    out: Array = p.max(axis=1)
+def confidence(output: Array, *, probabilities: bool) -> Array:
+    """Max-softmax per sample of [N, classes] logits, or max of given probabilities."""
+    z = np.asarray(output, dtype=np.float64).reshape(output.shape[0], -1)
+    if not probabilities:
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        z /= z.sum(axis=1, keepdims=True)
+    out: Array = z.max(axis=1)
     return out
 
 
@@ -124,7 +124,7 @@ def confident_exit(exits: Sequence[ExitSpec], outputs: Mapping[str, Array]) -> E
     """The first exit whose classifier is confident for every sample of the request."""
     for e in exits:
         if e.output in outputs and bool(
-            np.all(softmax_confidence(outputs[e.output]) >= e.threshold)
+            np.all(confidence(outputs[e.output], probabilities=e.probabilities) >= e.threshold)
         ):
             return e
     return None
