@@ -15,14 +15,14 @@ ARCHS = ("small-cnn", "mobilenet")
 class SmallCNN(nn.Module):
     """Three 3×3 conv blocks and a linear classifier (LeNet-sized, ReLU, max-pool)."""
 
-    def __init__(self, classes: int = 10, in_channels: int = 1) -> None:
+    def __init__(self, classes: int = 10, in_channels: int = 1, side: int = 28) -> None:
         super().__init__()
         self.block1 = nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(),
                                     nn.MaxPool2d(2))  # fmt: skip  # [N,16,H/2,W/2]
         self.block2 = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
                                     nn.MaxPool2d(2))  # fmt: skip  # [N,32,H/4,W/4]
         self.block3 = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU())  # [N,64,H/4,W/4]
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * (side // 4) ** 2, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N,1,H,W] → [N,classes]
         out: torch.Tensor = self.head(self.block3(self.block2(self.block1(x))))
@@ -63,9 +63,9 @@ class MobileNetStyle(nn.Module):
         return out
 
 
-def build_net(arch: str, classes: int = 10, in_channels: int = 1) -> nn.Module:
+def build_net(arch: str, classes: int = 10, in_channels: int = 1, side: int = 28) -> nn.Module:
     if arch == "small-cnn":
-        return SmallCNN(classes, in_channels)
+        return SmallCNN(classes, in_channels, side)
     if arch == "mobilenet":
         return MobileNetStyle(classes, in_channels)
     raise ValueError(arch)

@@ -1,0 +1,56 @@
+"""Graph surgery: graft an exported head (one input, one output) onto a backbone at a tensor.
+
+The head's tensors and weights are renamed under a prefix, its input becomes the
+backbone's tensor, and its output becomes a new graph output of the backbone.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import onnx
+
+from tierml.core.errors import AdaptError
+
+
+def graft(backbone: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str,
+          output: str) -> onnx.ModelProto:  # fmt: skip
+    """``backbone`` plus ``head`` reading tensor ``at`` and returning ``output``."""
+    out = copy.deepcopy(backbone)
+    h = head.graph
+    if len(h.input) != 1 or len(h.output) != 1:
+        raise AdaptError("A grafted head must have one input and one output.", hint="")
+    source, result = h.input[0].name, h.output[0].name
+    names = {init.name for init in h.initializer}
+    for node in h.node:
+        names.update(node.output)
+
+    def rename(name: str) -> str:
+        if name == source:
+            return at
+        if name == result:
+            return output
+        return f"{prefix}/{name}" if name in names and name else name
+
+    for node in h.node:
+        n = copy.deepcopy(node)
+        n.name = f"{prefix}/{node.name}"
+        n.input[:] = [rename(i) for i in node.input]
+        n.output[:] = [rename(o) for o in node.output]
+        out.graph.node.append(n)
+    for init in h.initializer:
+        i = copy.deepcopy(init)
+        i.name = rename(init.name)
+        out.graph.initializer.append(i)
+    value = copy.deepcopy(h.output[0])
+    value.name = output
+    out.graph.output.append(value)
+    onnx.checker.check_model(out)
+    return out
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 17
