@@ -45,7 +45,6 @@ def graft(backbone: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str
     value = copy.deepcopy(h.output[0])
     value.name = output
     out.graph.output.append(value)
-    onnx.checker.check_model(out)
     return out
 
 
@@ -54,3 +53,51 @@ def opset_of(model: onnx.ModelProto) -> int:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
     return 17
+
+
+def prepend(model: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str,
+            new_input: onnx.ValueInfoProto) -> onnx.ModelProto:  # fmt: skip
+    """``model`` whose input ``at`` is now computed by ``head`` from ``new_input``."""
+    out = copy.deepcopy(model)
+    h = head.graph
+    source, result = h.input[0].name, h.output[0].name
+    names = {init.name for init in h.initializer}
+    for node in h.node:
+        names.update(node.output)
+
+    def rename(name: str) -> str:
+        if name == source:
+            return new_input.name
+        if name == result:
+            return at
+        return f"{prefix}/{name}" if name in names and name else name
+
+    nodes = []
+    for node in h.node:
+        n = copy.deepcopy(node)
+        n.name = f"{prefix}/{node.name}"
+        n.input[:] = [rename(i) for i in node.input]
+        n.output[:] = [rename(o) for o in node.output]
+        nodes.append(n)
+    kept = list(out.graph.node)
+    del out.graph.node[:]
+    out.graph.node.extend([*nodes, *kept])
+    for init in h.initializer:
+        i = copy.deepcopy(init)
+        i.name = rename(init.name)
+        out.graph.initializer.append(i)
+    inputs = [copy.deepcopy(new_input) if i.name == at else i for i in out.graph.input]
+    del out.graph.input[:]
+    out.graph.input.extend(inputs)
+    return out
+
+
+def append_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto],
+                 inits: list[onnx.TensorProto], outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:  # fmt: skip
+    """``model`` plus ``nodes`` and ``inits``, returning exactly ``outputs``."""
+    out = copy.deepcopy(model)
+    out.graph.node.extend(nodes)
+    out.graph.initializer.extend(inits)
+    del out.graph.output[:]
+    out.graph.output.extend(outputs)
+    return out

@@ -83,10 +83,10 @@ class Inverter(nn.Module):
         super().__init__()
         c = tap[0]
         self.net = nn.Sequential(
-            nn.Conv2d(c, 64, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(),  # [N,32,h,w]
             nn.Upsample(size=tuple(image[1:]), mode="bilinear", align_corners=False),
-            nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, image[0], 3, padding=1), nn.Sigmoid(),
+            nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(),  # [N,16,H,W]
+            nn.Conv2d(16, image[0], 3, padding=1), nn.Sigmoid(),  # [N,1,H,W]
         )  # fmt: skip
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
