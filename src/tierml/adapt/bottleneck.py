@@ -28,6 +28,7 @@ RECON = 0.1  # weight of the reconstruction term beside the task loss
 EPOCHS = 10
 LR = 2e-3
 LEVELS = 255  # uint8 code: sigmoid output × 255, rounded
+TIMED = 100  # samples timed through the encoder / decoder
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,42 @@ class BottleneckResult:
     accuracy: float  # the ORT chain of the two exported partitions, held-out data
     encoder_macs: int
     decoder_macs: int
+    encode_ms: float  # median per sample, encoder + quantise, ONNX Runtime, batch 1
+    decode_ms: float
 
     @property
     def ratio(self) -> float:
         return self.raw_bytes / self.code_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tensor": self.tensor, "code_shape": list(self.code_shape),
-                "raw_bytes": self.raw_bytes, "code_bytes": self.code_bytes, "ratio": self.ratio,
-                "base_accuracy": self.base_accuracy, "accuracy": self.accuracy,
-                "accuracy_drop": self.base_accuracy - self.accuracy,
-                "encoder_macs": self.encoder_macs, "decoder_macs": self.decoder_macs}  # fmt: skip
+        return {
+            "tensor": self.tensor,
+            "code_shape": list(self.code_shape),
+            "raw_bytes": self.raw_bytes,
+            "code_bytes": self.code_bytes,
+            "ratio": self.ratio,
+            "base_accuracy": self.base_accuracy,
+            "accuracy": self.accuracy,
+            "accuracy_drop": self.base_accuracy - self.accuracy,
+            "encoder_macs": self.encoder_macs,
+            "decoder_macs": self.decoder_macs,
+            "encode_ms": self.encode_ms,
+            "decode_ms": self.decode_ms,
+            "encode_ms_per_mb": self.encode_ms * 1e6 / self.raw_bytes,
+            "decode_ms_per_mb": self.decode_ms * 1e6 / self.raw_bytes,
+        }
 
 
-def train_bottleneck(backbone: Backbone, data: Split, cut: str, *, code_channels: int | None = None,
-                     stride: int = 2, seed: int = 0, epochs: int = EPOCHS) -> BottleneckResult:  # fmt: skip
+def train_bottleneck(
+    backbone: Backbone,
+    data: Split,
+    cut: str,
+    *,
+    code_channels: int | None = None,
+    stride: int = 2,
+    seed: int = 0,
+    epochs: int = EPOCHS,
+) -> BottleneckResult:
     import torch
 
     from tierml.adapt.heads import Decoder, Encoder
@@ -73,8 +95,10 @@ def train_bottleneck(backbone: Backbone, data: Split, cut: str, *, code_channels
     c, h, w = shape
     code = code_channels or max(1, c // 4)
     if code < 1 or stride < 1 or stride > min(h, w):
-        raise AdaptParameterError(f"code channels {code} / stride {stride} do not fit {list(shape)}.",
-                                  hint="Use ≥ 1 code channel and a stride ≤ the tensor's side.")
+        raise AdaptParameterError(
+            f"code channels {code} / stride {stride} do not fit {list(shape)}.",
+            hint="Use ≥ 1 code channel and a stride ≤ the tensor's side.",
+        )
     suffix_proto = backbone.suffix(tensor)
     suffix = OnnxModule(suffix_proto)  # frozen; unsupported ops fail here, before training
     train = backbone.run(data.train.x, [tensor])[tensor]
@@ -88,8 +112,16 @@ def train_bottleneck(backbone: Backbone, data: Split, cut: str, *, code_channels
         task = torch.nn.functional.cross_entropy(suffix(restored), yb)
         return task + RECON * torch.nn.functional.mse_loss(restored, xb)
 
-    fit(pair, train, data.train.labels, loss, epochs=epochs, lr=LR, seed=seed,
-        params=list(pair.parameters()))  # fmt: skip
+    fit(
+        pair,
+        train,
+        data.train.labels,
+        loss,
+        epochs=epochs,
+        lr=LR,
+        seed=seed,
+        params=list(pair.parameters()),
+    )
     opset = opset_of(backbone.proto)
     enc_onnx = to_onnx(enc, shape, "a", "z", opset)
     code_shape = tuple(int(d) for d in enc(torch.zeros(1, *shape)).shape[1:])
@@ -98,41 +130,83 @@ def train_bottleneck(backbone: Backbone, data: Split, cut: str, *, code_channels
     server = _server_partition(suffix_proto, tensor, dec_onnx, code_shape)
     base, acc = _chain_accuracy(backbone, device, server, data)
     raw = int(np.prod(shape)) * 4
-    return BottleneckResult(tensor, device, server, code_shape, raw, int(np.prod(code_shape)),
-                            base, acc, _conv_macs(enc, shape), _conv_macs(dec, code_shape))  # fmt: skip
+    enc_ms = _median_ms(enc_onnx, "a", train[:TIMED])
+    dec_ms = _median_ms(
+        dec_onnx,
+        "z",
+        np.round(enc(torch.from_numpy(train[:TIMED])).detach().numpy() * LEVELS) / LEVELS,
+    )
+    return BottleneckResult(
+        tensor,
+        device,
+        server,
+        code_shape,
+        raw,
+        int(np.prod(code_shape)),
+        base,
+        acc,
+        _conv_macs(enc, shape),
+        _conv_macs(dec, code_shape),
+        enc_ms,
+        dec_ms,
+    )
 
 
-def _device_partition(backbone: Backbone, tensor: str, enc: onnx.ModelProto,
-                      code_shape: tuple[int, ...]) -> onnx.ModelProto:  # fmt: skip
+def _median_ms(model: onnx.ModelProto, feed: str, x: Any) -> float:
+    import time
+
+    sess = session(model)
+    times = []
+    for i in range(len(x)):
+        t0 = time.perf_counter()
+        sess.run(None, {feed: np.ascontiguousarray(x[i : i + 1], dtype=np.float32)})
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def _device_partition(
+    backbone: Backbone, tensor: str, enc: onnx.ModelProto, code_shape: tuple[int, ...]
+) -> onnx.ModelProto:
     prefix = backbone.prefix(tensor)
     with_enc = graft(prefix, enc, tensor, "bottleneck/enc", "code_float")
-    inits = [numpy_helper.from_array(np.array(1 / LEVELS, np.float32), "code_scale"),
-             numpy_helper.from_array(np.array(0, np.uint8), "code_zero")]  # fmt: skip
+    inits = [
+        numpy_helper.from_array(np.array(1 / LEVELS, np.float32), "code_scale"),
+        numpy_helper.from_array(np.array(0, np.uint8), "code_zero"),
+    ]
     q = helper.make_node("QuantizeLinear", ["code_float", "code_scale", "code_zero"], ["code"])
     out = helper.make_tensor_value_info("code", TensorProto.UINT8, ["N", *code_shape])
     return append_nodes(with_enc, [q], inits, [out])
 
 
-def _server_partition(suffix: onnx.ModelProto, tensor: str, dec: onnx.ModelProto,
-                      code_shape: tuple[int, ...]) -> onnx.ModelProto:  # fmt: skip
+def _server_partition(
+    suffix: onnx.ModelProto, tensor: str, dec: onnx.ModelProto, code_shape: tuple[int, ...]
+) -> onnx.ModelProto:
     code_in = helper.make_tensor_value_info("code", TensorProto.UINT8, ["N", *code_shape])
     deq = helper.make_node("DequantizeLinear", ["code", "code_scale", "code_zero"], ["code_float"])
-    model = prepend(suffix, dec, tensor, "bottleneck/dec",
-                    helper.make_tensor_value_info("code_float", TensorProto.FLOAT,
-                                                  ["N", *code_shape]))  # fmt: skip
+    model = prepend(
+        suffix,
+        dec,
+        tensor,
+        "bottleneck/dec",
+        helper.make_tensor_value_info("code_float", TensorProto.FLOAT, ["N", *code_shape]),
+    )
     nodes = [deq, *model.graph.node]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     model.graph.initializer.extend(
-        [numpy_helper.from_array(np.array(1 / LEVELS, np.float32), "code_scale"),
-         numpy_helper.from_array(np.array(0, np.uint8), "code_zero")])  # fmt: skip
+        [
+            numpy_helper.from_array(np.array(1 / LEVELS, np.float32), "code_scale"),
+            numpy_helper.from_array(np.array(0, np.uint8), "code_zero"),
+        ]
+    )
     del model.graph.input[:]
     model.graph.input.append(code_in)
     return model
 
 
-def _chain_accuracy(backbone: Backbone, device: onnx.ModelProto, server: onnx.ModelProto,
-                    data: Split) -> tuple[float, float]:  # fmt: skip
+def _chain_accuracy(
+    backbone: Backbone, device: onnx.ModelProto, server: onnx.ModelProto, data: Split
+) -> tuple[float, float]:
     x, labels = data.held_out.x, data.held_out.labels
     dev, srv = session(device), session(server)
     logits = []
@@ -154,8 +228,9 @@ def _conv_macs(module: Any, shape: tuple[int, ...]) -> int:
         k = m.weight[0].numel()  # in/groups × kh × kw
         total[0] += int(out[0].numel() * k)
 
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+    handles = [
+        m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
     with torch.no_grad():
         module(torch.zeros(1, *shape))
     for hd in handles:

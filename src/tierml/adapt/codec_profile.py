@@ -21,8 +21,16 @@ from tierml.adapt.sparse import SPARSE_CODECS, decode_sparse, encode_sparse
 from tierml.codecs import decode, encode
 
 F32 = npt.NDArray[np.float32]
-DENSE_CODECS = ("fp16", "int8", "int8c", "fp16+zstd", "int8+zstd", "int8c+zstd", "fp16+lz4",
-                "int8+lz4")  # fmt: skip
+DENSE_CODECS = (
+    "fp16",
+    "int8",
+    "int8c",
+    "fp16+zstd",
+    "int8+zstd",
+    "int8c+zstd",
+    "fp16+lz4",
+    "int8+lz4",
+)
 CODECS = (*DENSE_CODECS, *SPARSE_CODECS)
 TIMED = 200  # samples timed per codec (enough for a stable median on one core)
 
@@ -49,12 +57,16 @@ class CodecPoint:
         return self.decode_ms * 1e6 / self.raw_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "encode_ms_per_mb": self.encode_ms_per_mb,
-                "decode_ms_per_mb": self.decode_ms_per_mb}  # fmt: skip
+        return {
+            **asdict(self),
+            "encode_ms_per_mb": self.encode_ms_per_mb,
+            "decode_ms_per_mb": self.decode_ms_per_mb,
+        }
 
 
-def profile_codecs(backbone: Backbone, held: Dataset, tensors: list[str],
-                   codecs: tuple[str, ...] = CODECS) -> list[CodecPoint]:  # fmt: skip
+def profile_codecs(
+    backbone: Backbone, held: Dataset, tensors: list[str], codecs: tuple[str, ...] = CODECS
+) -> list[CodecPoint]:
     """Every codec at every cut tensor (validated first)."""
     names = [backbone.cut_tensor(t) for t in tensors]
     acts = backbone.run(held.x, names)
@@ -65,8 +77,9 @@ def profile_codecs(backbone: Backbone, held: Dataset, tensors: list[str],
         a = acts[t]
 
         def accuracy(x: F32, feed: str = in_name, run: Any = suffix) -> float:
-            logits = np.concatenate([run.run(None, {feed: x[i : i + 256]})[0]
-                                     for i in range(0, len(x), 256)])  # fmt: skip
+            logits = np.concatenate(
+                [run.run(None, {feed: x[i : i + 256]})[0] for i in range(0, len(x), 256)]
+            )
             return float(np.mean(logits.argmax(1) == held.labels))
 
         base = accuracy(a)
@@ -76,8 +89,9 @@ def profile_codecs(backbone: Backbone, held: Dataset, tensors: list[str],
     return out
 
 
-def _measure(tensor: str, codec: str, a: F32, base: float, accuracy: Any,
-             zero_share: float) -> CodecPoint:  # fmt: skip
+def _measure(
+    tensor: str, codec: str, a: F32, base: float, accuracy: Any, zero_share: float
+) -> CodecPoint:
     shape = tuple(a.shape[1:])
     sparse = codec.startswith("sparse")
     wire, enc_ms, dec_ms = [], [], []
@@ -103,5 +117,15 @@ def _measure(tensor: str, codec: str, a: F32, base: float, accuracy: Any,
     raw = int(a[0].nbytes)
     acc = accuracy(decoded)
     mean_wire = float(np.mean(wire))
-    return CodecPoint(tensor, codec, raw, mean_wire, raw / mean_wire, float(np.median(enc_ms)),
-                      float(np.median(dec_ms)), acc, base - acc, zero_share)  # fmt: skip
+    return CodecPoint(
+        tensor,
+        codec,
+        raw,
+        mean_wire,
+        raw / mean_wire,
+        float(np.median(enc_ms)),
+        float(np.median(dec_ms)),
+        acc,
+        base - acc,
+        zero_share,
+    )

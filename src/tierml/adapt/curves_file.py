@@ -63,14 +63,17 @@ def read(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError as exc:
-        raise CurvesFileError(f"No curves file at {path}.",
-                              hint="Write one with `tierml adapt exits|codecs|bottleneck` or "
-                                   "`tierml privacy` (--profile FILE).") from exc  # fmt: skip
+        raise CurvesFileError(
+            f"No curves file at {path}.",
+            hint="Write one with `tierml adapt exits|codecs|bottleneck` or "
+            "`tierml privacy` (--profile FILE).",
+        ) from exc
     except (OSError, ValueError) as exc:
         raise CurvesFileError(f"Cannot read {path} as JSON: {exc}.", hint="") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CurvesFileError(f"{path} is not a {FORMAT} file.",
-                              hint="Regenerate it with this version of tierml.")  # fmt: skip
+        raise CurvesFileError(
+            f"{path} is not a {FORMAT} file.", hint="Regenerate it with this version of tierml."
+        )
     return doc
 
 
@@ -90,6 +93,20 @@ def update(path: Path, model: Mapping[str, str], section: str, value: Any, **top
     return Path(path)
 
 
+def section(path: Path, model: Mapping[str, str], name: str) -> list[Any]:
+    """The rows of a list section of ``model``'s curves file (none for another model)."""
+    if not Path(path).is_file():
+        return []
+    try:
+        doc = read(path)
+    except CurvesFileError:
+        return []
+    if doc.get("model", {}).get("sha256") != model.get("sha256"):
+        return []
+    rows = doc.get(name) or []
+    return list(rows) if isinstance(rows, list) else []
+
+
 def load_curves(path: Path, graph: CostGraph, *, assumed: bool = False) -> MeasuredCurves:
     """The planner's curves for ``graph`` from a curves file; unmeasured knobs stay assumed
     (``assumed``) or off."""
@@ -97,8 +114,10 @@ def load_curves(path: Path, graph: CostGraph, *, assumed: bool = False) -> Measu
     try:
         return _convert(doc, graph, assumed)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CurvesFileError(f"{path} is malformed: {type(exc).__name__} {exc}.",
-                              hint="Regenerate it with this version of tierml.") from exc  # fmt: skip
+        raise CurvesFileError(
+            f"{path} is malformed: {type(exc).__name__} {exc}.",
+            hint="Regenerate it with this version of tierml.",
+        ) from exc
 
 
 def _convert(doc: dict[str, Any], graph: CostGraph, assumed: bool) -> MeasuredCurves:
@@ -120,11 +139,17 @@ def _convert(doc: dict[str, Any], graph: CostGraph, assumed: bool) -> MeasuredCu
         e = doc["exits"]
         taps = [tensor(t["tensor"]) for t in e["taps"]]
         classes_bytes = 4 * int(e.get("classes", 10))
-        exits = tuple(ExitPoint(f"exit{i + 1}", t.producer, classes_bytes) for i, t in enumerate(taps))
+        exits = tuple(
+            ExitPoint(f"exit{i + 1}", t.producer, classes_bytes) for i, t in enumerate(taps)
+        )
         tap_bytes = tuple(t.nbytes for t in taps)
-        options = _thin([ExitOption(p["name"], tuple(float(r) for r in p["rates"]),
-                                    float(p["accuracy"])) for p in e["curve"]],
-                        {p["name"]: float(p["mean_macs"]) for p in e["curve"]})  # fmt: skip
+        options = _thin(
+            [
+                ExitOption(p["name"], tuple(float(r) for r in p["rates"]), float(p["accuracy"]))
+                for p in e["curve"]
+            ],
+            {p["name"]: float(p["mean_macs"]) for p in e["curve"]},
+        )
         measured.append("exits")
     codecs: list[Codec] = []
     codec_ms: dict[str, tuple[float, float]] = {}
@@ -136,15 +161,23 @@ def _convert(doc: dict[str, Any], graph: CostGraph, assumed: bool) -> MeasuredCu
         ratio = float(np.median([r["ratio"] for r in rows]))
         drop = max(0.0, max(float(r["accuracy_drop"]) for r in rows))
         codecs.append(Codec(name, 1 / ratio, drop))
-        codec_ms[name] = (float(np.median([r["encode_ms_per_mb"] for r in rows])),
-                          float(np.median([r["decode_ms_per_mb"] for r in rows])))  # fmt: skip
+        codec_ms[name] = (
+            float(np.median([r["encode_ms_per_mb"] for r in rows])),
+            float(np.median([r["decode_ms_per_mb"] for r in rows])),
+        )
     if by_name:
         measured.append("codecs")
     for b in doc.get("bottlenecks") or []:
         tensor(b["tensor"])
         name = f"bottleneck@{b['tensor']}"
-        codecs.append(Codec(name, 1 / float(b["ratio"]), max(0.0, float(b["accuracy_drop"])),
-                            at_tensor=b["tensor"]))  # fmt: skip
+        codecs.append(
+            Codec(
+                name,
+                1 / float(b["ratio"]),
+                max(0.0, float(b["accuracy_drop"])),
+                at_tensor=b["tensor"],
+            )
+        )
         codec_ms[name] = (float(b["encode_ms_per_mb"]), float(b["decode_ms_per_mb"]))
     if doc.get("bottlenecks"):
         measured.append("bottleneck")
@@ -160,11 +193,17 @@ def _convert(doc: dict[str, Any], graph: CostGraph, assumed: bool) -> MeasuredCu
     if doc.get("privacy"):
         measured.append("leakage")
     if steps:
-        noise = (NoiseOption(NO_NOISE, 0.0, 1.0), *(
-            NoiseOption(f"{rows[0]['defence']}-{i + 1}" if len(rows) > 1 else rows[0]["name"],
-                        max(0.0, max(float(r["accuracy_drop"]) for r in rows)),
-                        min(1.0, max(float(r["leakage_factor"]) for r in rows)))
-            for i, rows in sorted(steps.items())))  # fmt: skip
+        noise = (
+            NoiseOption(NO_NOISE, 0.0, 1.0),
+            *(
+                NoiseOption(
+                    f"{rows[0]['defence']}-{i + 1}" if len(rows) > 1 else rows[0]["name"],
+                    max(0.0, max(float(r["accuracy_drop"]) for r in rows)),
+                    min(1.0, max(float(r["leakage_factor"]) for r in rows)),
+                )
+                for i, rows in sorted(steps.items())
+            ),
+        )
         measured.append("noise")
     variants = fallback.variants if assumed else (Variant(BASE_VARIANT, 0.0, 1.0),)
     source = "measured: " + ", ".join(measured) if measured else fallback.source
@@ -177,8 +216,11 @@ def _convert(doc: dict[str, Any], graph: CostGraph, assumed: bool) -> MeasuredCu
 
 def _thin(options: list[ExitOption], macs: dict[str, float]) -> tuple[ExitOption, ...]:
     """The options no other beats on both accuracy and mean MACs, at most MAX_EXIT_OPTIONS."""
-    front = [o for o in options
-             if not any(p.accuracy >= o.accuracy and macs[p.name] < macs[o.name] for p in options)]  # fmt: skip
+    front = [
+        o
+        for o in options
+        if not any(p.accuracy >= o.accuracy and macs[p.name] < macs[o.name] for p in options)
+    ]
     front.sort(key=lambda o: macs[o.name])
     if len(front) > MAX_EXIT_OPTIONS:
         pick = np.linspace(0, len(front) - 1, MAX_EXIT_OPTIONS).round().astype(int)

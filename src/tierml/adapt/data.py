@@ -71,7 +71,7 @@ def load_dataset(spec: str | Path, limit: int | None = None) -> Dataset:
 def split(data: Dataset, seed: int = 0, held_out: float = HELD_OUT) -> Split:
     """A seeded, stratification-free train / held-out split; disjoint by construction."""
     order = np.random.default_rng(seed).permutation(len(data)).astype(np.int64)
-    n_held = max(1, int(round(len(data) * held_out)))
+    n_held = max(1, round(len(data) * held_out))
     return Split(data.take(order[n_held:], "train"), data.take(order[:n_held], "held-out"))
 
 

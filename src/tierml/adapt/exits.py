@@ -39,8 +39,13 @@ class ThresholdPoint:
     mean_macs: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rates": list(self.rates), "exit_share": list(self.exit_share),
-                "accuracy": self.accuracy, "mean_macs": self.mean_macs}  # fmt: skip
+        return {
+            "name": self.name,
+            "rates": list(self.rates),
+            "exit_share": list(self.exit_share),
+            "accuracy": self.accuracy,
+            "mean_macs": self.mean_macs,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class ExitsResult:
     head_macs: tuple[int, ...]
     total_macs: int
     base_accuracy: float
+    classes: int
     curve: tuple[ThresholdPoint, ...] = field(default=())
 
     def best_within(self, drop: float) -> ThresholdPoint | None:
@@ -64,17 +70,25 @@ class ExitsResult:
         return {
             "taps": [
                 {"tensor": t, "output": o, "head_accuracy": a, "macs_upto": m, "head_macs": h}
-                for t, o, a, m, h in zip(self.taps, self.exit_outputs, self.head_accuracy,
-                                         self.tap_macs, self.head_macs, strict=True)  # fmt: skip
+                for t, o, a, m, h in zip(
+                    self.taps,
+                    self.exit_outputs,
+                    self.head_accuracy,
+                    self.tap_macs,
+                    self.head_macs,
+                    strict=True,
+                )
             ],
+            "classes": self.classes,
             "total_macs": self.total_macs,
             "base_accuracy": self.base_accuracy,
             "curve": [p.to_dict() for p in self.curve],
         }
 
 
-def train_exits(backbone: Backbone, data: Split, taps: list[str], *, seed: int = 0,
-                epochs: int = EPOCHS) -> ExitsResult:  # fmt: skip
+def train_exits(
+    backbone: Backbone, data: Split, taps: list[str], *, seed: int = 0, epochs: int = EPOCHS
+) -> ExitsResult:
     """Train one head per tap (backbone frozen), graft them, check with ORT, profile."""
     from tierml.adapt.heads import ExitHead
     from tierml.adapt.training import fit, predict, to_onnx
@@ -90,8 +104,15 @@ def train_exits(backbone: Backbone, data: Split, taps: list[str], *, seed: int =
     probs = []
     for i, t in enumerate(tensors):
         head = ExitHead(backbone.tensor_shape(t), backbone.classes)
-        fit(head, train[t], data.train.labels, cross_entropy_of_logits, epochs=epochs, lr=LR,
-            seed=seed + i)
+        fit(
+            head,
+            train[t],
+            data.train.labels,
+            cross_entropy_of_logits,
+            epochs=epochs,
+            lr=LR,
+            seed=seed + i,
+        )
         p = predict(head, held[t])  # [N, classes] probabilities
         probs.append(p)
         head_acc.append(float(np.mean(p.argmax(1) == data.held_out.labels)))
@@ -105,8 +126,17 @@ def train_exits(backbone: Backbone, data: Split, taps: list[str], *, seed: int =
     base = float(np.mean(final.argmax(1) == data.held_out.labels))
     tap_macs = tuple(backbone.macs_upto(t) for t in tensors)
     total = backbone.graph.total_macs
-    result = ExitsResult(model, tuple(tensors), tuple(outputs), tuple(head_acc), tap_macs,
-                         tuple(head_macs), total, base)  # fmt: skip
+    result = ExitsResult(
+        model,
+        tuple(tensors),
+        tuple(outputs),
+        tuple(head_acc),
+        tap_macs,
+        tuple(head_macs),
+        total,
+        base,
+        backbone.classes,
+    )
     curve = exit_curve(probs, final, data.held_out.labels, tap_macs, tuple(head_macs), total)
     return ExitsResult(**{**result.__dict__, "curve": curve})
 
@@ -117,26 +147,58 @@ def cross_entropy_of_logits(head: Any, xb: Any, yb: Any) -> Any:
     return torch.nn.functional.cross_entropy(head.logits(xb), yb)
 
 
-def exit_curve(probs: list[F32], final: F32, labels: npt.NDArray[np.int64],
-               tap_macs: tuple[int, ...], head_macs: tuple[int, ...],
-               total_macs: int) -> tuple[ThresholdPoint, ...]:  # fmt: skip
+def exit_curve(
+    probs: list[F32],
+    final: F32,
+    labels: npt.NDArray[np.int64],
+    tap_macs: tuple[int, ...],
+    head_macs: tuple[int, ...],
+    total_macs: int,
+) -> tuple[ThresholdPoint, ...]:
     """The threshold curve: for each criterion and threshold, rates, accuracy, mean MACs."""
     classes = final.shape[1]
     conf = [p.max(1) for p in probs]
     ent = [_entropy(p) / np.log(classes) for p in probs]
     points = []
     for t in MAX_SOFTMAX:
-        points.append(_point(f"max-softmax≥{t:g}", [c >= t for c in conf], probs, final,
-                             labels, tap_macs, head_macs, total_macs))  # fmt: skip
+        points.append(
+            _point(
+                f"max-softmax≥{t:g}",
+                [c >= t for c in conf],
+                probs,
+                final,
+                labels,
+                tap_macs,
+                head_macs,
+                total_macs,
+            )
+        )
     for t in ENTROPY:
-        points.append(_point(f"entropy≤{t:g}", [e <= t for e in ent], probs, final, labels,
-                             tap_macs, head_macs, total_macs))  # fmt: skip
+        points.append(
+            _point(
+                f"entropy≤{t:g}",
+                [e <= t for e in ent],
+                probs,
+                final,
+                labels,
+                tap_macs,
+                head_macs,
+                total_macs,
+            )
+        )
     return tuple(points)
 
 
-def _point(name: str, passes: list[npt.NDArray[np.bool_]], probs: list[F32], final: F32,
-           labels: npt.NDArray[np.int64], tap_macs: tuple[int, ...],
-           head_macs: tuple[int, ...], total: int) -> ThresholdPoint:  # fmt: skip
+def _point(
+    name: str,
+    passes: list[npt.NDArray[np.bool_]],
+    probs: list[F32],
+    final: F32,
+    labels: npt.NDArray[np.int64],
+    tap_macs: tuple[int, ...],
+    head_macs: tuple[int, ...],
+    total: int,
+) -> ThresholdPoint:
     n = len(labels)
     alive = np.ones(n, dtype=bool)
     pred = final.argmax(1).copy()
@@ -155,8 +217,9 @@ def _point(name: str, passes: list[npt.NDArray[np.bool_]], probs: list[F32], fin
     return ThresholdPoint(name, tuple(rates), tuple(shares), accuracy, float(macs / n))
 
 
-def _check_grafted(model: onnx.ModelProto, backbone: Backbone, held: Dataset,
-                   outputs: list[str], probs: list[F32]) -> None:  # fmt: skip
+def _check_grafted(
+    model: onnx.ModelProto, backbone: Backbone, held: Dataset, outputs: list[str], probs: list[F32]
+) -> None:
     """ONNX Runtime runs the multi-exit model; its logits and exits match the parts."""
     sample = held.x[:64]
     got = session(model).run([backbone.output_name, *outputs], {backbone.input_name: sample})

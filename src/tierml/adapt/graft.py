@@ -13,8 +13,9 @@ import onnx
 from tierml.core.errors import AdaptError
 
 
-def graft(backbone: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str,
-          output: str) -> onnx.ModelProto:  # fmt: skip
+def graft(
+    backbone: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str, output: str
+) -> onnx.ModelProto:
     """``backbone`` plus ``head`` reading tensor ``at`` and returning ``output``."""
     out = copy.deepcopy(backbone)
     h = head.graph
@@ -55,8 +56,13 @@ def opset_of(model: onnx.ModelProto) -> int:
     return 17
 
 
-def prepend(model: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str,
-            new_input: onnx.ValueInfoProto) -> onnx.ModelProto:  # fmt: skip
+def prepend(
+    model: onnx.ModelProto,
+    head: onnx.ModelProto,
+    at: str,
+    prefix: str,
+    new_input: onnx.ValueInfoProto,
+) -> onnx.ModelProto:
     """``model`` whose input ``at`` is now computed by ``head`` from ``new_input``."""
     out = copy.deepcopy(model)
     h = head.graph
@@ -92,8 +98,12 @@ def prepend(model: onnx.ModelProto, head: onnx.ModelProto, at: str, prefix: str,
     return out
 
 
-def append_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto],
-                 inits: list[onnx.TensorProto], outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:  # fmt: skip
+def append_nodes(
+    model: onnx.ModelProto,
+    nodes: list[onnx.NodeProto],
+    inits: list[onnx.TensorProto],
+    outputs: list[onnx.ValueInfoProto],
+) -> onnx.ModelProto:
     """``model`` plus ``nodes`` and ``inits``, returning exactly ``outputs``."""
     out = copy.deepcopy(model)
     out.graph.node.extend(nodes)

@@ -29,8 +29,9 @@ class ExitHead(nn.Module):
         k = pool_kernel(max(h, w))
         self.pool = nn.AvgPool2d(k, stride=k)  # [N,C,H,W] → [N,C,⌊H/k⌋,⌊W/k⌋]
         features = c * (h // k) * (w // k)
-        self.classify = nn.Sequential(nn.Flatten(), nn.Linear(features, HIDDEN), nn.ReLU(),
-                                      nn.Linear(HIDDEN, classes))  # fmt: skip
+        self.classify = nn.Sequential(
+            nn.Flatten(), nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, classes)
+        )
         self.macs = features * HIDDEN + HIDDEN * classes + c * h * w  # linear layers + pool adds
 
     def logits(self, a: torch.Tensor) -> torch.Tensor:
@@ -47,10 +48,11 @@ class Encoder(nn.Module):
     def __init__(self, channels: int, code: int, stride: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, stride=stride, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=stride, padding=1),
+            nn.ReLU(),
             nn.Conv2d(channels, code, 1),
             nn.Sigmoid(),  # codes in [0, 1]: quantised to uint8 on the wire
-        )  # fmt: skip
+        )
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(a)
@@ -64,10 +66,12 @@ class Decoder(nn.Module):
         super().__init__()
         self.size = size
         self.net = nn.Sequential(
-            nn.Conv2d(code, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(code, channels, 3, padding=1),
+            nn.ReLU(),
             nn.Upsample(size=size, mode="nearest") if stride > 1 else nn.Identity(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),  # the cut tensor is a ReLU
-        )  # fmt: skip
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),  # the cut tensor is a ReLU
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(z)
@@ -83,11 +87,14 @@ class Inverter(nn.Module):
         super().__init__()
         c = tap[0]
         self.net = nn.Sequential(
-            nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(),  # [N,32,h,w]
+            nn.Conv2d(c, 32, 3, padding=1),
+            nn.ReLU(),  # [N,32,h,w]
             nn.Upsample(size=tuple(image[1:]), mode="bilinear", align_corners=False),
-            nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(),  # [N,16,H,W]
-            nn.Conv2d(16, image[0], 3, padding=1), nn.Sigmoid(),  # [N,1,H,W]
-        )  # fmt: skip
+            nn.Conv2d(32, 16, 3, padding=1),
+            nn.ReLU(),  # [N,16,H,W]
+            nn.Conv2d(16, image[0], 3, padding=1),
+            nn.Sigmoid(),  # [N,1,H,W]
+        )
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(a)

@@ -43,15 +43,21 @@ class TrainedModel:
     cached: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"path": str(self.path), "config": asdict(self.config),
-                "held_out_accuracy": self.held_out_accuracy, "cached": self.cached}  # fmt: skip
+        return {
+            "path": str(self.path),
+            "config": asdict(self.config),
+            "held_out_accuracy": self.held_out_accuracy,
+            "cached": self.cached,
+        }
 
 
 def adapt_home() -> Path:
     return Path(os.environ.get("TIERML_HOME") or Path.home() / ".tierml") / "adapt"
 
 
-def train_model(config: TrainConfig, out: Path | None = None, home: Path | None = None) -> TrainedModel:
+def train_model(
+    config: TrainConfig, out: Path | None = None, home: Path | None = None
+) -> TrainedModel:
     """Train (or reuse the cached) model; write it to ``out`` as well when given."""
     from tierml.adapt.nets import ARCHS
 
@@ -79,14 +85,29 @@ def train_model(config: TrainConfig, out: Path | None = None, home: Path | None 
 
 def _train(config: TrainConfig, data: Dataset, target: Path) -> float:
     from tierml.adapt.nets import build_net
-    from tierml.adapt.training import cross_entropy, fit, predict, save_atomic, seed_everything, to_onnx
+    from tierml.adapt.training import (
+        cross_entropy,
+        fit,
+        predict,
+        save_atomic,
+        seed_everything,
+        to_onnx,
+    )
 
     parts = split(data, config.seed)
     seed_everything(config.seed)
-    net = build_net(config.arch, classes=10, in_channels=data.image_shape[0],
-                    side=data.image_shape[1])
-    fit(net, parts.train.x, parts.train.labels, cross_entropy, epochs=config.epochs,
-        lr=config.lr, seed=config.seed)  # fmt: skip
+    net = build_net(
+        config.arch, classes=10, in_channels=data.image_shape[0], side=data.image_shape[1]
+    )
+    fit(
+        net,
+        parts.train.x,
+        parts.train.labels,
+        cross_entropy,
+        epochs=config.epochs,
+        lr=config.lr,
+        seed=config.seed,
+    )
     accuracy = float(np.mean(predict(net, parts.held_out.x).argmax(1) == parts.held_out.labels))
     save_atomic(to_onnx(net, data.image_shape, INPUT, OUTPUT), target)
     return accuracy

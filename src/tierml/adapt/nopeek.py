@@ -31,19 +31,28 @@ def distance_correlation(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(cov.clamp_min(0) / var)
 
 
-def regularised_points(backbone: Backbone, data: Split, tensor: str, weights: tuple[float, ...],
-                       seed: int, attack_epochs: int, tune_epochs: int,
-                       attack: Callable[..., tuple[float, float]]) -> list[Any]:  # fmt: skip
+def regularised_points(
+    backbone: Backbone,
+    data: Split,
+    tensor: str,
+    weights: tuple[float, ...],
+    seed: int,
+    attack_epochs: int,
+    tune_epochs: int,
+    attack: Callable[..., tuple[float, float]],
+) -> list[Any]:
     from tierml.adapt.privacy import PrivacyPoint
     from tierml.adapt.torch_graph import OnnxModule
     from tierml.adapt.training import fit, predict
 
     out = []
     for w in weights:
-        pair = torch.nn.ModuleDict({
-            "device": OnnxModule(backbone.prefix(tensor), trainable=True),
-            "server": OnnxModule(backbone.suffix(tensor), trainable=True),
-        })  # fmt: skip
+        pair = torch.nn.ModuleDict(
+            {
+                "device": OnnxModule(backbone.prefix(tensor), trainable=True),
+                "server": OnnxModule(backbone.suffix(tensor), trainable=True),
+            }
+        )
 
         def loss(m: Any, xb: torch.Tensor, yb: torch.Tensor, w: float = w) -> torch.Tensor:
             a = m["device"](xb)
@@ -54,7 +63,6 @@ def regularised_points(backbone: Backbone, data: Split, tensor: str, weights: tu
         pub_a = predict(pair["device"], data.train.x)
         priv_a = predict(pair["device"], data.held_out.x)
         acc = float(np.mean(predict(pair["server"], priv_a).argmax(1) == data.held_out.labels))
-        s, m = attack(pub_a, data.train.x, priv_a, data.held_out.x, seed=seed,
-                      epochs=attack_epochs)  # fmt: skip
+        s, m = attack(pub_a, data.train.x, priv_a, data.held_out.x, seed=seed, epochs=attack_epochs)
         out.append(PrivacyPoint("regularise", f"dcor-lambda={w:g}", None, None, w, s, m, acc, None))
     return out

@@ -68,19 +68,25 @@ class PrivacyResult:
     points: tuple[PrivacyPoint, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tensor": self.tensor, "base_accuracy": self.base_accuracy,
-                "points": [p.to_dict() for p in self.points]}  # fmt: skip
+        return {
+            "tensor": self.tensor,
+            "base_accuracy": self.base_accuracy,
+            "points": [p.to_dict() for p in self.points],
+        }
 
 
 def check_epsilons(epsilons: list[float] | None) -> None:
     for e in epsilons or []:
         if not (math.isfinite(e) and e > 0):
-            raise AdaptParameterError(f"ε = {e} is not a positive number.",
-                                      hint="Privacy budgets are ε > 0, e.g. --epsilon 100.")  # fmt: skip
+            raise AdaptParameterError(
+                f"ε = {e} is not a positive number.",
+                hint="Privacy budgets are ε > 0, e.g. --epsilon 100.",
+            )
 
 
-def clip_and_noise(a: F32, mechanism: str, epsilon: float, clip: float,
-                   rng: np.random.Generator) -> F32:  # fmt: skip
+def clip_and_noise(
+    a: F32, mechanism: str, epsilon: float, clip: float, rng: np.random.Generator
+) -> F32:
     """Per sample: clip the norm to ``clip``, add the mechanism's noise for ``epsilon``."""
     flat = a.reshape(len(a), -1).astype(np.float64)
     order = 1 if mechanism == "laplace" else 2
@@ -104,8 +110,15 @@ def epsilon_for(mechanism: str, ratio: float, clip: float, mean_abs: float) -> f
     return 2 * clip * math.sqrt(2 * math.log(1.25 / DELTA)) / scale
 
 
-def attack(public_a: F32, public_x: F32, private_a: F32, private_x: F32, *,
-           seed: int, epochs: int = ATTACK_EPOCHS) -> tuple[float, float]:  # fmt: skip
+def attack(
+    public_a: F32,
+    public_x: F32,
+    private_a: F32,
+    private_x: F32,
+    *,
+    seed: int,
+    epochs: int = ATTACK_EPOCHS,
+) -> tuple[float, float]:
     """Train the inverter on public pairs; its (SSIM, MSE) on the private ones."""
     from tierml.adapt.heads import Inverter
     from tierml.adapt.training import fit, mse, predict
@@ -116,21 +129,38 @@ def attack(public_a: F32, public_x: F32, private_a: F32, private_x: F32, *,
     return float(ssim(rec, private_x).mean()), float(np.mean((rec - private_x) ** 2))
 
 
-def evaluate(backbone: Backbone, data: Split, cut: str, *, defence: str = "noise",
-             mechanism: str = "laplace", epsilons: list[float] | None = None,
-             clip: float | None = None, weights: tuple[float, ...] = DCOR_WEIGHTS,
-             seed: int = 0, attack_epochs: int = ATTACK_EPOCHS,
-             tune_epochs: int = TUNE_EPOCHS) -> PrivacyResult:  # fmt: skip
+def evaluate(
+    backbone: Backbone,
+    data: Split,
+    cut: str,
+    *,
+    defence: str = "noise",
+    mechanism: str = "laplace",
+    epsilons: list[float] | None = None,
+    clip: float | None = None,
+    weights: tuple[float, ...] = DCOR_WEIGHTS,
+    seed: int = 0,
+    attack_epochs: int = ATTACK_EPOCHS,
+    tune_epochs: int = TUNE_EPOCHS,
+) -> PrivacyResult:
     """The undefended leakage and the privacy-accuracy curve of one defence at one cut."""
     from tierml.adapt.torch_graph import OnnxModule
 
     check_epsilons(epsilons)
     if defence not in ("noise", "regularise") or mechanism not in MECHANISMS:
-        raise AdaptParameterError(f"Unknown defence {defence!r} / mechanism {mechanism!r}.",
-                                  hint="--defend noise|regularise, --mechanism laplace|gaussian")  # fmt: skip
+        raise AdaptParameterError(
+            f"Unknown defence {defence!r} / mechanism {mechanism!r}.",
+            hint="--defend noise|regularise, --mechanism laplace|gaussian",
+        )
     if clip is not None and not clip > 0:
         raise AdaptParameterError(f"Clipping norm {clip} must be > 0.", hint="")
     tensor = backbone.cut_tensor(cut)
+    if len(backbone.tensor_shape(tensor)) != 3:
+        raise AdaptParameterError(
+            f"The attack decoder needs a [C, H, W] cut tensor; '{tensor}' is "
+            f"{list(backbone.tensor_shape(tensor))}.",
+            hint="Pick a cut after a convolution block.",
+        )
     OnnxModule(backbone.suffix(tensor))  # unsupported ops fail here, before training
     if defence == "regularise":
         OnnxModule(backbone.prefix(tensor))
@@ -140,26 +170,52 @@ def evaluate(backbone: Backbone, data: Split, cut: str, *, defence: str = "noise
     s0, m0 = attack(acts[0], pub.x, acts[1], priv.x, seed=seed, epochs=attack_epochs)
     points = [PrivacyPoint("none", "none", None, None, None, s0, m0, base, base)]
     if defence == "noise":
-        points += _noise_curve(backbone, data, tensor, acts, mechanism, epsilons, clip, seed,
-                               attack_epochs, tune_epochs)  # fmt: skip
+        points += _noise_curve(
+            backbone,
+            data,
+            tensor,
+            acts,
+            mechanism,
+            epsilons,
+            clip,
+            seed,
+            attack_epochs,
+            tune_epochs,
+        )
     else:
         from tierml.adapt.nopeek import regularised_points
 
-        points += regularised_points(backbone, data, tensor, weights, seed, attack_epochs,
-                                     tune_epochs, attack)  # fmt: skip
+        points += regularised_points(
+            backbone, data, tensor, weights, seed, attack_epochs, tune_epochs, attack
+        )
     done = tuple(_relative(p, base, s0, m0) for p in points)
     return PrivacyResult(tensor, base, done)
 
 
 def _relative(p: PrivacyPoint, base: float, s0: float, m0: float) -> PrivacyPoint:
     factor = max(p.ssim, 0.0) / s0 if s0 > 0 else 1.0
-    return PrivacyPoint(**{**asdict(p), "accuracy_drop": base - p.accuracy,
-                           "leakage_factor": factor, "mse_rise": p.mse / m0 - 1})  # fmt: skip
+    return PrivacyPoint(
+        **{
+            **asdict(p),
+            "accuracy_drop": base - p.accuracy,
+            "leakage_factor": factor,
+            "mse_rise": p.mse / m0 - 1,
+        }
+    )
 
 
-def _noise_curve(backbone: Backbone, data: Split, tensor: str, acts: tuple[F32, F32],
-                 mechanism: str, epsilons: list[float] | None, clip: float | None, seed: int,
-                 attack_epochs: int, tune_epochs: int) -> list[PrivacyPoint]:  # fmt: skip
+def _noise_curve(
+    backbone: Backbone,
+    data: Split,
+    tensor: str,
+    acts: tuple[F32, F32],
+    mechanism: str,
+    epsilons: list[float] | None,
+    clip: float | None,
+    seed: int,
+    attack_epochs: int,
+    tune_epochs: int,
+) -> list[PrivacyPoint]:
     pub_a, priv_a = acts
     order = 1 if mechanism == "laplace" else 2
     c = clip or float(np.median(np.linalg.norm(pub_a.reshape(len(pub_a), -1), ord=order, axis=1)))
@@ -170,17 +226,27 @@ def _noise_curve(backbone: Backbone, data: Split, tensor: str, acts: tuple[F32, 
         rng = np.random.default_rng(seed + 1000 + i)
         noisy_pub = clip_and_noise(pub_a, mechanism, e, c, rng)
         noisy_priv = clip_and_noise(priv_a, mechanism, e, c, rng)
-        s, m = attack(noisy_pub, data.train.x, noisy_priv, data.held_out.x, seed=seed,
-                      epochs=attack_epochs)  # fmt: skip
-        frozen, tuned = _server_accuracy(backbone, tensor, noisy_pub, data, noisy_priv, seed,
-                                         tune_epochs)  # fmt: skip
-        out.append(PrivacyPoint(mechanism, f"{mechanism}-eps={e:.4g}", e, c, None, s, m, tuned,
-                                frozen))  # fmt: skip
+        s, m = attack(
+            noisy_pub, data.train.x, noisy_priv, data.held_out.x, seed=seed, epochs=attack_epochs
+        )
+        frozen, tuned = _server_accuracy(
+            backbone, tensor, noisy_pub, data, noisy_priv, seed, tune_epochs
+        )
+        out.append(
+            PrivacyPoint(mechanism, f"{mechanism}-eps={e:.4g}", e, c, None, s, m, tuned, frozen)
+        )
     return out
 
 
-def _server_accuracy(backbone: Backbone, tensor: str, noisy_pub: F32, data: Split,
-                     noisy_priv: F32, seed: int, epochs: int) -> tuple[float, float]:  # fmt: skip
+def _server_accuracy(
+    backbone: Backbone,
+    tensor: str,
+    noisy_pub: F32,
+    data: Split,
+    noisy_priv: F32,
+    seed: int,
+    epochs: int,
+) -> tuple[float, float]:
     """Held-out accuracy of the server stage on noised activations: as is, and fine-tuned."""
     from tierml.adapt.torch_graph import OnnxModule
     from tierml.adapt.training import cross_entropy, fit, predict

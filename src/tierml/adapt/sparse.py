@@ -20,8 +20,13 @@ import numpy.typing as npt
 from tierml.codecs.lossless import compress, decompress
 from tierml.core.errors import CodecError
 
-SPARSE_CODECS = ("sparse-fp16", "sparse-int8", "sparse-int8+zstd", "sparse-fp16+zstd",
-                 "sparse-int8+lz4")  # fmt: skip
+SPARSE_CODECS = (
+    "sparse-fp16",
+    "sparse-int8",
+    "sparse-int8+zstd",
+    "sparse-fp16+zstd",
+    "sparse-int8+lz4",
+)
 F32 = npt.NDArray[np.float32]
 
 
@@ -42,7 +47,11 @@ def encode_sparse(x: F32, spec: str) -> bytes:
     else:
         raise CodecError(f"Unknown sparse codec {spec!r}.", hint=f"Use {', '.join(SPARSE_CODECS)}.")
     payload = head + np.packbits(mask).tobytes() + body
-    return compress(payload, compressor) + len(payload).to_bytes(4, "little") if compressor else payload
+    return (
+        compress(payload, compressor) + len(payload).to_bytes(4, "little")
+        if compressor
+        else payload
+    )
 
 
 def decode_sparse(payload: bytes, spec: str, shape: tuple[int, ...]) -> F32:
@@ -65,7 +74,9 @@ def decode_sparse(payload: bytes, spec: str, shape: tuple[int, ...]) -> F32:
     if values_kind == "fp16":
         values = np.frombuffer(payload, dtype="<f2", count=count, offset=start).astype(np.float32)
     else:
-        values = np.frombuffer(payload, dtype=np.int8, count=count, offset=start) * np.float32(scale)
+        values = np.frombuffer(payload, dtype=np.int8, count=count, offset=start) * np.float32(
+            scale
+        )
     if int(mask.sum()) != count:
         raise CodecError("A sparse payload's mask and value count disagree.", hint="")
     out = np.zeros(n, dtype=np.float32)

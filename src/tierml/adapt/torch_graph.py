@@ -16,13 +16,29 @@ import onnx
 import torch
 from onnx import numpy_helper
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from tierml.core.errors import AdaptError
 
-SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "MaxPool", "AveragePool",
-             "GlobalAveragePool", "Relu", "Sigmoid", "Softmax", "Add", "Mul", "Flatten",
-             "Reshape", "Concat", "Identity", "Constant"}  # fmt: skip
+SUPPORTED = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Relu",
+    "Sigmoid",
+    "Softmax",
+    "Add",
+    "Mul",
+    "Flatten",
+    "Reshape",
+    "Concat",
+    "Identity",
+    "Constant",
+}
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
@@ -50,7 +66,9 @@ class OnnxModule(nn.Module):
             key = f"p{i}"
             self.keys[init.name] = key
             floating = arr.dtype.kind == "f"
-            self.params[key] = nn.Parameter(torch.from_numpy(arr), requires_grad=trainable and floating)
+            self.params[key] = nn.Parameter(
+                torch.from_numpy(arr), requires_grad=trainable and floating
+            )
         self.inits = {i.name for i in g.initializer}
         self.input_names = [i.name for i in g.input if i.name not in self.inits]
         self.output_names = [o.name for o in g.output]
@@ -81,9 +99,17 @@ def _run(node: onnx.NodeProto, a: list[Any]) -> list[torch.Tensor]:
         half = len(pads) // 2
         if list(pads[:half]) != list(pads[half:]):
             raise AdaptError(f"Conv {node.name}: asymmetric padding is not supported.", hint="")
-        return [F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None, stride=at.get("strides", 1),
-                         padding=list(pads[:half]), dilation=at.get("dilations", 1),
-                         groups=at.get("group", 1))]  # fmt: skip
+        return [
+            F.conv2d(
+                a[0],
+                a[1],
+                a[2] if len(a) > 2 else None,
+                stride=at.get("strides", 1),
+                padding=list(pads[:half]),
+                dilation=at.get("dilations", 1),
+                groups=at.get("group", 1),
+            )
+        ]
     if op == "Gemm":
         x, w = a[0], a[1]
         x = x.T if at.get("transA", 0) else x
@@ -96,8 +122,12 @@ def _run(node: onnx.NodeProto, a: list[Any]) -> list[torch.Tensor]:
         return [F.batch_norm(a[0], a[3], a[4], a[1], a[2], False, 0.0, at.get("epsilon", 1e-5))]
     if op in ("MaxPool", "AveragePool"):
         pads = at.get("pads", [0, 0, 0, 0])
-        kw = {"kernel_size": at["kernel_shape"], "stride": at.get("strides", 1),
-              "padding": list(pads[: len(pads) // 2]), "ceil_mode": bool(at.get("ceil_mode", 0))}  # fmt: skip
+        kw = {
+            "kernel_size": at["kernel_shape"],
+            "stride": at.get("strides", 1),
+            "padding": list(pads[: len(pads) // 2]),
+            "ceil_mode": bool(at.get("ceil_mode", 0)),
+        }
         if op == "MaxPool":
             return [F.max_pool2d(a[0], **kw)]
         return [F.avg_pool2d(a[0], count_include_pad=bool(at.get("count_include_pad", 0)), **kw)]

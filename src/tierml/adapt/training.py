@@ -7,9 +7,9 @@ loops are plain Adam minibatch SGD; every caller states its epochs and learning 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,12 +92,12 @@ def to_onnx(
 ) -> onnx.ModelProto:
     """``module`` as an ONNX model with a dynamic batch: [N, *sample_shape] → [N, …]."""
     module.eval()
-    buffer = io.BytesIO()
-    with _quiet():
+    with tempfile.TemporaryDirectory() as folder, _quiet():
+        path = Path(folder) / "module.onnx"
         torch.onnx.export(
             module,
             (torch.zeros((1, *sample_shape)),),
-            buffer,
+            str(path),
             dynamo=False,
             input_names=[input_name],
             output_names=[output_name],
@@ -105,7 +105,7 @@ def to_onnx(
             opset_version=opset,
             do_constant_folding=True,
         )
-    return onnx.load_from_string(buffer.getvalue())
+        return onnx.load(str(path))
 
 
 def save_atomic(model: onnx.ModelProto, path: Path) -> Path:
@@ -122,7 +122,8 @@ def _quiet() -> Iterator[None]:
     log = logging.getLogger("torch.onnx")
     level = log.level
     with warnings.catch_warnings():
-        for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
+        tracer: type[Warning] = getattr(torch.jit, "TracerWarning", UserWarning)
+        for category in (DeprecationWarning, FutureWarning, UserWarning, tracer):
             warnings.filterwarnings("ignore", category=category)
         log.setLevel(logging.ERROR)
         try:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import planning, profiling
+from tierml.cli import adapting, planning, profiling
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -44,6 +44,7 @@ app = typer.Typer(
 zoo_app = typer.Typer(help="The reference model zoo (needs the torch extra).", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(adapting.adapt_app, name="adapt")
 
 _state = {"debug": False}
 
@@ -292,6 +293,7 @@ app.command("profile")(profiling.profile)
 app.command("calibrate")(profiling.calibrate)
 app.command("codecs")(profiling.codecs)
 app.command("plan")(planning.plan)
+app.command("privacy")(adapting.privacy)
 
 
 def main() -> None:

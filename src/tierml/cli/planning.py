@@ -42,6 +42,14 @@ def plan(
             help="Plan with stand-in variant, exit and noise curves (labelled 'assumed').",
         ),
     ] = False,
+    curves: Annotated[
+        Path | None,
+        typer.Option(
+            "--curves",
+            help="Measured exit/codec/privacy curves (tierml.curves/1, from `tierml adapt`).",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOpt = 1,
     catalog: CatalogOpt = None,
     batch: BatchOpt = None,
@@ -54,6 +62,7 @@ def plan(
       tierml plan resnet18.onnx --topology examples/topologies/phone-edge-cloud-4g.toml
       tierml plan model.onnx --topology examples/topologies/strict-privacy.toml --explain
       tierml plan model.onnx --topology topo.toml --assume-knobs --pareto --format json
+      tierml plan model.onnx --topology topo.toml --curves model.curves.json
     """
     import time
 
@@ -66,7 +75,13 @@ def plan(
     from tierml.profile.predictor_store import tierml_home
 
     analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape))
-    problem, curves, resolved = planning_problem(
+    loaded = None
+    if curves is not None:
+        from tierml.adapt.curves_file import load_curves
+        from tierml.profile.plan_inputs import cost_graph
+
+        loaded = load_curves(curves, cost_graph(analysed.graph), assumed=assume_knobs)
+    problem, used, resolved = planning_problem(
         analysed,
         topology,
         home=tierml_home(),
@@ -74,6 +89,9 @@ def plan(
         catalog_files=catalog,
         threads=threads,
         assumed=assume_knobs,
+        measured_curves=loaded.curves if loaded else None,
+        measured_codecs=loaded.codecs if loaded else (),
+        codec_ms=loaded.codec_ms if loaded else None,
     )
     start = time.perf_counter()
     result = solve(problem)
@@ -81,7 +99,7 @@ def plan(
     out: dict[str, Any] = {
         "model": analysed.graph.name,
         "topology": resolved.topology.name,
-        "curves": curves.source,
+        "curves": used.source,
         "feasible": result.feasible,
         "plan": _plan_json(problem, result.plan) if result.plan else None,
         "predicted": _predicted(result.plan) if result.plan else None,

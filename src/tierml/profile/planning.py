@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from tierml.catalog import load_catalog
 from tierml.plan.assumed_curves import Curves
-from tierml.plan.problem import PlanProblem
+from tierml.plan.problem import Codec, PlanProblem
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.codec_timing import host_codec_timings
 from tierml.profile.host import Host
@@ -28,7 +29,11 @@ def planning_problem(
     catalog_files: list[Path] | None = None,
     threads: int = 1,
     assumed: bool = False,
+    measured_curves: Curves | None = None,
+    measured_codecs: tuple[Codec, ...] = (),
+    codec_ms: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[PlanProblem, Curves, ResolvedTopology]:
+    """``measured_curves``: curves loaded from an adaptation's curves file (replace the assumed)."""
     catalog = load_catalog(catalog_files or [], home=home)
     topology = load_topology(topology_file, catalog)
     loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home)
@@ -41,6 +46,14 @@ def planning_problem(
         save_measured(measured, path)
     codecs = host_codec_timings(home, host.fingerprint)
     problem, curves = build_problem(
-        analysed.graph, measured, loaded.model, topology, codecs, assumed=assumed
+        analysed.graph,
+        measured,
+        loaded.model,
+        topology,
+        codecs,
+        assumed=assumed,
+        measured_curves=measured_curves,
+        measured_codecs=measured_codecs,
+        codec_ms=codec_ms,
     )
     return problem, curves, topology
