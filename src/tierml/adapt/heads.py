@@ -87,6 +87,7 @@ class Inverter(nn.Module):
         super().__init__()
         c = tap[0]
         self.net = nn.Sequential(
+            nn.BatchNorm2d(c, affine=False),  # activations of any scale → unit variance
             nn.Conv2d(c, 32, 3, padding=1),
             nn.ReLU(),  # [N,32,h,w]
             nn.Upsample(size=tuple(image[1:]), mode="bilinear", align_corners=False),
