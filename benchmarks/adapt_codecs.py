@@ -47,7 +47,7 @@ def main() -> None:
                 continue
             print_table(f"{arch} at {cut} ({rows[0].raw_bytes} B fp32, "
                         f"{rows[0].zero_share:.0%} zeros)",
-                        ["codec", "", "ratio", "enc ms", "dec ms", "Δ points"],
+                        ["codec", "", "ratio", "enc ms", "dec ms", "drop (points)"],
                         [[p.codec, "", f"{p.ratio:.2f}×", f"{p.encode_ms:.3f}",
                           f"{p.decode_ms:.3f}", f"{100 * p.accuracy_drop:+.2f}"] for p in rows]
                         + [[f"bottleneck {b['code_shape']} s{b['stride']}", "",

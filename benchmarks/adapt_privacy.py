@@ -44,7 +44,7 @@ def main() -> None:
                 continue
             print_table(f"{arch} at {cut}: {defence}",
                         ["defence", "", "SSIM", "MSE", "SSIM drop", "MSE rise", "accuracy",
-                         "Δ points", "frozen server"],
+                         "drop (points)", "frozen server"],
                         [[p.name, "", f"{p.ssim:.3f}", f"{p.mse:.4f}",
                           f"{1 - p.leakage_factor:.0%}", f"{p.mse_rise:+.0%}",
                           f"{p.accuracy:.4f}", f"{100 * p.accuracy_drop:+.2f}",
