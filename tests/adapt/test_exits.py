@@ -52,3 +52,9 @@ def test_curve_trades_accuracy_for_compute(exits):
         assert sum(p.exit_share) == pytest.approx(1.0)
         assert 0 <= p.accuracy <= 1
     assert exits.tap_macs[0] < exits.tap_macs[1] < exits.total_macs
+
+
+def test_training_is_deterministic(backbone, digits):
+    a = train_exits(backbone, digits, ["@2"], epochs=1, seed=7)
+    b = train_exits(backbone, digits, ["@2"], epochs=1, seed=7)
+    assert a.head_accuracy == b.head_accuracy and a.curve == b.curve

@@ -83,7 +83,7 @@ def train_bottleneck(
 
     from tierml.adapt.heads import Decoder, Encoder
     from tierml.adapt.torch_graph import OnnxModule
-    from tierml.adapt.training import fit, to_onnx
+    from tierml.adapt.training import fit, seed_everything, to_onnx
 
     tensor = backbone.cut_tensor(cut)
     shape = backbone.tensor_shape(tensor)
@@ -102,6 +102,7 @@ def train_bottleneck(
     suffix_proto = backbone.suffix(tensor)
     suffix = OnnxModule(suffix_proto)  # frozen; unsupported ops fail here, before training
     train = backbone.run(data.train.x, [tensor])[tensor]
+    seed_everything(seed)
     enc, dec = Encoder(c, code, stride), Decoder(c, code, stride, (h, w))
     pair = torch.nn.ModuleDict({"enc": enc, "dec": dec})
 

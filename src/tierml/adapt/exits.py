@@ -91,7 +91,7 @@ def train_exits(
 ) -> ExitsResult:
     """Train one head per tap (backbone frozen), graft them, check with ORT, profile."""
     from tierml.adapt.heads import ExitHead
-    from tierml.adapt.training import fit, predict, to_onnx
+    from tierml.adapt.training import fit, predict, seed_everything, to_onnx
 
     if not taps:
         raise AdaptParameterError("No exit tap given.", hint="Pass --tap TENSOR (repeatable).")
@@ -103,6 +103,7 @@ def train_exits(
     model, outputs, head_acc, head_macs = backbone.proto, [], [], []
     probs = []
     for i, t in enumerate(tensors):
+        seed_everything(seed + i)  # the head's initial weights too
         head = ExitHead(backbone.tensor_shape(t), backbone.classes)
         fit(
             head,

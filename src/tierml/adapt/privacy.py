@@ -121,8 +121,9 @@ def attack(
 ) -> tuple[float, float]:
     """Train the inverter on public pairs; its (SSIM, MSE) on the private ones."""
     from tierml.adapt.heads import Inverter
-    from tierml.adapt.training import fit, mse, predict
+    from tierml.adapt.training import fit, mse, predict, seed_everything
 
+    seed_everything(seed)
     inv = Inverter(tuple(public_a.shape[1:]), tuple(public_x.shape[1:]))
     fit(inv, public_a, public_x, mse, epochs=epochs, lr=LR, seed=seed)
     rec = predict(inv, private_a)
