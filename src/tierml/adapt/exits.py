@@ -9,6 +9,7 @@ per exit (of the requests reaching it), the overall accuracy and the mean MACs p
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,15 @@ def train_exits(
     if not taps:
         raise AdaptParameterError("No exit tap given.", hint="Pass --tap TENSOR (repeatable).")
     tensors = [backbone.cut_tensor(t) for t in taps]  # validated before any training
+    for t in tensors:
+        if len(backbone.tensor_shape(t)) != 3:
+            raise AdaptParameterError(
+                f"An exit head reads a [C, H, W] tensor; '{t}' is "
+                f"{list(backbone.tensor_shape(t))}.",
+                hint="Tap the output of a convolution block.",
+            )
+    if len(set(tensors)) != len(tensors):
+        raise AdaptParameterError(f"Exit taps repeat: {tensors}.", hint="Give each tap once.")
     order = {name: i for i, name in enumerate(backbone.single_tensor_cuts())}
     tensors.sort(key=lambda t: order.get(t, -1))
     train = backbone.run(data.train.x, tensors)
@@ -139,7 +149,7 @@ def train_exits(
         backbone.classes,
     )
     curve = exit_curve(probs, final, data.held_out.labels, tap_macs, tuple(head_macs), total)
-    return ExitsResult(**{**result.__dict__, "curve": curve})
+    return dataclasses.replace(result, curve=curve)
 
 
 def cross_entropy_of_logits(head: Any, xb: Any, yb: Any) -> Any:
