@@ -34,26 +34,49 @@ def main() -> None:
             rows = [p for p in points if p.tensor == cut]
             ok = [p for p in rows if p.accuracy_drop <= MAX_DROP]
             best = max(ok, key=lambda p: p.ratio) if ok else None
-            entry = {"arch": arch, "tensor": cut, "codecs": [p.to_dict() for p in rows],
-                     "best_codec": best.to_dict() if best else None, "bottlenecks": []}  # fmt: skip
+            entry = {
+                "arch": arch,
+                "tensor": cut,
+                "codecs": [p.to_dict() for p in rows],
+                "best_codec": best.to_dict() if best else None,
+                "bottlenecks": [],
+            }
             if not args.no_bottleneck:
                 c = backbone.tensor_shape(cut)[0]
                 for div, stride in SIZES:
-                    b = train_bottleneck(backbone, data, cut, code_channels=c // div,
-                                         stride=stride, seed=0)  # fmt: skip
+                    b = train_bottleneck(
+                        backbone, data, cut, code_channels=c // div, stride=stride, seed=0
+                    )
                     entry["bottlenecks"].append({**b.to_dict(), "stride": stride})
             report.append(entry)
             if args.json:
                 continue
-            print_table(f"{arch} at {cut} ({rows[0].raw_bytes} B fp32, "
-                        f"{rows[0].zero_share:.0%} zeros)",
-                        ["codec", "", "ratio", "enc ms", "dec ms", "drop (points)"],
-                        [[p.codec, "", f"{p.ratio:.2f}×", f"{p.encode_ms:.3f}",
-                          f"{p.decode_ms:.3f}", f"{100 * p.accuracy_drop:+.2f}"] for p in rows]
-                        + [[f"bottleneck {b['code_shape']} s{b['stride']}", "",
-                            f"{b['ratio']:.1f}×", f"{b['encode_ms']:.3f}",
-                            f"{b['decode_ms']:.3f}", f"{100 * b['accuracy_drop']:+.2f}"]
-                           for b in entry["bottlenecks"]])  # fmt: skip
+            print_table(
+                f"{arch} at {cut} ({rows[0].raw_bytes} B fp32, {rows[0].zero_share:.0%} zeros)",
+                ["codec", "", "ratio", "enc ms", "dec ms", "drop (points)"],
+                [
+                    [
+                        p.codec,
+                        "",
+                        f"{p.ratio:.2f}×",
+                        f"{p.encode_ms:.3f}",
+                        f"{p.decode_ms:.3f}",
+                        f"{100 * p.accuracy_drop:+.2f}",
+                    ]
+                    for p in rows
+                ]
+                + [
+                    [
+                        f"bottleneck {b['code_shape']} s{b['stride']}",
+                        "",
+                        f"{b['ratio']:.1f}×",
+                        f"{b['encode_ms']:.3f}",
+                        f"{b['decode_ms']:.3f}",
+                        f"{100 * b['accuracy_drop']:+.2f}",
+                    ]
+                    for b in entry["bottlenecks"]
+                ],
+            )
             if best:
                 print(f"best codec within 1 point: {best.codec} {best.ratio:.2f}×")
     if args.json:

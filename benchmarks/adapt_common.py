@@ -33,8 +33,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     print(f"\n{title}")
     for k, r in enumerate(cells):
-        print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in
-                        enumerate(zip(r, widths, strict=True))))  # fmt: skip
+        print(
+            "  ".join(
+                v.ljust(w) if i < 2 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
         if k == 0:
             print("  ".join("-" * w for w in widths))
 

@@ -40,8 +40,10 @@ def exit_latency(result, backbone, x, point) -> tuple[float, float]:
     multi-exit model cut after tap i: the backbone up to it plus every head up to it."""
     full = session(backbone.proto)
     multi = load_backbone_proto(result.model)
-    stages = [session(extract_stages(result.model, multi, partition_from_specs(multi, [t]))[0]
-                      .model) for t in result.taps]  # fmt: skip
+    stages = [
+        session(extract_stages(result.model, multi, partition_from_specs(multi, [t]))[0].model)
+        for t in result.taps
+    ]
     stages.append(session(result.model))  # no exit taken: the whole multi-exit model
     share = np.cumsum(point.exit_share)
     rng = np.random.default_rng(0)
@@ -73,27 +75,44 @@ def main() -> None:
     for arch, backbone, data, _ in nets():
         result = train_exits(backbone, data, list(CUTS[arch]), seed=0)
         best = result.best_within(MAX_DROP)
-        rows = [[p.name, " ".join(f"{r:.2f}" for r in p.rates), f"{p.accuracy:.4f}",
-                 f"{100 * (result.base_accuracy - p.accuracy):+.2f}",
-                 f"{result.total_macs / p.mean_macs:.2f}×"] for p in result.curve]  # fmt: skip
+        rows = [
+            [
+                p.name,
+                " ".join(f"{r:.2f}" for r in p.rates),
+                f"{p.accuracy:.4f}",
+                f"{100 * (result.base_accuracy - p.accuracy):+.2f}",
+                f"{result.total_macs / p.mean_macs:.2f}×",
+            ]
+            for p in result.curve
+        ]
         if not args.json:
             print_table(
                 f"{arch}: exits at {', '.join(result.taps)}; heads alone "
                 f"{', '.join(f'{a:.4f}' for a in result.head_accuracy)}; model "
                 f"{result.base_accuracy:.4f}; {result.total_macs} MACs",
-                ["threshold", "rates", "accuracy", "drop (points)", "saving"], rows)  # fmt: skip
+                ["threshold", "rates", "accuracy", "drop (points)", "saving"],
+                rows,
+            )
         full_ms = exit_ms = None
         if best is not None:
             full_ms, exit_ms = exit_latency(result, backbone, data.held_out.x, best)
             if not args.json:
-                print(f"best within {100 * MAX_DROP:.0f} point: {best.name}: "
-                      f"{result.total_macs / best.mean_macs:.2f}× fewer MACs, accuracy "
-                      f"{best.accuracy:.4f} ({100 * (result.base_accuracy - best.accuracy):+.2f}"
-                      f" points); ORT {full_ms:.3f} → {exit_ms:.3f} ms per request")  # fmt: skip
-        report.append({"arch": arch, **result.to_dict(),
-                       "best": best.to_dict() if best else None,
-                       "saving": result.total_macs / best.mean_macs if best else None,
-                       "full_ms": full_ms, "exit_ms": exit_ms})  # fmt: skip
+                print(
+                    f"best within {100 * MAX_DROP:.0f} point: {best.name}: "
+                    f"{result.total_macs / best.mean_macs:.2f}× fewer MACs, accuracy "
+                    f"{best.accuracy:.4f} ({100 * (result.base_accuracy - best.accuracy):+.2f}"
+                    f" points); ORT {full_ms:.3f} → {exit_ms:.3f} ms per request"
+                )
+        report.append(
+            {
+                "arch": arch,
+                **result.to_dict(),
+                "best": best.to_dict() if best else None,
+                "saving": result.total_macs / best.mean_macs if best else None,
+                "full_ms": full_ms,
+                "exit_ms": exit_ms,
+            }
+        )
     if args.json:
         print(json.dumps(report, indent=1))
 

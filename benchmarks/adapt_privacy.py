@@ -38,18 +38,44 @@ def main() -> None:
             r = evaluate(backbone, data, cut, defence=defence, seed=0)
             ok = [p for p in r.points[1:] if p.accuracy_drop <= MAX_DROP]
             best = min(ok, key=lambda p: p.leakage_factor) if ok else None
-            report.append({"arch": arch, "defence": defence, **r.to_dict(),
-                           "best": best.to_dict() if best else None})  # fmt: skip
+            report.append(
+                {
+                    "arch": arch,
+                    "defence": defence,
+                    **r.to_dict(),
+                    "best": best.to_dict() if best else None,
+                }
+            )
             if args.json:
                 continue
-            print_table(f"{arch} at {cut}: {defence}",
-                        ["defence", "", "SSIM", "MSE", "SSIM drop", "MSE rise", "accuracy",
-                         "drop (points)", "frozen server"],
-                        [[p.name, "", f"{p.ssim:.3f}", f"{p.mse:.4f}",
-                          f"{1 - p.leakage_factor:.0%}", f"{p.mse_rise:+.0%}",
-                          f"{p.accuracy:.4f}", f"{100 * p.accuracy_drop:+.2f}",
-                          "-" if p.accuracy_frozen is None else f"{p.accuracy_frozen:.4f}"]
-                         for p in r.points])  # fmt: skip
+            print_table(
+                f"{arch} at {cut}: {defence}",
+                [
+                    "defence",
+                    "",
+                    "SSIM",
+                    "MSE",
+                    "SSIM drop",
+                    "MSE rise",
+                    "accuracy",
+                    "drop (points)",
+                    "frozen server",
+                ],
+                [
+                    [
+                        p.name,
+                        "",
+                        f"{p.ssim:.3f}",
+                        f"{p.mse:.4f}",
+                        f"{1 - p.leakage_factor:.0%}",
+                        f"{p.mse_rise:+.0%}",
+                        f"{p.accuracy:.4f}",
+                        f"{100 * p.accuracy_drop:+.2f}",
+                        "-" if p.accuracy_frozen is None else f"{p.accuracy_frozen:.4f}",
+                    ]
+                    for p in r.points
+                ],
+            )
             if best:
                 print(
                     f"best within 2 points: {best.name}: SSIM −{1 - best.leakage_factor:.0%}, "

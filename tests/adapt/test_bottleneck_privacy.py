@@ -33,15 +33,19 @@ def test_interpreter_matches_onnx_runtime_and_writes_weights_back(backbone, digi
     a = backbone.run(digits.held_out.x[:32], [cut])[cut]
     module = OnnxModule(suffix, trainable=True)
     got = module(torch.from_numpy(a)).detach().numpy()
-    want = ort.InferenceSession(suffix.SerializeToString(), providers=["CPUExecutionProvider"]
-                                ).run(None, {module.input_names[0]: a})[0]  # fmt: skip
+    want = ort.InferenceSession(suffix.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {module.input_names[0]: a}
+    )[0]
     assert np.abs(got - want).max() < 1e-4
     with torch.no_grad():
         next(iter(module.params.values())).mul_(0.0)
     written = module.write_back()
     assert not np.allclose(
-        ort.InferenceSession(written.SerializeToString(), providers=["CPUExecutionProvider"])
-        .run(None, {module.input_names[0]: a})[0], want)  # fmt: skip
+        ort.InferenceSession(written.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {module.input_names[0]: a}
+        )[0],
+        want,
+    )
 
 
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
@@ -66,11 +70,17 @@ def test_attack_reconstructs_less_from_noise(backbone, digits):
     pub, priv = (backbone.run(d.x, [cut])[cut] for d in (digits.train, digits.held_out))
     clean = attack(pub, digits.train.x, priv, digits.held_out.x, seed=0, epochs=4)
     rng = np.random.default_rng(0)
-    eps = epsilon_for("laplace", 4.0, float(np.abs(pub).sum(axis=(1, 2, 3)).mean()),
-                      float(np.abs(pub).mean()))  # fmt: skip
-    noisy = attack(clip_and_noise(pub, "laplace", eps, 1e9, rng), digits.train.x,
-                   clip_and_noise(priv, "laplace", eps, 1e9, rng), digits.held_out.x, seed=0,
-                   epochs=4)  # fmt: skip
+    eps = epsilon_for(
+        "laplace", 4.0, float(np.abs(pub).sum(axis=(1, 2, 3)).mean()), float(np.abs(pub).mean())
+    )
+    noisy = attack(
+        clip_and_noise(pub, "laplace", eps, 1e9, rng),
+        digits.train.x,
+        clip_and_noise(priv, "laplace", eps, 1e9, rng),
+        digits.held_out.x,
+        seed=0,
+        epochs=4,
+    )
     assert clean[0] > noisy[0] and clean[1] < noisy[1]  # SSIM falls, MSE rises
     assert clean[0] > 0.3  # the undefended activation does leak the digit
 

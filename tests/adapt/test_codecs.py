@@ -15,8 +15,9 @@ def relu_like(seed: int = 0) -> np.ndarray:
     return np.maximum(rng.normal(size=(1, 16, 7, 7)), 0).astype(np.float32)
 
 
-@pytest.mark.parametrize("spec", ["sparse-fp16", "sparse-int8", "sparse-int8+zstd",
-                                  "sparse-int8+lz4"])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec", ["sparse-fp16", "sparse-int8", "sparse-int8+zstd", "sparse-int8+lz4"]
+)
 def test_sparse_round_trip_keeps_zeros_exact_and_values_close(spec):
     x = relu_like()
     payload = encode_sparse(x, spec)

@@ -15,16 +15,19 @@ from tierml.profile.plan_inputs import cost_graph
 
 def test_exits_and_codecs_reach_the_planner(digits_model, tmp_path):
     profile = tmp_path / "c.json"
-    r = commands.exits(digits_model, "digits", ["@2"], out=tmp_path / "m.onnx",
-                       profile=profile, epochs=2)  # fmt: skip
+    r = commands.exits(
+        digits_model, "digits", ["@2"], out=tmp_path / "m.onnx", profile=profile, epochs=2
+    )
     commands.codecs(digits_model, "digits", ["@5"], profile=profile)
     doc = json.loads(profile.read_text())
     assert doc["format"] == FORMAT and set(doc) >= {"exits", "codecs", "model"}
     graph = cost_graph(analyse_model(digits_model).graph)
     loaded = load_curves(profile, graph)
     (tap,) = loaded.curves.exits
-    assert graph.tensors[[t.name for t in graph.tensors].index(r["taps"][0]["tensor"])
-                         ].producer == tap.tap  # fmt: skip
+    assert (
+        graph.tensors[[t.name for t in graph.tensors].index(r["taps"][0]["tensor"])].producer
+        == tap.tap
+    )
     assert loaded.curves.exit_options and loaded.measured == ("exits", "codecs")
     assert "sparse-int8" in {c.name for c in loaded.codecs}
     assert set(loaded.codec_ms) == {c.name for c in loaded.codecs}
@@ -33,8 +36,15 @@ def test_exits_and_codecs_reach_the_planner(digits_model, tmp_path):
 
 def test_curves_of_another_model_are_refused(digits_model, tmp_path):
     profile = tmp_path / "c.json"
-    profile.write_text(json.dumps({"format": FORMAT, "model": {"sha256": "x"},
-                                   "codecs": [{"tensor": "nope", "codec": "fp16"}]}))  # fmt: skip
+    profile.write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "model": {"sha256": "x"},
+                "codecs": [{"tensor": "nope", "codec": "fp16"}],
+            }
+        )
+    )
     graph = cost_graph(analyse_model(digits_model).graph)
     with pytest.raises(CurvesFileError, match="lacks"):
         load_curves(profile, graph)

@@ -23,8 +23,7 @@ def exits(backbone, digits):
 
 
 def test_multi_exit_model_runs_in_onnx_runtime_with_every_exit(exits, backbone, digits):
-    sess = ort.InferenceSession(exits.model.SerializeToString(),
-                                providers=["CPUExecutionProvider"])  # fmt: skip
+    sess = ort.InferenceSession(exits.model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     assert names == ["logits", "exit1_probs", "exit2_probs"]
     out = sess.run(None, {"input": digits.held_out.x[:8]})

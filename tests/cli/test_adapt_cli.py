@@ -23,8 +23,23 @@ def model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("adapt-cli")
     path = folder / "cnn.onnx"
     env = {"TIERML_HOME": str(folder / "home")}
-    result = runner.invoke(app, ["adapt", "train", "small-cnn", "--data", "digits", "--epochs",
-                                 "3", "--out", str(path), "--format", "json"], env=env)  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "adapt",
+            "train",
+            "small-cnn",
+            "--data",
+            "digits",
+            "--epochs",
+            "3",
+            "--out",
+            str(path),
+            "--format",
+            "json",
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["held_out_accuracy"] > 0.5
     return path
@@ -32,8 +47,23 @@ def model(tmp_path_factory):
 
 def test_exits_writes_the_multi_exit_model_and_curves(model, tmp_path):
     out = tmp_path / "exits.onnx"
-    r = invoke("adapt", "exits", model, "--data", "digits", "--tap", "@2", "--epochs", "2",
-               "--out", out, "--profile", tmp_path / "c.json", "--format", "json")  # fmt: skip
+    r = invoke(
+        "adapt",
+        "exits",
+        model,
+        "--data",
+        "digits",
+        "--tap",
+        "@2",
+        "--epochs",
+        "2",
+        "--out",
+        out,
+        "--profile",
+        tmp_path / "c.json",
+        "--format",
+        "json",
+    )
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert out.is_file() and report["curves"] == str(tmp_path / "c.json")
@@ -58,7 +88,22 @@ def test_bad_input_prints_one_line_and_exits_2(model):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "tierml", "privacy", str(model), "--cut", "@2",
-                        "--data", "digits", "--epsilon", "-1"], capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tierml",
+            "privacy",
+            str(model),
+            "--cut",
+            "@2",
+            "--data",
+            "digits",
+            "--epsilon",
+            "-1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert r.stderr.startswith("error[E_ADAPT_PARAM]") and r.stderr.count("\n") == 1
