@@ -3,11 +3,14 @@ compression): a small encoder on the device squeezes the cut tensor into a uint8
 decoder on the server restores it, and both are trained *through the frozen server stage*
 so the task accuracy holds, not just the tensor's values.
 
-Loss: cross-entropy of the frozen stage on the decoded tensor, plus MSE to the original
-tensor (weight ``RECON``) that anchors the decoder. The code is quantised to uint8 with a
+Loss: cross-entropy of the frozen stage on the decoded tensor, plus its KL divergence from
+the stage's own output on the original tensor (distillation from the unmodified model), plus
+MSE to the original tensor (weight ``RECON``) that anchors the decoder. The code is quantised to uint8 with a
 straight-through estimator while training, exactly as it crosses. Exported as two ONNX
 partitions: prefix + encoder + QuantizeLinear (device), DequantizeLinear + decoder +
-suffix (server); their chain is checked with ONNX Runtime on held-out data.
+suffix (server); their chain is checked with ONNX Runtime on held-out data. With
+``tune_server`` the server stage is fine-tuned with the pair (BottleFit fine-tunes the tail
+too) and its new weights go into the server partition; by default it stays frozen.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ def train_bottleneck(
     stride: int = 2,
     seed: int = 0,
     epochs: int = EPOCHS,
+    tune_server: bool = False,
 ) -> BottleneckResult:
+    """Train the pair (and, with ``tune_server``, fine-tune the server stage with it)."""
     import torch
 
     from tierml.adapt.heads import Decoder, Encoder
@@ -100,18 +105,25 @@ def train_bottleneck(
             hint="Use ≥ 1 code channel and a stride ≤ the tensor's side.",
         )
     suffix_proto = backbone.suffix(tensor)
-    suffix = OnnxModule(suffix_proto)  # frozen; unsupported ops fail here, before training
+    teacher = OnnxModule(suffix_proto)  # frozen; unsupported ops fail here, before training
+    suffix = OnnxModule(suffix_proto, trainable=tune_server)
     train = backbone.run(data.train.x, [tensor])[tensor]
     seed_everything(seed)
     enc, dec = Encoder(c, code, stride), Decoder(c, code, stride, (h, w))
-    pair = torch.nn.ModuleDict({"enc": enc, "dec": dec})
+    pair = torch.nn.ModuleDict({"enc": enc, "dec": dec, "server": suffix})
 
     def loss(m: Any, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         z = m["enc"](xb)
         zq = z + (torch.round(z * LEVELS) / LEVELS - z).detach()  # straight-through
         restored = m["dec"](zq)
-        task = torch.nn.functional.cross_entropy(suffix(restored), yb)
-        return task + RECON * torch.nn.functional.mse_loss(restored, xb)
+        logits = m["server"](restored)
+        with torch.no_grad():
+            target = torch.log_softmax(teacher(xb), dim=1)  # the unmodified model's output
+        kd = torch.nn.functional.kl_div(
+            torch.log_softmax(logits, dim=1), target, log_target=True, reduction="batchmean"
+        )
+        task = torch.nn.functional.cross_entropy(logits, yb)
+        return task + kd + RECON * torch.nn.functional.mse_loss(restored, xb)
 
     fit(
         pair,
@@ -121,14 +133,15 @@ def train_bottleneck(
         epochs=epochs,
         lr=LR,
         seed=seed,
-        params=list(pair.parameters()),
+        params=[p for p in pair.parameters() if p.requires_grad],
     )
     opset = opset_of(backbone.proto)
     enc_onnx = to_onnx(enc, shape, "a", "z", opset)
     code_shape = tuple(int(d) for d in enc(torch.zeros(1, *shape)).shape[1:])
     dec_onnx = to_onnx(dec, code_shape, "z", "a", opset)
     device = _device_partition(backbone, tensor, enc_onnx, code_shape)
-    server = _server_partition(suffix_proto, tensor, dec_onnx, code_shape)
+    tuned = suffix.write_back() if tune_server else suffix_proto
+    server = _server_partition(tuned, tensor, dec_onnx, code_shape)
     base, acc = _chain_accuracy(backbone, device, server, data)
     raw = int(np.prod(shape)) * 4
     enc_ms = _median_ms(enc_onnx, "a", train[:TIMED])

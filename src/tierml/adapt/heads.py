@@ -48,6 +48,7 @@ class Encoder(nn.Module):
     def __init__(self, channels: int, code: int, stride: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
+            nn.BatchNorm2d(channels),  # activations of any scale → unit variance (folds on export)
             nn.Conv2d(channels, channels, 3, stride=stride, padding=1),
             nn.ReLU(),
             nn.Conv2d(channels, code, 1),
