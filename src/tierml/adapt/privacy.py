@@ -39,7 +39,7 @@ ATTACK_EPOCHS = 8
 TUNE_EPOCHS = 4
 LR = 2e-3
 NOISE_TO_SIGNAL = (0.25, 0.5, 1.0, 2.0, 4.0)  # default sweep: noise scale / mean |activation|
-DCOR_WEIGHTS = (0.5, 1.0, 2.0)
+DCOR_WEIGHTS = (1.0, 4.0, 16.0)
 
 
 @dataclass(frozen=True)
