@@ -3,14 +3,15 @@ compression): a small encoder on the device squeezes the cut tensor into a uint8
 decoder on the server restores it, and both are trained *through the frozen server stage*
 so the task accuracy holds, not just the tensor's values.
 
-Loss: cross-entropy of the frozen stage on the decoded tensor, plus its KL divergence from
-the stage's own output on the original tensor (distillation from the unmodified model), plus
-MSE to the original tensor (weight ``RECON``) that anchors the decoder. The code is quantised to uint8 with a
-straight-through estimator while training, exactly as it crosses. Exported as two ONNX
-partitions: prefix + encoder + QuantizeLinear (device), DequantizeLinear + decoder +
-suffix (server); their chain is checked with ONNX Runtime on held-out data. With
-``tune_server`` the server stage is fine-tuned with the pair (BottleFit fine-tunes the tail
-too) and its new weights go into the server partition; by default it stays frozen.
+Loss: cross-entropy of the server stage on the decoded tensor, plus its KL divergence from
+the stage's own output on the original tensor (distillation from the unmodified model),
+plus MSE to the original tensor (weight ``RECON``) that anchors the decoder. The code is
+quantised to uint8 with a straight-through estimator while training, exactly as it
+crosses. Exported as two ONNX partitions: prefix + encoder + QuantizeLinear (device) and
+DequantizeLinear + decoder + suffix (server); their chain is checked with ONNX Runtime on
+held-out data. With ``tune_server`` the server stage is fine-tuned with the pair (BottleFit
+fine-tunes the tail too) and its new weights go into the server partition; by default it
+stays frozen.
 """
 
 from __future__ import annotations
