@@ -107,3 +107,48 @@ def test_bad_input_prints_one_line_and_exits_2(model):
     )
     assert r.returncode == 2
     assert r.stderr.startswith("error[E_ADAPT_PARAM]") and r.stderr.count("\n") == 1
+
+
+def test_plan_reads_the_measured_curves(model, tmp_path):
+    from pathlib import Path
+
+    curves = tmp_path / "c.json"
+    r = invoke(
+        "adapt",
+        "exits",
+        model,
+        "--data",
+        "digits",
+        "--tap",
+        "@2",
+        "--tap",
+        "@5",
+        "--epochs",
+        "2",
+        "--out",
+        tmp_path / "e.onnx",
+        "--profile",
+        curves,
+    )
+    assert r.exit_code == 0, r.output
+    base = json.loads(curves.read_text())["base_accuracy"]
+    topology = Path(__file__).parents[2] / "examples/topologies/phone-edge-cloud-4g.toml"
+    r = runner.invoke(
+        app,
+        [
+            "plan",
+            str(model),
+            "--topology",
+            str(topology),
+            "--curves",
+            str(curves),
+            "--format",
+            "json",
+        ],
+        env={"TIERML_HOME": str(tmp_path / "home")},
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["curves"] == "measured: exits"
+    assert data["baselines"]["cloud-only"]["accuracy"] == pytest.approx(base)
+    assert data["plan"]["exit_setting"] is not None
