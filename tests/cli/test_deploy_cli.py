@@ -113,7 +113,8 @@ def test_bench_e2e_quick_reports_the_documented_keys(home, zoo_path):
     result = tierml(home, "bench", "e2e", "--quick", "--model", model, "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    (point,) = data["points"]
+    point = data["points"][0]
+    assert len(data["points"]) == 2  # two bandwidths, one deployment
     for key in ("model", "bandwidth_mbps", "slowdown", "measured_p50_ms", "predicted_ms"):
         assert key in point
     assert {"tierml", "device-only", "cloud-only"} <= set(point["measured_p50_ms"])

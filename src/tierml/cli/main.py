@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import planning, profiling, registry, running
+from tierml.cli import adapting, planning, profiling, registry, running
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -46,6 +46,7 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(registry.model_app, name="model")
 app.add_typer(registry.variant_app, name="variant")
+app.add_typer(adapting.adapt_app, name="adapt")
 
 _state = {"debug": False}
 
@@ -299,6 +300,7 @@ app.command("infer")(running.infer)
 app.add_typer(running.bench_app, name="bench")
 app.command("lineage")(registry.lineage)
 app.command("select")(registry.select)
+app.command("privacy")(adapting.privacy)
 
 
 def main() -> None:

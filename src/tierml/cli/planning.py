@@ -53,6 +53,14 @@ def plan(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a non-empty --out directory.")
     ] = False,
+    curves: Annotated[
+        Path | None,
+        typer.Option(
+            "--curves",
+            help="Measured exit/codec/privacy curves (tierml.curves/1, from `tierml adapt`).",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOpt = 1,
     catalog: CatalogOpt = None,
     batch: BatchOpt = None,
@@ -66,6 +74,7 @@ def plan(
       tierml plan model.onnx --topology examples/topologies/strict-privacy.toml --explain
       tierml plan model.onnx --topology topo.toml --assume-knobs --pareto --format json
       tierml plan model.onnx --topology topo.toml --out bundle/  # then tierml deploy
+      tierml plan model.onnx --topology topo.toml --curves model.curves.json
     """
     import time
 
@@ -78,7 +87,13 @@ def plan(
     from tierml.profile.predictor_store import tierml_home
 
     analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape))
-    problem, curves, resolved = planning_problem(
+    loaded = None
+    if curves is not None:
+        from tierml.adapt.curves_file import load_curves
+        from tierml.profile.plan_inputs import cost_graph
+
+        loaded = load_curves(curves, cost_graph(analysed.graph), assumed=assume_knobs)
+    problem, used, resolved = planning_problem(
         analysed,
         topology,
         home=tierml_home(),
@@ -86,6 +101,9 @@ def plan(
         catalog_files=catalog,
         threads=threads,
         assumed=assume_knobs,
+        measured_curves=loaded.curves if loaded else None,
+        measured_codecs=loaded.codecs if loaded else (),
+        codec_ms=loaded.codec_ms if loaded else None,
     )
     start = time.perf_counter()
     result = solve(problem)
@@ -93,7 +111,7 @@ def plan(
     out: dict[str, Any] = {
         "model": analysed.graph.name,
         "topology": resolved.topology.name,
-        "curves": curves.source,
+        "curves": used.source,
         "feasible": result.feasible,
         "plan": _plan_json(problem, result.plan) if result.plan else None,
         "predicted": _predicted(result.plan) if result.plan else None,
@@ -136,6 +154,7 @@ def plan(
             host=this_host(),
             catalog_files=catalog,
             threads=threads,
+            curves_file=curves,
             overwrite=overwrite,
         )
         out["bundle"] = {

@@ -160,7 +160,7 @@ def bench_e2e(
     if quick:
         config = E2EConfig(
             models=models[:1],
-            bandwidths_mbps=(10.0,),
+            bandwidths_mbps=(10.0, 100.0),
             slowdowns=(3.0,),
             rounds=min(rounds, 3),
             stream_requests=4,

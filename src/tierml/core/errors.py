@@ -194,3 +194,27 @@ class DeviceDescriptionError(RegistryError):
     """A device description or selection policy file is malformed."""
 
     code = "E_REGISTRY_DEVICE"
+
+
+class AdaptError(TiermlError):
+    """Model adaptation (exits, codecs, bottleneck, privacy) cannot run as asked."""
+
+    code = "E_ADAPT"
+
+
+class BadDataError(AdaptError):
+    """Training or evaluation data of the wrong shape, dtype or label range."""
+
+    code = "E_BAD_DATA"
+
+
+class AdaptParameterError(AdaptError):
+    """An adaptation parameter out of range (ε ≤ 0, a clipping norm ≤ 0, no thresholds …)."""
+
+    code = "E_ADAPT_PARAM"
+
+
+class CurvesFileError(AdaptError):
+    """A measured-curves JSON file is missing, malformed or of another format version."""
+
+    code = "E_ADAPT_CURVES"

@@ -10,6 +10,7 @@ profiles will measure (variant speed-ups, exits, privacy curves) comes from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,12 +120,21 @@ def build_problem(
     codecs: CodecTimings,
     *,
     assumed: bool = False,
+    measured_curves: Curves | None = None,
+    measured_codecs: tuple[Codec, ...] = (),
+    codec_ms: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[PlanProblem, Curves]:
-    """The planning problem, and the curves it used (``assumed``: stand-ins for every knob)."""
+    """The planning problem, and the curves it used (``assumed``: stand-ins for every knob).
+
+    ``measured_curves`` (from an adaptation's curves file) replace the stand-ins; measured
+    codecs replace same-named ones, their encode/decode ms per MB on this host given by
+    ``codec_ms``.
+    """
     costs = cost_graph(graph)
-    curves = curves_for(costs, assumed=assumed)
+    curves = measured_curves or curves_for(costs, assumed=assumed)
     costs = with_leakage(costs, curves.leakage)
-    plan_codec_list = plan_codecs(codecs)
+    plan_codec_list = merge_codecs(plan_codecs(codecs), measured_codecs)
+    codecs = _with_measured_timings(codecs, codec_ms or {})
     kernels = host_kernels(graph, measured, model)
     tiers = []
     for tier in topology.tiers:
@@ -185,6 +195,36 @@ def plan_codecs(codecs: CodecTimings) -> tuple[Codec, ...]:
             continue
         out.append(Codec(name, 1 / model.ratio, codec_drop(name)))
     return tuple(out)
+
+
+def merge_codecs(host: tuple[Codec, ...], measured: tuple[Codec, ...]) -> tuple[Codec, ...]:
+    by_name = {c.name: c for c in host}
+    by_name.update({c.name: c for c in measured})
+    return tuple(by_name.values())
+
+
+@dataclass(frozen=True)
+class _CodecMs:
+    encode_ms_per_mb: float
+    decode_ms_per_mb: float
+
+
+class _MeasuredTimings:
+    """Host codec timings, with the adaptation's measured codecs added by name."""
+
+    def __init__(self, host: CodecTimings, extra: Mapping[str, tuple[float, float]]) -> None:
+        self.host, self.extra = host, extra
+
+    def model(self, name: str) -> object:
+        if name in self.extra:
+            return _CodecMs(*self.extra[name])
+        return self.host.model(name)
+
+
+def _with_measured_timings(
+    host: CodecTimings, extra: Mapping[str, tuple[float, float]]
+) -> CodecTimings:
+    return host if not extra else _MeasuredTimings(host, extra)  # type: ignore[return-value]
 
 
 def _site(

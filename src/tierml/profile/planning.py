@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from tierml.catalog import load_catalog
 from tierml.plan.assumed_curves import Curves
 from tierml.plan.latency_model import LatencyModel
-from tierml.plan.problem import PlanProblem
+from tierml.plan.problem import Codec, PlanProblem
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.codec_timing import CodecTimings, host_codec_timings
 from tierml.profile.host import Host
@@ -35,12 +36,24 @@ def planning_problem(
     catalog_files: list[Path] | None = None,
     threads: int = 1,
     assumed: bool = False,
+    measured_curves: Curves | None = None,
+    measured_codecs: tuple[Codec, ...] = (),
+    codec_ms: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[PlanProblem, Curves, ResolvedTopology]:
+    """``measured_curves``: curves loaded from an adaptation's curves file (replace the assumed)."""
     catalog = load_catalog(catalog_files or [], home=home)
     topology = load_topology(topology_file, catalog)
     measured, model, codecs = planning_inputs(analysed, home=home, host=host, threads=threads)
     problem, curves = build_problem(
-        analysed.graph, measured, model, topology, codecs, assumed=assumed
+        analysed.graph,
+        measured,
+        model,
+        topology,
+        codecs,
+        assumed=assumed,
+        measured_curves=measured_curves,
+        measured_codecs=measured_codecs,
+        codec_ms=codec_ms,
     )
     return problem, curves, topology
 

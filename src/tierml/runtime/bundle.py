@@ -56,6 +56,7 @@ class ExitSpec:
     output: str  # the exit classifier's output tensor
     threshold: float  # max-softmax at or above it: the request leaves here
     probabilities: bool = False  # the output is already softmax probabilities (not logits)
+    criterion: str = "max-softmax"  # or "entropy": normalised entropy at or below threshold
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import onnx
 
@@ -27,7 +28,7 @@ from tierml.runtime.bundle import (
     write_bundle,
 )
 from tierml.runtime.link_shaping import LinkShape
-from tierml.runtime.portfolio import Entry
+from tierml.runtime.portfolio import Entry, relayout
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,23 @@ class ExitBinding:
     outputs: tuple[str, ...]
     thresholds: Mapping[str, tuple[float, ...]]
     probabilities: bool = False  # the classifiers output probabilities, not logits
+    criteria: Mapping[str, str] = field(default_factory=dict)  # option → criterion
+
+    @classmethod
+    def from_curves(cls, doc: Mapping[str, Any]) -> ExitBinding | None:
+        """From a ``tierml.curves/1`` document: each exit's output, each option's
+        threshold (its name: ``max-softmax≥0.9`` or ``entropy≤0.1``, one for every exit)."""
+        section = doc.get("exits")
+        if not section:
+            return None
+        outputs = tuple(str(t["output"]) for t in section["taps"])
+        thresholds, criteria = {}, {}
+        for point in section["curve"]:
+            name = str(point["name"])
+            criterion, _, value = name.replace("≥", "|").replace("≤", "|").partition("|")
+            thresholds[name] = tuple(float(value) for _ in outputs)
+            criteria[name] = criterion
+        return cls(outputs, thresholds, probabilities=True, criteria=criteria)
 
 
 @dataclass(frozen=True)
@@ -160,7 +178,9 @@ def plan_spec(
     files: dict[str, bytes],
     exits: ExitBinding | None = None,
 ) -> PlanSpec:
-    graph, cand = analysed.graph, entry.candidate
+    graph = analysed.graph
+    # A candidate planned on another problem (other link figures) holds that problem's hops.
+    cand = relayout(problem, entry.candidate) or entry.candidate
     on = exits is not None and cand.knobs.exits != NO_EXITS
     groups = stage_groups(graph, cand, exits.outputs if exits and on else ())
     part = partitioning_of(graph, groups)

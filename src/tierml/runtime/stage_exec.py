@@ -110,22 +110,29 @@ def check_inputs(
             )
 
 
-def confidence(output: Array, *, probabilities: bool) -> Array:
-    """Max-softmax per sample of [N, classes] logits, or max of given probabilities."""
+def probabilities_of(output: Array, *, probabilities: bool) -> Array:
+    """[N, classes] probabilities from logits (softmax) or as given."""
     z = np.asarray(output, dtype=np.float64).reshape(output.shape[0], -1)
     if not probabilities:
         z = np.exp(z - z.max(axis=1, keepdims=True))
         z /= z.sum(axis=1, keepdims=True)
-    out: Array = z.max(axis=1)
-    return out
+    return z
+
+
+def is_confident(spec: ExitSpec, output: Array) -> bool:
+    """Every sample passes: max-softmax ≥ threshold, or entropy / ln(classes) ≤ threshold
+    (BranchyNet's entropy criterion, normalised as the adaptation curves are)."""
+    p = probabilities_of(output, probabilities=spec.probabilities)
+    if spec.criterion == "entropy":
+        entropy = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1) / np.log(p.shape[1])
+        return bool(np.all(entropy <= spec.threshold))
+    return bool(np.all(p.max(axis=1) >= spec.threshold))
 
 
 def confident_exit(exits: Sequence[ExitSpec], outputs: Mapping[str, Array]) -> ExitSpec | None:
     """The first exit whose classifier is confident for every sample of the request."""
     for e in exits:
-        if e.output in outputs and bool(
-            np.all(confidence(outputs[e.output], probabilities=e.probabilities) >= e.threshold)
-        ):
+        if e.output in outputs and is_confident(e, outputs[e.output]):
             return e
     return None
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from tierml.adapt.curves_file import load_curves, read
 from tierml.core.tiers import TierProfile
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.host import Host
-from tierml.profile.plan_inputs import host_kernels
+from tierml.profile.plan_inputs import cost_graph, host_kernels
 from tierml.profile.planning import planning_inputs, planning_problem
 from tierml.runtime.bundle import Bundle
-from tierml.runtime.bundle_build import build_bundle
+from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.emulation import catalog_slowdown
 from tierml.runtime.portfolio import build_portfolio
 
@@ -25,10 +26,15 @@ def bundle_for_topology(
     host: Host,
     catalog_files: list[Path] | None = None,
     threads: int = 1,
+    curves_file: Path | None = None,
     overwrite: bool = False,
 ) -> Bundle:
     """Plan on the topology, then write the portfolio's partitions and a spec whose tier
     slowdowns make this host behave like each tier's catalog profile (where slower)."""
+    loaded, binding = None, None
+    if curves_file is not None:
+        loaded = load_curves(curves_file, cost_graph(analysed.graph))
+        binding = ExitBinding.from_curves(read(curves_file))
     problem, _, resolved = planning_problem(
         analysed,
         topology_file,
@@ -36,6 +42,9 @@ def bundle_for_topology(
         host=host,
         catalog_files=catalog_files,
         threads=threads,
+        measured_curves=loaded.curves if loaded else None,
+        measured_codecs=loaded.codecs if loaded else (),
+        codec_ms=loaded.codec_ms if loaded else None,
     )
     measured, model, _ = planning_inputs(analysed, home=home, host=host, threads=threads)
     kernels = host_kernels(analysed.graph, measured, model)
@@ -65,5 +74,6 @@ def bundle_for_topology(
         out_dir,
         threads={t.name: threads for t in resolved.tiers},
         notes=notes,
+        exits=binding,
         overwrite=overwrite,
     )

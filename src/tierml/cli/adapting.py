@@ -1,0 +1,287 @@
+"""`tierml adapt …` and `tierml privacy`: train, adapt and measure a model on real data.
+
+Each command calls one function of :mod:`tierml.adapt.commands` (torch is imported only
+there), which validates everything before training and writes an artifact plus the
+model's curves file (``MODEL.curves.json`` unless --profile says otherwise).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tierml.cli.options import FormatOpt, ModelArg
+from tierml.cli.render import OutputFormat, console, print_json, table
+
+adapt_app = typer.Typer(
+    help="Adapt a model for split deployment: exits, codecs, a bottleneck (needs torch).",
+    no_args_is_help=True,
+)
+
+DataOpt = Annotated[
+    str, typer.Option("--data", help="mnist5k, digits, or an .npz with arrays x and labels.")
+]
+ProfileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--profile", help="Curves file to update [default: MODEL.curves.json].", show_default=False
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", min=10, help="Use only the first N samples.", show_default=False),
+]
+EpochsOpt = Annotated[
+    int | None, typer.Option("--epochs", min=1, help="Training epochs.", show_default=False)
+]
+CutOpt = Annotated[str, typer.Option("--cut", help="A single-tensor cut: tensor name or @N.")]
+
+
+@adapt_app.command("train")
+def train(
+    arch: Annotated[str, typer.Argument(help="small-cnn or mobilenet.")],
+    data: DataOpt = "mnist5k",
+    out: Annotated[Path | None, typer.Option("--out", help="Also copy the .onnx here.")] = None,
+    seed: SeedOpt = 0,
+    epochs: EpochsOpt = None,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Train a model of the family on real data (cached by configuration), export ONNX.
+
+    Example: tierml adapt train small-cnn --data mnist5k --out cnn.onnx
+    """
+    from tierml.adapt.models import EPOCHS, TrainConfig, train_model
+
+    result = train_model(TrainConfig(arch, data, seed, epochs or EPOCHS, limit=limit), out)
+    _show(
+        fmt,
+        result.to_dict(),
+        lambda r: (
+            f"{arch} on {data}: held-out accuracy {r['held_out_accuracy']:.4f} → {r['path']}"
+            + (" (cached)" if r["cached"] else "")
+        ),
+    )
+
+
+@adapt_app.command("exits")
+def exits(
+    model: ModelArg,
+    tap: Annotated[list[str], typer.Option("--tap", help="Exit tensor (name or @N); repeat.")],
+    data: DataOpt = "mnist5k",
+    out: Annotated[Path | None, typer.Option("--out", help="Multi-exit .onnx to write.")] = None,
+    profile: ProfileOpt = None,
+    seed: SeedOpt = 0,
+    epochs: EpochsOpt = None,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Train early-exit heads on the frozen model; write the multi-exit model and its curve.
+
+    Example: tierml adapt exits cnn.onnx --data mnist5k --tap @2 --tap @5
+    """
+    from tierml.adapt import commands
+
+    r = commands.exits(
+        model, data, tap, out=out, profile=profile, seed=seed, epochs=epochs, limit=limit
+    )
+    if fmt is OutputFormat.JSON:
+        print_json(r)
+        return
+    con = console()
+    con.print(
+        table(
+            f"{r['model']}: exits",
+            ["tap", "output", "head acc", "MACs up to"],
+            [
+                [t["tensor"], t["output"], f"{t['head_accuracy']:.4f}", t["macs_upto"]]
+                for t in r["taps"]
+            ],
+        )
+    )
+    con.print(
+        table(
+            f"threshold curve (model alone {r['base_accuracy']:.4f})",
+            ["threshold", "rates", "accuracy", "mean MACs", "saving"],
+            [
+                [
+                    p["name"],
+                    " ".join(f"{x:.2f}" for x in p["rates"]),
+                    f"{p['accuracy']:.4f}",
+                    f"{p['mean_macs']:.0f}",
+                    f"{r['total_macs'] / p['mean_macs']:.2f}×",
+                ]
+                for p in r["curve"]
+            ],
+        )
+    )
+    con.print(f"curves → {r['curves']}")
+
+
+@adapt_app.command("codecs")
+def codecs(
+    model: ModelArg,
+    data: DataOpt = "mnist5k",
+    cut: Annotated[
+        list[str] | None,
+        typer.Option("--cut", help="Cut (repeat) [default: all].", show_default=False),
+    ] = None,
+    profile: ProfileOpt = None,
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Measure every activation codec at the cuts: bytes ratio, ms, accuracy drop.
+
+    Example: tierml adapt codecs cnn.onnx --data mnist5k --cut @2
+    """
+    from tierml.adapt import commands
+
+    r = commands.codecs(model, data, cut, profile=profile, seed=seed, limit=limit)
+    _show(
+        fmt,
+        r,
+        lambda r: table(
+            f"{model.stem}: codecs per cut (curves → {r['curves']})",
+            ["tensor", "codec", "ratio", "enc ms", "dec ms", "acc drop (pts)", "zeros"],
+            [
+                [
+                    c["tensor"],
+                    c["codec"],
+                    f"{c['ratio']:.2f}",
+                    f"{c['encode_ms']:.3f}",
+                    f"{c['decode_ms']:.3f}",
+                    f"{100 * c['accuracy_drop']:.2f}",
+                    f"{c['zero_share']:.2f}",
+                ]
+                for c in r["codecs"]
+            ],
+        ),
+    )
+
+
+@adapt_app.command("bottleneck")
+def bottleneck(
+    model: ModelArg,
+    cut: CutOpt,
+    data: DataOpt = "mnist5k",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for device/server .onnx.")
+    ] = None,
+    code_channels: Annotated[
+        int | None,
+        typer.Option(
+            "--code-channels", min=1, help="Code channels [default: C/4].", show_default=False
+        ),
+    ] = None,
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Encoder stride.")] = 2,
+    profile: ProfileOpt = None,
+    seed: SeedOpt = 0,
+    epochs: EpochsOpt = None,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Train a learned bottleneck at a cut; write its two partitions.
+
+    Example: tierml adapt bottleneck cnn.onnx --cut @2 --data mnist5k --out cnn-bn/
+    """
+    from tierml.adapt import commands
+
+    r = commands.bottleneck(
+        model,
+        data,
+        cut,
+        out=out,
+        profile=profile,
+        code_channels=code_channels,
+        stride=stride,
+        seed=seed,
+        epochs=epochs,
+        limit=limit,
+    )
+    _show(
+        fmt,
+        r,
+        lambda r: (
+            f"bottleneck at {r['tensor']}: {r['raw_bytes']} → {r['code_bytes']} bytes "
+            f"({r['ratio']:.1f}×), accuracy {r['accuracy']:.4f} (model {r['base_accuracy']:.4f}); "
+            f"partitions → {r['out']}, curves → {r['curves']}"
+        ),
+    )
+
+
+def privacy(
+    model: ModelArg,
+    cut: CutOpt,
+    data: DataOpt = "mnist5k",
+    defend: Annotated[str, typer.Option("--defend", help="noise or regularise.")] = "noise",
+    mechanism: Annotated[str, typer.Option("--mechanism", help="laplace or gaussian.")] = "laplace",
+    epsilon: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--epsilon", help="ε (repeat) [default: a sweep of noise scales].", show_default=False
+        ),
+    ] = None,
+    clip: Annotated[
+        float | None,
+        typer.Option(
+            "--clip",
+            help="Clipping norm C [default: median norm on public data].",
+            show_default=False,
+        ),
+    ] = None,
+    profile: ProfileOpt = None,
+    seed: SeedOpt = 0,
+    epochs: EpochsOpt = None,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Attack a cut (reconstruct the input from it) and measure a defence's curve.
+
+    Example: tierml privacy cnn.onnx --cut @5 --data mnist5k --defend noise --epsilon 500
+    """
+    from tierml.adapt import commands
+
+    r = commands.privacy(
+        model,
+        data,
+        cut,
+        defend=defend,
+        mechanism=mechanism,
+        epsilons=epsilon,
+        clip=clip,
+        profile=profile,
+        seed=seed,
+        attack_epochs=epochs,
+        limit=limit,
+    )
+    _show(
+        fmt,
+        r,
+        lambda r: table(
+            f"{model.stem} at {r['tensor']}: attacker reconstruction (curves → {r['curves']})",
+            ["defence", "SSIM", "MSE", "SSIM drop", "MSE rise", "accuracy", "drop (pts)"],
+            [
+                [
+                    p["name"],
+                    f"{p['ssim']:.3f}",
+                    f"{p['mse']:.4f}",
+                    f"{1 - p['leakage_factor']:.0%}",
+                    f"{p['mse_rise']:.0%}",
+                    f"{p['accuracy']:.4f}",
+                    f"{100 * p['accuracy_drop']:.2f}",
+                ]
+                for p in r["points"]
+            ],
+        ),
+    )
+
+
+def _show(fmt: OutputFormat, report: dict[str, Any], render: Any) -> None:
+    if fmt is OutputFormat.JSON:
+        print_json(report)
+    else:
+        console().print(render(report))
