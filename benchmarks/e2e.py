@@ -16,20 +16,23 @@ import time
 from pathlib import Path
 
 from tierml.profile.predictor_store import tierml_home
-from tierml.runtime.e2e import E2EConfig, run_e2e, zoo_models
+from tierml.runtime.e2e import E2EConfig, run_e2e
+from tierml.runtime.e2e_models import E2EModel, exit_model, zoo_models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--models", default="", help="comma-separated labels to keep")
+    parser.add_argument(
+        "--models", default="", help="labels to keep: vgg16-64,resnet18-112,small-cnn-exits"
+    )
     parser.add_argument("--extra", action="append", default=[], help="LABEL=PATH.onnx")
     args = parser.parse_args()
     home = tierml_home()
-    models = list(zoo_models(home))
+    models = [*zoo_models(home), exit_model(home)]
     if args.models:
-        models = [m for m in models if m[0] in args.models.split(",")]
-    models += [tuple(e.split("=", 1)) for e in args.extra]  # type: ignore[misc]
+        models = [m for m in models if m.label in args.models.split(",")]
+    models += [E2EModel(*e.split("=", 1)) for e in args.extra]
     start = time.perf_counter()
     result = run_e2e(
         E2EConfig(models=tuple(models), rounds=args.rounds, home=home),

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tierml.profile.predictor_store import tierml_home
-from tierml.runtime.e2e import zoo_models
+from tierml.runtime.e2e_models import zoo_models
 from tierml.runtime.trace_replay import TraceConfig, run_trace
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--model", default="", help="ONNX path [default: ResNet-18 at 112]")
     args = parser.parse_args()
     home = tierml_home()
-    model = args.model or dict(zoo_models(home))["resnet18-112"]
+    model = args.model or next(m.path for m in zoo_models(home) if m.label == "resnet18-112")
     start = time.perf_counter()
     result = run_trace(
         TraceConfig(model=model, requests=args.requests, slowdown=args.slowdown, home=home),

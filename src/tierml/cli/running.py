@@ -152,10 +152,14 @@ def bench_e2e(
     Example: tierml bench e2e --format json
     """
     from tierml.profile.predictor_store import tierml_home
-    from tierml.runtime.e2e import E2EConfig, run_e2e, zoo_models
+    from tierml.runtime.e2e import E2EConfig, run_e2e
+    from tierml.runtime.e2e_models import E2EModel, exit_model, zoo_models
 
     home = tierml_home()
-    models = tuple((p.stem, str(p)) for p in model) if model else zoo_models(home, quick=quick)
+    if model:
+        models = tuple(E2EModel(p.stem, str(p)) for p in model)
+    else:
+        models = zoo_models(home, quick=quick) + (() if quick else (exit_model(home),))
     config = E2EConfig(models=models, rounds=rounds, home=home)
     if quick:
         config = E2EConfig(
@@ -221,11 +225,13 @@ def bench_trace(
     Example: tierml bench trace --requests 100 --format json
     """
     from tierml.profile.predictor_store import tierml_home
-    from tierml.runtime.e2e import zoo_models
+    from tierml.runtime.e2e_models import zoo_models
     from tierml.runtime.trace_replay import TraceConfig, run_trace
 
     home = tierml_home()
-    path = str(model) if model else dict(zoo_models(home))["resnet18-112"]
+    path = (
+        str(model) if model else next(m.path for m in zoo_models(home) if m.label == "resnet18-112")
+    )
     result = run_trace(TraceConfig(model=path, requests=requests, slowdown=slowdown, home=home))
     if fmt is OutputFormat.JSON:
         print_json(result)
