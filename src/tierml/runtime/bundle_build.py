@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,21 @@ def stage_groups(
     return groups
 
 
+def transfer(base: ModelGraph, target: ModelGraph, cand: Candidate) -> Candidate:
+    """A plan made on ``base`` for ``target``, a model grafted from it (exit classifiers
+    added): shared nodes (by name) keep their slot; a new node takes the latest slot of
+    the nodes feeding it (its tap's)."""
+    by_name = {n.name: cand.stage_of[pos] for pos, n in enumerate(base.compute_nodes)}
+    slot: dict[int, int] = {}
+    for node in target.compute_nodes:
+        if node.name in by_name:
+            slot[node.index] = by_name[node.name]
+            continue
+        feeding = (target.tensors[t].producer for t in node.inputs if t in target.tensors)
+        slot[node.index] = max((slot[p] for p in feeding if p in slot), default=0)
+    return dataclasses.replace(cand, stage_of=tuple(slot[n.index] for n in target.compute_nodes))
+
+
 def _heads_beside_taps(
     graph: ModelGraph, slot_of: dict[int, int], exit_outputs: Sequence[str]
 ) -> None:
@@ -177,10 +193,13 @@ def plan_spec(
     entry: Entry,
     files: dict[str, bytes],
     exits: ExitBinding | None = None,
+    base: ModelGraph | None = None,
 ) -> PlanSpec:
     graph = analysed.graph
     # A candidate planned on another problem (other link figures) holds that problem's hops.
-    cand = relayout(problem, entry.candidate) or entry.candidate
+    planned = relayout(problem, entry.candidate) or entry.candidate
+    metrics = evaluate(problem, planned)
+    cand = planned if base is None else transfer(base, graph, planned)
     on = exits is not None and cand.knobs.exits != NO_EXITS
     groups = stage_groups(graph, cand, exits.outputs if exits and on else ())
     part = partitioning_of(graph, groups)
@@ -222,13 +241,12 @@ def plan_spec(
                 exits=exit_specs,
             )
         )
-    metrics = evaluate(problem, cand)
     return PlanSpec(
         id=plan_id,
         labels=entry.labels,
         stages=tuple(specs),
         tiers=tuple(dict.fromkeys(s.tier for s in specs)),
-        stage_of=cand.stage_of,
+        stage_of=planned.stage_of,
         layout=cand.layout.key,
         knobs={
             "variants": list(cand.knobs.variants),
@@ -251,10 +269,15 @@ def build_bundle(
     cpus: Mapping[str, tuple[int, ...]] | None = None,
     notes: Sequence[str] = (),
     exits: ExitBinding | None = None,
+    base: ModelGraph | None = None,
     overwrite: bool = False,
 ) -> Bundle:
+    """``base``: the graph the plans were made on, when ``analysed`` is a model grafted from
+    it (a multi-exit model planned as its backbone plus exit curves)."""
     files: dict[str, bytes] = {}
-    plans = [plan_spec(analysed, problem, f"p{i}", e, files, exits) for i, e in enumerate(entries)]
+    plans = [
+        plan_spec(analysed, problem, f"p{i}", e, files, exits, base) for i, e in enumerate(entries)
+    ]
     default = next((p.id for p in plans if "tierml" in p.labels), plans[0].id)
     graph = analysed.graph
     tiers = tuple(

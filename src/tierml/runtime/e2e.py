@@ -30,7 +30,7 @@ from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
 from tierml.plan.metrics import evaluate
-from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
+from tierml.plan.problem import NO_EXITS, NO_NOISE, Constraints, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.fusion import fusion_groups, optimised_session
@@ -126,7 +126,9 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
     for model in config.models:
         label, path = model.label, model.path
         progress(f"{label}: planning {len(config.bandwidths_mbps) * len(config.slowdowns)} points")
-        an = analyse_model(path)
+        # A grafted multi-exit model is planned as its backbone plus the measured exit curve.
+        deployed = analyse_model(path)
+        an = analyse_model(model.base) if model.base else deployed
         measured, lm, codecs = planning_inputs(an, home=home, host=host)
         curves = load_curves(Path(model.curves), cost_graph(an.graph)) if model.curves else None
         binding = ExitBinding.from_curves(read(Path(model.curves))) if model.curves else None
@@ -134,13 +136,25 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
         entries: dict[tuple[object, ...], Entry] = {}
         for bw in config.bandwidths_mbps:
             for s in config.slowdowns:
-                topo = emulated_topology(lm.host_throughput, _tiers(s), _links(bw))
+                # With measured exits: at most one point of accuracy lost (the issue's
+                # target for exits), else the fastest setting exits everything at once.
+                floor = curves.curves.base_accuracy - 0.01 if curves else None
+                topo = emulated_topology(
+                    lm.host_throughput,
+                    _tiers(s),
+                    _links(bw),
+                    constraints=Constraints(accuracy_floor=floor),
+                )
                 problem, _ = build_problem(
-                    an.graph, measured, lm, topo, codecs,
+                    an.graph,
+                    measured,
+                    lm,
+                    topo,
+                    codecs,
                     measured_curves=curves.curves if curves else None,
                     measured_codecs=curves.codecs if curves else (),
                     codec_ms=curves.codec_ms if curves else None,
-                )  # fmt: skip
+                )
                 problem = value_codecs(problem)
                 problems[(bw, s)] = problem
                 for e in build_portfolio(problem):
@@ -151,7 +165,15 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
         ids = {k: f"p{i}" for i, k in enumerate(entries)}
         work = Path(tempfile.mkdtemp(prefix="tierml-e2e-"))
         slowdowns = {"device": config.slowdowns[0], "edge": EDGE_SLOWDOWN, "cloud": 1.0}
-        build_bundle(an, first, list(entries.values()), slowdowns, work / "bundle", exits=binding)
+        build_bundle(
+            deployed,
+            first,
+            list(entries.values()),
+            slowdowns,
+            work / "bundle",
+            exits=binding,
+            base=an.graph if model.base else None,
+        )
         progress(f"{label}: deploying {len(entries)} plans")
         with Deployment(work / "bundle", seed=config.seed, timeout_s=30.0) as dep:
             client = DeviceClient(work / "bundle", dep.addresses, seed=config.seed, timeout_s=30.0)
@@ -167,9 +189,16 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
 
 
 def _measure_point(
-    client: DeviceClient, problem: PlanProblem, ids: dict[tuple[object, ...], str], label: str,
-    bw: float, s: float, feeds: list[Feeds], config: E2EConfig, rounds: int,
-) -> Point:  # fmt: skip
+    client: DeviceClient,
+    problem: PlanProblem,
+    ids: dict[tuple[object, ...], str],
+    label: str,
+    bw: float,
+    s: float,
+    feeds: list[Feeds],
+    config: E2EConfig,
+    rounds: int,
+) -> Point:
     client.set_device_slowdown(s)
     for name, link in client.links.items():
         link.set_shape(_links(bw).get(tuple(name.split("->")), link.shape))  # type: ignore[arg-type]
@@ -278,13 +307,22 @@ def _summary(points: Sequence[Point], overheads: Sequence[dict[str, Any]]) -> di
         single = min(v for k, v in base.items() if k.endswith("-only"))
         checks.append(
             {
-                "model": p.model, "bandwidth_mbps": p.bandwidth_mbps, "slowdown": p.slowdown,
+                "model": p.model,
+                "bandwidth_mbps": p.bandwidth_mbps,
+                "slowdown": p.slowdown,
                 "vs_best_baseline": p.measured_p50_ms["tierml"] / best_base,
                 "speedup_vs_best_single_tier": single / p.measured_p50_ms["tierml"],
             }
-        )  # fmt: skip
+        )
+    by_model: dict[str, list[float]] = {}
+    for p in points:
+        for k in p.measured_mean_ms:
+            if k in p.predicted_ms and np.isfinite(p.predicted_ms[k]):
+                ape = abs(p.predicted_ms[k] - p.measured_mean_ms[k]) / p.measured_mean_ms[k]
+                by_model.setdefault(p.model, []).append(ape)
     return {
         "points": [p.to_dict() for p in points],
+        "prediction_median_ape_by_model": {m: float(np.median(v)) for m, v in by_model.items()},
         "overhead": list(overheads),
         "overhead_ratio": max((o["ratio"] for o in overheads), default=float("nan")),
         "prediction_median_ape": float(np.median(apes)) if apes else float("nan"),

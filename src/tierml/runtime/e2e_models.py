@@ -33,6 +33,7 @@ class E2EModel:
     curves: str | None = None  # tierml.curves/1: exits (and codecs) measured on data
     data: str | None = None  # send held-out samples of this data set, not noise
     rounds: int | None = None  # per plan and point [default: the configuration's]
+    base: str | None = None  # the model the curves describe, when ``path`` is grafted from it
 
 
 def zoo_models(home: Path, *, quick: bool = False) -> tuple[E2EModel, ...]:
@@ -63,7 +64,14 @@ def exit_model(home: Path, seed: int = 0) -> E2EModel:
         base = folder / "small-cnn.onnx"
         shutil.copyfile(trained.path, base)
         exits(base, "mnist5k", list(EXIT_TAPS), out=target, profile=curves, seed=seed)
-    return E2EModel("small-cnn-exits", str(target), str(curves), "mnist5k", EXIT_ROUNDS)
+    return E2EModel(
+        "small-cnn-exits",
+        str(target),
+        str(curves),
+        "mnist5k",
+        EXIT_ROUNDS,
+        base=str(folder / "small-cnn.onnx"),
+    )
 
 
 def model_inputs(model: E2EModel, bundle: Bundle, seed: int, count: int = 64) -> list[Feeds]:
