@@ -14,10 +14,18 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from tierml.profile.predictor_store import tierml_home
-from tierml.runtime.e2e import E2EConfig, run_e2e
+from tierml.runtime.e2e import STRATEGIES, E2EConfig, run_e2e
 from tierml.runtime.e2e_models import E2EModel, exit_model, zoo_models
+
+
+def print_grid(points: list[dict[str, Any]], key: str) -> None:
+    """One row per point, one column per strategy, of ``key``'s milliseconds."""
+    for p in points:
+        cells = " ".join(f"{p[key].get(k, float('nan')):12.1f}" for k in STRATEGIES)
+        print(f"{p['model']:14} {p['bandwidth_mbps']:5g} {p['slowdown']:4g}  {cells}")
 
 
 def main() -> None:
@@ -41,28 +49,10 @@ def main() -> None:
     out = Path("out/bench/e2e.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print(
-        f"\n{'model':14} {'Mbps':>5} {'slow':>4}  "
-        + " ".join(
-            f"{k:>12}"
-            for k in ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
-        )
-    )
-    for p in result["points"]:
-        m = p["measured_p50_ms"]
-        cells = " ".join(
-            f"{m.get(k, float('nan')):12.1f}"
-            for k in ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
-        )
-        print(f"{p['model']:14} {p['bandwidth_mbps']:5g} {p['slowdown']:4g}  {cells}")
+    print(f"\n{'model':14} {'Mbps':>5} {'slow':>4}  " + " ".join(f"{k:>12}" for k in STRATEGIES))
+    print_grid(result["points"], "measured_p50_ms")
     print("\npredicted (ms), same order:")
-    for p in result["points"]:
-        m = p["predicted_ms"]
-        cells = " ".join(
-            f"{m.get(k, float('nan')):12.1f}"
-            for k in ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
-        )
-        print(f"{p['model']:14} {p['bandwidth_mbps']:5g} {p['slowdown']:4g}  {cells}")
+    print_grid(result["points"], "predicted_ms")
     print("\ntierml p50 / best baseline p50, and best single tier / tierml:")
     for c in result["checks"]:
         flag = "ok" if c["vs_best_baseline"] <= 1.05 else "MISS"
