@@ -59,14 +59,15 @@ def planning_problem(
 
 
 def planning_inputs(
-    analysed: AnalysedModel, *, home: Path, host: Host, threads: int = 1
+    analysed: AnalysedModel, *, home: Path, host: Host, threads: int = 1, fresh: bool = False
 ) -> tuple[Measured, LatencyModel, CodecTimings]:
-    """The model's measured segments (cached), the host's latency model and codec timings."""
+    """The model's measured segments (cached; ``fresh``: measured again now, and cached),
+    the host's latency model and codec timings."""
     loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home)
     opt_level = OptLevel(loaded.model.opt_level)
     key = cache_key(analysed, segments=SEGMENTS, threads=threads, host=host, opt_level=opt_level)
     path = home / "profiles" / f"{key}.json"
-    measured = load_measured(path)
+    measured = None if fresh else load_measured(path)
     if measured is None:
         measured = measure(analysed, segments=SEGMENTS, threads=threads, opt_level=opt_level)
         save_measured(measured, path)

@@ -28,6 +28,7 @@ from tierml.adapt.curves_file import load_curves, read
 from tierml.core.tiers import TierKind
 from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.plan.candidate import Candidate, Knobs
+from tierml.plan.latency_model import LatencyModel
 from tierml.plan.layout import layouts
 from tierml.plan.metrics import evaluate
 from tierml.plan.problem import NO_EXITS, NO_NOISE, Constraints, PlanProblem
@@ -35,16 +36,18 @@ from tierml.plan.search import plan as solve
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.fusion import fusion_groups, optimised_session
 from tierml.profile.host import this_host
-from tierml.profile.plan_inputs import build_problem, cost_graph
+from tierml.profile.model_profile import Measured
+from tierml.profile.plan_inputs import build_problem, cost_graph, host_kernels
 from tierml.profile.planning import planning_inputs
 from tierml.profile.sessions import OptLevel, make_session
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e_models import E2EModel, Feeds, model_inputs
-from tierml.runtime.emulation import EmulatedTier, emulated_topology
+from tierml.runtime.emulation import EmulatedTier, anchored_to_measurement, emulated_topology
 from tierml.runtime.link_shaping import EMULATION, UNLIMITED, LinkShape
 from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
+from tierml.runtime.runtime_costs import measure_runtime_costs, with_runtime_costs
 
 STRATEGIES = ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
 EDGE_SLOWDOWN = 2.0
@@ -80,6 +83,15 @@ class Point:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def host_totals(
+    analysed: AnalysedModel, measured: Measured, lm: LatencyModel
+) -> tuple[float, float]:
+    """This host's whole-model time: as the planner predicts it, and as measured (the sum of
+    the profiled segments)."""
+    predicted = float(host_kernels(analysed.graph, measured, lm).ms.sum())
+    return predicted, sum(s.ms for s in measured.segments)
 
 
 def value_codecs(problem: PlanProblem) -> PlanProblem:
@@ -123,15 +135,19 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
     home = config.home or Path.home() / ".tierml"
     points: list[Point] = []
     overheads: list[dict[str, Any]] = []
+    progress("measuring the runtime's fixed costs per stage and per hop")
+    costs = measure_runtime_costs(home)
     for model in config.models:
         label, path = model.label, model.path
         progress(f"{label}: planning {len(config.bandwidths_mbps) * len(config.slowdowns)} points")
         # A grafted multi-exit model is planned as its backbone plus the measured exit curve.
         deployed = analyse_model(path)
         an = analyse_model(model.base) if model.base else deployed
-        measured, lm, codecs = planning_inputs(an, home=home, host=host)
+        # Measured now, in the same state of the machine as the runs it predicts.
+        measured, lm, codecs = planning_inputs(an, home=home, host=host, fresh=True)
         curves = load_curves(Path(model.curves), cost_graph(an.graph)) if model.curves else None
         binding = ExitBinding.from_curves(read(Path(model.curves))) if model.curves else None
+        anchor = host_totals(an, measured, lm)
         problems = {}
         entries: dict[tuple[object, ...], Entry] = {}
         for bw in config.bandwidths_mbps:
@@ -155,7 +171,8 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
                     measured_codecs=curves.codecs if curves else (),
                     codec_ms=curves.codec_ms if curves else None,
                 )
-                problem = value_codecs(problem)
+                problem = anchored_to_measurement(value_codecs(problem), *anchor)
+                problem = with_runtime_costs(problem, costs)
                 problems[(bw, s)] = problem
                 for e in build_portfolio(problem):
                     entries.setdefault(candidate_key(e.candidate), e)
@@ -185,7 +202,7 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
                 points.append(point)
             overheads.append(_overhead(client, path, ids[candidate_key(probe)], feeds[0], config))
             client.close()
-    return _summary(points, overheads)
+    return {**_summary(points, overheads), "runtime_costs": dataclasses.asdict(costs)}
 
 
 def _measure_point(

@@ -31,10 +31,11 @@ from tierml.runtime.adaptation import Replanner
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e import EDGE_SLOWDOWN, _links, _tiers, value_codecs
-from tierml.runtime.emulation import emulated_topology
+from tierml.runtime.e2e import EDGE_SLOWDOWN, _links, _tiers, host_totals, value_codecs
+from tierml.runtime.emulation import anchored_to_measurement, emulated_topology
 from tierml.runtime.link_shaping import EMULATION
 from tierml.runtime.portfolio import build_portfolio, candidate_key
+from tierml.runtime.runtime_costs import measure_runtime_costs, with_runtime_costs
 
 START_CANDIDATES_MBPS = (500.0, 200.0, 100.0, 50.0, 20.0, 10.0, 5.0, 2.0)
 
@@ -61,9 +62,13 @@ def run_trace(
     an = analyse_model(config.model)
     measured, lm, codecs = planning_inputs(an, home=home, host=this_host())
 
+    costs = measure_runtime_costs(home)
+
     def problem_at(mbps: float) -> PlanProblem:
         topo = emulated_topology(lm.host_throughput, _tiers(config.slowdown), _links(mbps))
-        return value_codecs(build_problem(an.graph, measured, lm, topo, codecs)[0])
+        problem = value_codecs(build_problem(an.graph, measured, lm, topo, codecs)[0])
+        problem = anchored_to_measurement(problem, *host_totals(an, measured, lm))
+        return with_runtime_costs(problem, costs)
 
     start_mbps = config.start_mbps or _interesting_start(problem_at, config.drop_factor)
     config = dataclasses.replace(config, start_mbps=start_mbps)
