@@ -173,7 +173,7 @@ class Replanner:
     def best(self, down: frozenset[str]) -> str:
         found = best_deployed(self.current_problem(), self.candidates, down, self.tiers_of)
         if found is None:
-            return self.client._choose_by_label(down)
+            return self.client.choose_by_label(down)
         return found[0]
 
     def replan(self, *, force: bool = False) -> Replan | None:

@@ -116,7 +116,7 @@ class DeviceClient:
         self.current = plan or self.bundle.default_plan
         self.bundle.plan(self.current)
         self.down: set[str] = set()
-        self.chooser: Chooser = self._choose_by_label
+        self.chooser: Chooser = self.choose_by_label
         self.on_tier_change: Callable[[], None] | None = None
         self.events: list[tuple[float, str]] = []  # (monotonic time, what happened)
         self._ids = itertools.count()
@@ -250,7 +250,7 @@ class DeviceClient:
             return [self.links[name]]
         raise DeploymentError(f"No link from {self.bundle.origin} to {tier} in the bundle.")
 
-    def _choose_by_label(self, down: frozenset[str]) -> str:
+    def choose_by_label(self, down: frozenset[str]) -> str:
         """Without a planner at hand: the plan prepared for exactly these tiers down."""
         if not down:
             return self.bundle.default_plan

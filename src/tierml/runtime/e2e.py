@@ -102,7 +102,7 @@ def value_codecs(problem: PlanProblem) -> PlanProblem:
     return dataclasses.replace(problem, codecs=kept)
 
 
-def _tiers(slowdown: float) -> list[EmulatedTier]:
+def emulated_tiers(slowdown: float) -> list[EmulatedTier]:
     return [
         EmulatedTier("device", TierKind.DEVICE, slowdown, True),
         EmulatedTier("edge", TierKind.EDGE, EDGE_SLOWDOWN, False),
@@ -110,7 +110,7 @@ def _tiers(slowdown: float) -> list[EmulatedTier]:
     ]
 
 
-def _links(mbps: float) -> dict[tuple[str, str], LinkShape]:
+def emulated_links(mbps: float) -> dict[tuple[str, str], LinkShape]:
     return {
         ("device", "edge"): LinkShape(mbps, mbps, DEVICE_EDGE_RTT_MS),
         ("device", "cloud"): LinkShape(mbps, mbps, DEVICE_CLOUD_RTT_MS),
@@ -157,8 +157,8 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
                 floor = curves.curves.base_accuracy - 0.01 if curves else None
                 topo = emulated_topology(
                     lm.host_throughput,
-                    _tiers(s),
-                    _links(bw),
+                    emulated_tiers(s),
+                    emulated_links(bw),
                     constraints=Constraints(accuracy_floor=floor),
                 )
                 problem, _ = build_problem(
@@ -218,7 +218,7 @@ def _measure_point(
 ) -> Point:
     client.set_device_slowdown(s)
     for name, link in client.links.items():
-        link.set_shape(_links(bw).get(tuple(name.split("->")), link.shape))  # type: ignore[arg-type]
+        link.set_shape(emulated_links(bw).get(tuple(name.split("->")), link.shape))  # type: ignore[arg-type]
     result = solve(problem)
     chosen: dict[str, Candidate] = {}
     if result.plan is not None:

@@ -31,7 +31,13 @@ from tierml.runtime.adaptation import Replanner
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e import EDGE_SLOWDOWN, _links, _tiers, host_totals, value_codecs
+from tierml.runtime.e2e import (
+    EDGE_SLOWDOWN,
+    emulated_links,
+    emulated_tiers,
+    host_totals,
+    value_codecs,
+)
 from tierml.runtime.emulation import anchored_to_measurement, emulated_topology
 from tierml.runtime.link_shaping import EMULATION
 from tierml.runtime.portfolio import build_portfolio, candidate_key
@@ -65,7 +71,9 @@ def run_trace(
     costs = measure_runtime_costs(home)
 
     def problem_at(mbps: float) -> PlanProblem:
-        topo = emulated_topology(lm.host_throughput, _tiers(config.slowdown), _links(mbps))
+        topo = emulated_topology(
+            lm.host_throughput, emulated_tiers(config.slowdown), emulated_links(mbps)
+        )
         problem = value_codecs(build_problem(an.graph, measured, lm, topo, codecs)[0])
         problem = anchored_to_measurement(problem, *host_totals(an, measured, lm))
         return with_runtime_costs(problem, costs)
