@@ -28,10 +28,13 @@ class TrainConfig:
     seed: int = 0
     epochs: int = EPOCHS
     lr: float = LR
-    limit: int | None = None  # first N samples only (tests)
+    limit: int | None = None  # a fixed random subset of N samples (tests, quick runs)
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        fields: dict[str, object] = asdict(self)
+        if self.limit is not None:
+            fields["subset"] = "seeded-random"  # `limit` once meant the first N samples
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

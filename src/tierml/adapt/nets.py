@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHS = ("small-cnn", "mobilenet")
+ARCHS = ("small-cnn", "mobilenet", "vgg-style")
 
 
 class SmallCNN(nn.Module):
@@ -63,9 +63,43 @@ class MobileNetStyle(nn.Module):
         return out
 
 
+def _double_conv(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
+    """VGG block (Simonyan & Zisserman 2015): two 3×3 convs with ReLU, then 2×2 max-pool;
+    batch norm after each conv (Ioffe & Szegedy 2015) so a few CPU epochs converge."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    ]
+    return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
+
+
+class VGGStyle(nn.Module):
+    """Three VGG blocks, width 32 → 64 → 128: 29 MMACs at 28×28 (15× the small CNN),
+    heavy enough that where it runs matters on a phone-class device (the demo's model)."""
+
+    def __init__(self, classes: int = 10, in_channels: int = 1, width: int = 32) -> None:
+        super().__init__()
+        self.block1 = _double_conv(in_channels, width, pool=True)  # [N,w,H/2,W/2]
+        self.block2 = _double_conv(width, 2 * width, pool=True)  # [N,2w,H/4,W/4]
+        self.block3 = _double_conv(2 * width, 4 * width, pool=False)  # [N,4w,H/4,W/4]
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, classes)
+        )  # [N,classes]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.block3(self.block2(self.block1(x))))
+        return out
+
+
 def build_net(arch: str, classes: int = 10, in_channels: int = 1, side: int = 28) -> nn.Module:
     if arch == "small-cnn":
         return SmallCNN(classes, in_channels, side)
     if arch == "mobilenet":
         return MobileNetStyle(classes, in_channels)
+    if arch == "vgg-style":
+        return VGGStyle(classes, in_channels)
     raise ValueError(arch)

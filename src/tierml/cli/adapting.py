@@ -32,7 +32,9 @@ ProfileOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")]
 LimitOpt = Annotated[
     int | None,
-    typer.Option("--limit", min=10, help="Use only the first N samples.", show_default=False),
+    typer.Option(
+        "--limit", min=10, help="Use only N samples (a fixed random subset).", show_default=False
+    ),
 ]
 EpochsOpt = Annotated[
     int | None, typer.Option("--epochs", min=1, help="Training epochs.", show_default=False)

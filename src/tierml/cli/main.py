@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tierml.cli import adapting, planning, profiling, registry, running
+from tierml.cli import adapting, demo, planning, profiling, registry, running
 from tierml.cli.catalog import catalog_app
 from tierml.cli.options import (
     BatchOpt,
@@ -28,6 +28,7 @@ from tierml.cli.render import (
     human_bytes,
     human_count,
     print_json,
+    set_quiet,
     shape_text,
     table,
 )
@@ -54,8 +55,12 @@ _state = {"debug": False}
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress displays; results are still printed.")
+    ] = False,
 ) -> None:
     _state["debug"] = debug
+    set_quiet(quiet)
 
 
 @app.command()
@@ -291,6 +296,7 @@ def zoo_build(
         console().print(f"{name} ({exporter}) → {path} ({human_bytes(path.stat().st_size)})")
 
 
+app.command("demo")(demo.demo)
 app.command("profile")(profiling.profile)
 app.command("calibrate")(profiling.calibrate)
 app.command("codecs")(profiling.codecs)

@@ -12,6 +12,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+_progress = {"quiet": False}
+
+
+def set_quiet(value: bool) -> None:
+    """``tierml --quiet``: no progress displays; results are still printed."""
+    _progress["quiet"] = value
+
+
+def quiet() -> bool:
+    return _progress["quiet"]
+
 
 class OutputFormat(StrEnum):
     TABLE = "table"

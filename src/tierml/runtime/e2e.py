@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from tierml.adapt.curves_file import load_curves, read
+from tierml.adapt.curves_file import MeasuredCurves, load_curves, read
 from tierml.core.tiers import TierKind
 from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.plan.candidate import Candidate, Knobs
@@ -34,6 +34,7 @@ from tierml.plan.metrics import evaluate
 from tierml.plan.problem import NO_EXITS, NO_NOISE, Constraints, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import AnalysedModel, analyse_model
+from tierml.profile.codec_timing import CodecTimings
 from tierml.profile.fusion import fusion_groups, optimised_session
 from tierml.profile.host import this_host
 from tierml.profile.model_profile import Measured
@@ -44,10 +45,11 @@ from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e_models import E2EModel, Feeds, model_inputs
+from tierml.runtime.emulation import EMULATION as TIER_EMULATION
 from tierml.runtime.emulation import EmulatedTier, anchored_to_measurement, emulated_topology
 from tierml.runtime.link_shaping import EMULATION, UNLIMITED, LinkShape
 from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
-from tierml.runtime.runtime_costs import measure_runtime_costs, with_runtime_costs
+from tierml.runtime.runtime_costs import RuntimeCosts, measure_runtime_costs, with_runtime_costs
 
 STRATEGIES = ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
 EDGE_SLOWDOWN = 2.0
@@ -77,6 +79,7 @@ class Point:
     measured_p95_ms: dict[str, float] = field(default_factory=dict)
     measured_mean_ms: dict[str, float] = field(default_factory=dict)
     exit_share: dict[str, float] = field(default_factory=dict)  # requests leaving early
+    bytes_up_mean: dict[str, float] = field(default_factory=dict)  # device → first remote tier
     predicted_ms: dict[str, float] = field(default_factory=dict)
     plans: dict[str, str] = field(default_factory=dict)  # strategy → layout and cut
     stream_rps: dict[str, float] = field(default_factory=dict)
@@ -118,6 +121,41 @@ def emulated_links(mbps: float) -> dict[tuple[str, str], LinkShape]:
     }
 
 
+def point_problem(
+    an: AnalysedModel,
+    measured: Measured,
+    lm: LatencyModel,
+    codecs: CodecTimings,
+    curves: MeasuredCurves | None,
+    costs: RuntimeCosts,
+    bandwidth_mbps: float,
+    slowdown: float,
+) -> PlanProblem:
+    """The planning problem of one benchmark point: the emulated tiers and links, anchored
+    to the model's time measured on this host, with the runtime's measured fixed costs."""
+    # With measured exits: at most one point of accuracy lost (the issue's target for
+    # exits), else the fastest setting exits everything at once.
+    floor = curves.curves.base_accuracy - 0.01 if curves else None
+    topo = emulated_topology(
+        lm.host_throughput,
+        emulated_tiers(slowdown),
+        emulated_links(bandwidth_mbps),
+        constraints=Constraints(accuracy_floor=floor),
+    )
+    problem, _ = build_problem(
+        an.graph,
+        measured,
+        lm,
+        topo,
+        codecs,
+        measured_curves=curves.curves if curves else None,
+        measured_codecs=curves.codecs if curves else (),
+        codec_ms=curves.codec_ms if curves else None,
+    )
+    problem = anchored_to_measurement(value_codecs(problem), *host_totals(an, measured, lm))
+    return with_runtime_costs(problem, costs)
+
+
 def _split_probe(problem: PlanProblem, analysed: AnalysedModel) -> Candidate:
     """Device | cloud at the middle cut among those that keep ORT's fused kernels whole
     (a cut through a fused Conv+ReLU would measure the lost fusion, not the runtime)."""
@@ -147,32 +185,11 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
         measured, lm, codecs = planning_inputs(an, home=home, host=host, fresh=True)
         curves = load_curves(Path(model.curves), cost_graph(an.graph)) if model.curves else None
         binding = ExitBinding.from_curves(read(Path(model.curves))) if model.curves else None
-        anchor = host_totals(an, measured, lm)
         problems = {}
         entries: dict[tuple[object, ...], Entry] = {}
         for bw in config.bandwidths_mbps:
             for s in config.slowdowns:
-                # With measured exits: at most one point of accuracy lost (the issue's
-                # target for exits), else the fastest setting exits everything at once.
-                floor = curves.curves.base_accuracy - 0.01 if curves else None
-                topo = emulated_topology(
-                    lm.host_throughput,
-                    emulated_tiers(s),
-                    emulated_links(bw),
-                    constraints=Constraints(accuracy_floor=floor),
-                )
-                problem, _ = build_problem(
-                    an.graph,
-                    measured,
-                    lm,
-                    topo,
-                    codecs,
-                    measured_curves=curves.curves if curves else None,
-                    measured_codecs=curves.codecs if curves else (),
-                    codec_ms=curves.codec_ms if curves else None,
-                )
-                problem = anchored_to_measurement(value_codecs(problem), *anchor)
-                problem = with_runtime_costs(problem, costs)
+                problem = point_problem(an, measured, lm, codecs, curves, costs, bw, s)
                 problems[(bw, s)] = problem
                 for e in build_portfolio(problem):
                     entries.setdefault(candidate_key(e.candidate), e)
@@ -198,14 +215,14 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
             rounds = model.rounds or config.rounds
             for (bw, s), problem in problems.items():
                 progress(f"{label}: {bw:g} Mbps, device {s:g}× slower")
-                point = _measure_point(client, problem, ids, label, bw, s, feeds, config, rounds)
+                point = measure_point(client, problem, ids, label, bw, s, feeds, config, rounds)
                 points.append(point)
             overheads.append(_overhead(client, path, ids[candidate_key(probe)], feeds[0], config))
             client.close()
     return {**_summary(points, overheads), "runtime_costs": dataclasses.asdict(costs)}
 
 
-def _measure_point(
+def measure_point(
     client: DeviceClient,
     problem: PlanProblem,
     ids: dict[tuple[object, ...], str],
@@ -232,9 +249,10 @@ def _measure_point(
     for name, cand in chosen.items():
         m = evaluate(problem, cand)
         point.predicted_ms[name] = m.latency_ms if m else float("nan")
-        point.plans[name] = _describe(cand)
+        point.plans[name] = describe(cand)
     samples: dict[str, list[float]] = {pid: [] for pid in set(plan_of.values())}
     exits: dict[str, int] = dict.fromkeys(samples, 0)
+    sent: dict[str, int] = dict.fromkeys(samples, 0)
     rng = np.random.default_rng(config.seed)
     for pid in samples:  # warm-up: sessions, channels, caches
         client.infer(feeds[0], plan=pid)
@@ -246,19 +264,21 @@ def _measure_point(
             record = client.infer(x, plan=pid)
             samples[pid].append(record.total_ms)
             exits[pid] += record.exit is not None
+            sent[pid] += record.bytes_up
     for name, pid in plan_of.items():
         xs = sorted(samples[pid])
         point.measured_p50_ms[name] = statistics.median(xs)
         point.measured_p95_ms[name] = float(np.percentile(xs, 95))
         point.measured_mean_ms[name] = statistics.fmean(xs)
         point.exit_share[name] = exits[pid] / len(xs)
+        point.bytes_up_mean[name] = sent[pid] / len(xs)
     for name in ("tierml", "device-only"):
         if name in plan_of:
             point.stream_rps[name] = _stream(client, plan_of[name], feeds[0], config)
     return point
 
 
-def _describe(c: Candidate) -> str:
+def describe(c: Candidate) -> str:
     counts = [sum(1 for x in c.stage_of if x == k) for k in range(c.layout.size)]
     parts = [f"{site}:{n}" for site, n in zip(c.layout.key, counts, strict=True) if n]
     return " | ".join(parts) + f" codecs={','.join(c.knobs.codecs) or '-'}"
@@ -345,6 +365,6 @@ def _summary(points: Sequence[Point], overheads: Sequence[dict[str, Any]]) -> di
         "prediction_median_ape": float(np.median(apes)) if apes else float("nan"),
         "checks": checks,
         "link_emulation": EMULATION,
-        "tier_emulation": "slower tiers wait measured time × (slowdown − 1)",
+        "tier_emulation": TIER_EMULATION,
         "onnxruntime": ort.__version__,
     }

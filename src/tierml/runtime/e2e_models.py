@@ -52,26 +52,38 @@ def zoo_models(home: Path, *, quick: bool = False) -> tuple[E2EModel, ...]:
 
 def exit_model(home: Path, seed: int = 0) -> E2EModel:
     """The small CNN trained on MNIST-5k with exits at ``EXIT_TAPS`` (cached)."""
-    from tierml.adapt.commands import exits
-    from tierml.adapt.models import TrainConfig, train_model
+    return trained_exit_model(home, "small-cnn", EXIT_TAPS, seed=seed, rounds=EXIT_ROUNDS)
 
+
+def trained_exit_model(
+    home: Path,
+    arch: str,
+    taps: tuple[str, ...],
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    limit: int | None = None,
+    rounds: int | None = None,
+) -> E2EModel:
+    """``arch`` trained on MNIST-5k (first ``limit`` samples), with exit heads trained at
+    ``taps`` (backbone frozen) and their curve measured on held-out digits; cached under
+    the home by every setting that changes the result."""
+    from tierml.adapt.commands import exits
+    from tierml.adapt.models import EPOCHS, TrainConfig, train_model
+
+    config = TrainConfig(arch, "mnist5k", seed=seed, epochs=epochs or EPOCHS, limit=limit)
+    default = (arch, taps, seed, epochs, limit) == ("small-cnn", EXIT_TAPS, 0, None, None)
+    stem = arch if default else f"{arch}-{config.key()[:8]}-{'-'.join(t.strip('@') for t in taps)}"
     folder = home / "e2e-models"
-    target = folder / "small-cnn-exits.onnx"
-    curves = folder / "small-cnn.curves.json"
+    base, target = folder / f"{stem}.onnx", folder / f"{stem}-exits.onnx"
+    curves = folder / f"{stem}.curves.json"
     if not (target.exists() and curves.exists()):
         folder.mkdir(parents=True, exist_ok=True)
-        trained = train_model(TrainConfig("small-cnn", "mnist5k", seed=seed), home=home / "adapt")
-        base = folder / "small-cnn.onnx"
+        trained = train_model(config, home=home / "adapt")
         shutil.copyfile(trained.path, base)
-        exits(base, "mnist5k", list(EXIT_TAPS), out=target, profile=curves, seed=seed)
-    return E2EModel(
-        "small-cnn-exits",
-        str(target),
-        str(curves),
-        "mnist5k",
-        EXIT_ROUNDS,
-        base=str(folder / "small-cnn.onnx"),
-    )
+        curves.unlink(missing_ok=True)  # exits() adds to an existing curves file
+        exits(base, "mnist5k", list(taps), out=target, profile=curves, seed=seed, limit=limit)
+    return E2EModel(f"{stem}-exits", str(target), str(curves), "mnist5k", rounds, base=str(base))
 
 
 def model_inputs(model: E2EModel, bundle: Bundle, seed: int, count: int = 64) -> list[Feeds]:

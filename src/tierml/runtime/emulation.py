@@ -20,6 +20,8 @@ from tierml.runtime.link_shaping import LinkShape
 from tierml.topology.loading import ResolvedLink, ResolvedTier, ResolvedTopology
 from tierml.topology.schema import Topology
 
+EMULATION = "slower tiers wait measured time × (slowdown − 1), median of the last 9 runs"
+
 
 @dataclass(frozen=True)
 class EmulatedTier:

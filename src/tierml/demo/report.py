@@ -1,0 +1,319 @@
+"""The demo's report: Markdown and HTML beside five PNG plots, from the run's summary."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tierml.runtime.e2e import STRATEGIES
+
+FIGURES = {
+    "latency_vs_bandwidth": "Measured p50 latency per strategy across uplink bandwidths",
+    "accuracy_front": "Pareto front: predicted latency against accuracy (exit thresholds)",
+    "exit_rates": "Requests leaving at an early exit: measured against the exit curve",
+    "bytes_per_request": "Bytes sent by the device per request",
+    "timeline": "The stream: bandwidth drop, recovery, edge killed and restarted",
+}
+
+
+def write_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Write report.md, report.html, summary.json and the figures; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawers = {
+        "latency_vs_bandwidth": _latency,
+        "accuracy_front": _front,
+        "exit_rates": _exits,
+        "bytes_per_request": _bytes,
+        "timeline": _timeline,
+    }
+    images = {}
+    for name, draw in drawers.items():
+        fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+        draw(ax, summary)
+        ax.set_title(FIGURES[name], fontsize=10)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(_tmp(path), format="png")
+        plt.close(fig)
+        os.replace(_tmp(path), path)
+        images[name] = str(path)
+    sections = _sections(summary)
+    paths = {
+        "markdown": out_dir / "report.md",
+        "html": out_dir / "report.html",
+        "summary": out_dir / "summary.json",
+    }
+    _write(paths["markdown"], _markdown(sections))
+    _write(paths["html"], _html(sections))
+    result = {k: str(v) for k, v in paths.items()} | {"images": images}
+    _write(paths["summary"], json.dumps({**summary, "report": result}, indent=1, default=str))
+    return result
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _write(path: Path, text: str) -> None:
+    _tmp(path).write_text(text)
+    os.replace(_tmp(path), path)  # a reader never sees half a report
+
+
+# -- figures -----------------------------------------------------------------------------------
+def _latency(ax: Any, s: dict[str, Any]) -> None:
+    points = s["points"]
+    bws = [p["bandwidth_mbps"] for p in points]
+    for name in STRATEGIES:
+        ys = [p["measured_p50_ms"].get(name, float("nan")) for p in points]
+        ax.plot(
+            bws,
+            ys,
+            marker="o",
+            lw=2.5 if name == "tierml" else 1.2,
+            label=name,
+            zorder=3 if name == "tierml" else 2,
+        )
+    pred = [p["predicted_ms"].get("tierml", float("nan")) for p in points]
+    ax.plot(bws, pred, ls="--", color="black", lw=1, label="tierml predicted")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("device uplink (Mbit/s)")
+    ax.set_ylabel("latency p50 (ms)")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _front(ax: Any, s: dict[str, Any]) -> None:
+    front = s["accuracy_front"]
+    ax.plot(
+        [f["latency_ms"] for f in front],
+        [f["accuracy"] for f in front],
+        marker="o",
+        lw=2,
+        label="tierml front",
+    )
+    for name, p in s["planned_at_start"].items():
+        if name != "tierml":
+            ax.scatter(p["predicted_ms"], p["accuracy"], marker="x", s=40)
+            ax.annotate(name, (p["predicted_ms"], p["accuracy"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"predicted latency (ms) at {s['stream']['start_mbps']:g} Mbit/s")
+    ax.set_ylabel("top-1 accuracy")
+    ax.legend(fontsize=7)
+
+
+def _exits(ax: Any, s: dict[str, Any]) -> None:
+    points = s["points"]
+    labels = [f"{p['bandwidth_mbps']:g}" for p in points]
+    measured = [p["exit_share"].get("tierml", 0.0) for p in points]
+    ax.bar(labels, measured, color="tab:green", label="measured (tierml's plan)")
+    planned = s["planned_at_start"]["tierml"]["exit_share"]
+    if planned:
+        ax.axhline(
+            sum(planned), color="black", ls="--", lw=1, label="exit curve at the chosen threshold"
+        )
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("device uplink (Mbit/s)")
+    ax.set_ylabel("share of requests exiting early")
+    ax.legend(fontsize=7)
+
+
+def _bytes(ax: Any, s: dict[str, Any]) -> None:
+    points = s["points"]
+    width = 0.8 / len(STRATEGIES)
+    for k, name in enumerate(STRATEGIES):
+        xs = [i + k * width for i in range(len(points))]
+        ys = [max(p["bytes_up_mean"].get(name, 0.0), 1.0) for p in points]
+        ax.bar(xs, ys, width=width, label=name)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(points))])
+    ax.set_xticklabels([f"{p['bandwidth_mbps']:g}" for p in points])
+    ax.set_yscale("log")
+    ax.set_xlabel("device uplink (Mbit/s)")
+    ax.set_ylabel("bytes up per request (mean; 1 = none)")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _timeline(ax: Any, s: dict[str, Any]) -> None:
+    stream = s["stream"]
+    rows = [r for r in stream["timeline"] if "ms" in r]
+    for label, marker in (("static", "x"), ("adaptive", "o")):
+        mine = [r for r in rows if r["client"] == label]
+        ax.scatter(
+            [r["t"] for r in mine],
+            [r["ms"] for r in mine],
+            s=8,
+            marker=marker,
+            label=f"{label} client",
+            alpha=0.7,
+        )
+    for e in stream["events"]:
+        ax.axvline(e["t"], color="gray", ls=":", lw=1)
+        ax.annotate(
+            e["event"],
+            (e["t"], 0.98),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            rotation=90,
+            va="top",
+        )
+    for r in stream["replans"]:
+        ax.axvline(r["t"], color="tab:red", lw=0.8, alpha=0.6)
+    ax.set_yscale("log")
+    ax.set_xlabel("time (s); red: adaptive client re-planned")
+    ax.set_ylabel("request latency (ms)")
+    ax.legend(fontsize=7)
+
+
+# -- text --------------------------------------------------------------------------------------
+Section = tuple[str, str, list[list[str]] | None, list[str] | None]  # title, text, table, image
+
+
+def _sections(s: dict[str, Any]) -> list[Section]:
+    topo, stream, checks = s["topology"], s["stream"], s["checks"]
+    m = s["model"]
+    out: list[Section] = []
+    out.append(
+        (
+            "Model",
+            f"{m['label']}: top-1 {m['accuracy']:.3f} on held-out MNIST-5k digits; exits at "
+            + ", ".join(t["tensor"] for t in m["exits"])
+            + f". Registered as {s['registry']['name']} version {s['registry']['version']}.",
+            [["variant", "transform", "status", "accuracy", "bytes"]]
+            + [
+                [
+                    v["name"],
+                    v["transform"],
+                    v["status"],
+                    f"{v['metrics'].get('accuracy', float('nan')):.3f}",
+                    str(v["metrics"].get("size_bytes", "")),
+                ]
+                for v in s["registry"]["variants"]
+            ],
+            None,
+        )
+    )
+    out.append(
+        (
+            "Topology",
+            "Every tier runs on this host. Tier speed: "
+            + topo["tier_emulation"]
+            + "; slowdowns "
+            + ", ".join(f"{k} {v:g}×" for k, v in topo["tiers"].items())
+            + ". Links: "
+            + topo["link_emulation"]
+            + "; "
+            + ", ".join(f"{k} {v}" for k, v in topo["links"].items())
+            + ".",
+            None,
+            None,
+        )
+    )
+    planned = s["planned_at_start"]
+    out.append(
+        (
+            f"Plans at {stream['start_mbps']:g} Mbit/s",
+            "The plan beside every baseline, as the planner predicts them.",
+            [["strategy", "plan", "predicted ms", "accuracy"]]
+            + [
+                [k, v["plan"], f"{v['predicted_ms']:.1f}", f"{v['accuracy']:.3f}"]
+                for k, v in planned.items()
+            ],
+            [FIGURES["accuracy_front"], "accuracy_front.png"],
+        )
+    )
+    verdict = "beats or equals" if checks["plan_beats_or_equals_every_baseline"] else "loses to"
+    out.append(
+        (
+            "Measured across bandwidths",
+            f"Each strategy's plan run for real, requests interleaved. tierml's plan {verdict} "
+            f"the best baseline at every bandwidth (p50, equal within "
+            f"{checks['equal_within']:.0%}).",
+            [["Mbit/s", *STRATEGIES]]
+            + [
+                [f"{p['bandwidth_mbps']:g}"]
+                + [f"{p['measured_p50_ms'].get(k, float('nan')):.1f}" for k in STRATEGIES]
+                for p in s["points"]
+            ],
+            [FIGURES["latency_vs_bandwidth"], "latency_vs_bandwidth.png"],
+        )
+    )
+    out.append(("Exits", "", None, [FIGURES["exit_rates"], "exit_rates.png"]))
+    out.append(
+        ("Bytes on the wire", "", None, [FIGURES["bytes_per_request"], "bytes_per_request.png"])
+    )
+    replans = "; ".join(f"{r['t']:.1f} s: {r['old']} → {r['new']}" for r in stream["replans"])
+    out.append(
+        (
+            "Re-plan and fallback",
+            f"{stream['requests_per_client']} requests per client from {stream['start_mbps']:g} "
+            f"Mbit/s. Re-plans: {replans or 'none'}. Lost requests: {stream['lost_requests']}; "
+            f"{stream['fallback_requests']} requests fell back while the {stream['kill_tier']} "
+            "was down.",
+            [["phase", "adaptive p50 ms", "static p50 ms"]]
+            + [
+                [
+                    ph,
+                    f"{v.get('adaptive', float('nan')):.1f}",
+                    f"{v.get('static', float('nan')):.1f}",
+                ]
+                for ph, v in stream["p50_ms_by_phase"].items()
+            ],
+            [FIGURES["timeline"], "timeline.png"],
+        )
+    )
+    return out
+
+
+def _markdown(sections: Sequence[Section]) -> str:
+    lines = ["# tierml demo report", ""]
+    for title, text, rows, image in sections:
+        lines += [f"## {title}", ""]
+        if text:
+            lines += [text, ""]
+        if rows:
+            lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+            lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+            lines.append("")
+        if image:
+            lines += [f"![{image[0]}]({image[1]})", ""]
+    return "\n".join(lines)
+
+
+def _html(sections: Sequence[Section]) -> str:
+    e = html.escape
+    body = []
+    for title, text, rows, image in sections:
+        body.append(f"<h2>{e(title)}</h2>")
+        if text:
+            body.append(f"<p>{e(text)}</p>")
+        if rows:
+            head = "".join(f"<th>{e(c)}</th>" for c in rows[0])
+            cells = "".join(
+                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
+            )
+            body.append(f"<table><tr>{head}</tr>{cells}</table>")
+        if image:
+            body.append(
+                f'<figure><img src="{e(image[1])}" alt="{e(image[0])}">'
+                f"<figcaption>{e(image[0])}</figcaption></figure>"
+            )
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
+        "img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>tierml demo report</title>"
+        f"<style>{style}</style></head><body><h1>tierml demo report</h1>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
