@@ -91,7 +91,7 @@ class RichObserver:
 
     def stream_done(self) -> None:
         if self.stream_task is not None:
-            task = self.progress.tasks[self.stream_task]
+            task = next(t for t in self.progress.tasks if t.id == self.stream_task)
             self.progress.console.print(f"  {task.description}")
             self.progress.remove_task(self.stream_task)
             self.stream_task = None

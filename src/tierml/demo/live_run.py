@@ -1,4 +1,4 @@
-"""The demo's live stream: the network drops 10× and recovers, then the edge dies and returns.
+"""The demo's live stream: the edge dies and returns, then the network drops 10×.
 
 Two clients share the deployment and send the same held-out digits in alternation, each
 over its own emulated uplinks: the adaptive one re-plans from what it measures (the
@@ -26,12 +26,14 @@ from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e_models import Feeds
 
 # (fraction of the run, event): when each happens.
-SCRIPT = ((0.2, "drop"), (0.45, "restore"), (0.6, "kill"), (0.8, "restart"))
+# The drop waits until the restarted edge serves again (a tier process takes a few seconds
+# to start), so each phase shows one change.
+SCRIPT = ((0.15, "kill"), (0.3, "restart"), (0.6, "drop"))
 PHASES = {
-    "drop": "bandwidth ÷10",
-    "restore": "bandwidth back",
     "kill": "edge killed",
-    "restart": "edge back",
+    "restart": "edge restarting",
+    "back": "edge back",
+    "drop": "bandwidth ÷10",
 }
 
 
@@ -57,7 +59,7 @@ def run_stream(
     static = DeviceClient(root, dep.addresses, seed=config.seed, timeout_s=2.0)
     replanner = Replanner(adaptive, problem, candidates)
     n = config.requests
-    marks = {int(f * n): e for f, e in SCRIPT}
+    pending = [(int(f * n), e) for f, e in SCRIPT]
     stats = StreamStats(total=n, plan=adaptive.current, uplink_mbps=config.start_mbps)
     timeline: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -66,15 +68,28 @@ def run_stream(
     t0 = time.monotonic()
     try:
         for i in range(n):
-            event = marks.get(i)
+            event = None
+            back = restarting is not None and not (
+                restarting.is_alive() or config.kill_tier in adaptive.down
+            )
+            if back and not any(e["event"] == "back" for e in events):
+                event = "back"  # the restarted edge serves, and the client has seen it
+                # The next change waits a tenth of the run: the return shows on its own.
+                pending = [(max(at, i + n // 10), e) for at, e in pending]
+            elif pending and i >= pending[0][0]:
+                event = pending[0][1]
+                if event == "drop" and not back:
+                    event = None  # the edge is not serving yet: keep the phases apart
+                else:
+                    pending.pop(0)
             if event is not None:
-                if event in ("drop", "restore"):
+                if event == "drop":
                     low = config.start_mbps / config.drop_factor
-                    _set_uplinks((adaptive, static), low if event == "drop" else config.start_mbps)
-                    stats.uplink_mbps = low if event == "drop" else config.start_mbps
+                    _set_uplinks((adaptive, static), low)
+                    stats.uplink_mbps = low
                 elif event == "kill":
                     dep.kill(config.kill_tier)
-                else:
+                elif event == "restart":
                     # In the background: requests go on (falling back) while it starts.
                     restarting = _Restart(dep, config.kill_tier)
                     restarting.start()
@@ -122,6 +137,7 @@ def run_stream(
             label: [{"t": t - t0, "event": e} for t, e in c.events]
             for label, c in (("adaptive", adaptive), ("static", static))
         },
+        # Switches only: a forced re-plan when a tier returns may keep the plan it had.
         "replans": [
             {
                 "t": r.at - t0,
@@ -131,6 +147,7 @@ def run_stream(
                 "estimates": {k: list(v) for k, v in r.estimates.items()},
             }
             for r in replanner.replans
+            if r.old != r.new
         ],
         "lost_requests": lost,
         "fallback_requests": sum(1 for r in timeline if r.get("fallbacks")),

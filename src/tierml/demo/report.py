@@ -16,7 +16,7 @@ FIGURES = {
     "accuracy_front": "Pareto front: predicted latency against accuracy (exit thresholds)",
     "exit_rates": "Requests leaving at an early exit: measured against the exit curve",
     "bytes_per_request": "Bytes sent by the device per request",
-    "timeline": "The stream: bandwidth drop, recovery, edge killed and restarted",
+    "timeline": "The stream: the edge killed and restarted, then the bandwidth ÷10",
 }
 
 
@@ -85,8 +85,8 @@ def _latency(ax: Any, s: dict[str, Any]) -> None:
         )
     pred = [p["predicted_ms"].get("tierml", float("nan")) for p in points]
     ax.plot(bws, pred, ls="--", color="black", lw=1, label="tierml predicted")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_plain(ax, "x")
+    _log_plain(ax, "y")
     ax.set_xlabel("device uplink (Mbit/s)")
     ax.set_ylabel("latency p50 (ms)")
     ax.legend(fontsize=7, ncol=2)
@@ -167,10 +167,20 @@ def _timeline(ax: Any, s: dict[str, Any]) -> None:
         )
     for r in stream["replans"]:
         ax.axvline(r["t"], color="tab:red", lw=0.8, alpha=0.6)
-    ax.set_yscale("log")
+    _log_plain(ax, "y")
     ax.set_xlabel("time (s); red: adaptive client re-planned")
     ax.set_ylabel("request latency (ms)")
     ax.legend(fontsize=7)
+
+
+def _log_plain(ax: Any, axis: str) -> None:
+    """A log axis labelled 3, 10, 30 … rather than 3×10⁰."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 # -- text --------------------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from tierml.adapt.curves_file import load_curves, read
+from tierml.core.errors import OutputPathError
 from tierml.demo.events import DemoObserver
 from tierml.demo.live_run import StreamConfig, run_stream
 from tierml.demo.model_step import demo_model, exit_curve, register
 from tierml.demo.report import write_report
-from tierml.plan.metrics import evaluate
 from tierml.plan.problem import Constraints, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import analyse_model
@@ -44,7 +44,7 @@ from tierml.runtime.e2e import (
 from tierml.runtime.e2e_models import model_inputs
 from tierml.runtime.emulation import EMULATION as TIER_EMULATION
 from tierml.runtime.link_shaping import EMULATION as LINK_EMULATION
-from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
+from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key, price
 from tierml.runtime.runtime_costs import measure_runtime_costs
 
 DEVICE_SLOWDOWN = 100.0  # a microcontroller-class camera: this host's core ÷ 100
@@ -75,7 +75,7 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
     started = time.monotonic()
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(config.out_dir)
     home = config.home
 
     observer.step(1, "train (or load) the multi-exit CNN on MNIST-5k and register it")
@@ -214,18 +214,32 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
     return summary
 
 
+def _check_out_dir(path: Path) -> None:
+    """Before any work: the report's folder can be created and written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".tierml-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputPathError(
+            f"The report folder {path} cannot be written ({exc.strerror}).",
+            hint="Pass --out with a writable folder path.",
+        ) from exc
+
+
 def _stream_start(problems: dict[float, PlanProblem]) -> float:
     """The bandwidth where a 10× drop hurts the plan chosen there the most (the best plan
     at the lower bandwidth is faster by the largest factor): where re-planning shows."""
     best, start = 1.0, max(problems)
     for bw, problem in problems.items():
-        low = problems.get(bw / 10)
+        low = next((p for b, p in problems.items() if abs(b - bw / 10) < 1e-9 * bw), None)
         if low is None:
             continue
         here, there = solve(problem).plan, solve(low).plan
         if here is None or there is None:
             continue
-        kept = evaluate(low, here.candidate)
+        kept = price(low, here.candidate)  # the plan kept, on the lower bandwidth's links
         if kept is not None and kept.latency_ms / there.metrics.latency_ms > best:
             best, start = kept.latency_ms / there.metrics.latency_ms, bw
     return start

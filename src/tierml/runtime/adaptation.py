@@ -35,7 +35,10 @@ WINDOW = 5
 # A plan replaces the current one only when predicted this much faster (hysteresis: a
 # noisy estimate must not make plans flap).
 SWITCH_MARGIN = 0.1
-PROBE_BYTES = 32_768
+# A bandwidth probe is sized to take about PROBE_MS at the current estimate: long enough to
+# measure beyond the RTT and timer noise, short enough not to stall a slow link.
+PROBE_MS = 10.0
+PROBE_BYTES = (2_048, 32_768)  # bounds
 MIN_SAMPLE_MS = 0.5  # transfers shorter than this (beyond the RTT) say nothing about bandwidth
 
 
@@ -94,6 +97,12 @@ class Replan:
     better_undeployed_ms: float | None  # the full planner's best, when not deployed
 
 
+def probe_bytes(mbps: float) -> int:
+    """Bytes that take about ``PROBE_MS`` at ``mbps``, within ``PROBE_BYTES``."""
+    low, high = PROBE_BYTES
+    return int(min(high, max(low, mbps * 1e3 / 8 * PROBE_MS)))
+
+
 class Replanner:
     """Owns a client's plan choice: on link changes and on tiers going down or back."""
 
@@ -141,11 +150,10 @@ class Replanner:
                     if t in self.client.down:
                         continue
                     est.seed(self._shared_factor())
+                    size = probe_bytes(est.estimate.mbps)
                     try:
                         est.rtt_sample(self.client.probe_rtt(t))
-                        est.transfer_sample(
-                            PROBE_BYTES, 0, self.client.probe_bandwidth(t, PROBE_BYTES)
-                        )
+                        est.transfer_sample(size, 0, self.client.probe_bandwidth(t, size))
                     except grpc.RpcError:
                         continue
         if self._moved():

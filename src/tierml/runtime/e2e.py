@@ -50,6 +50,7 @@ from tierml.runtime.emulation import EmulatedTier, anchored_to_measurement, emul
 from tierml.runtime.link_shaping import EMULATION, UNLIMITED, LinkShape
 from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
 from tierml.runtime.runtime_costs import RuntimeCosts, measure_runtime_costs, with_runtime_costs
+from tierml.runtime.stage_exec import RUNTIME_OPT_LEVEL
 
 STRATEGIES = ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
 EDGE_SLOWDOWN = 2.0
@@ -312,7 +313,7 @@ def _overhead(
     client.set_device_slowdown(1.0)
     for link in client.links.values():
         link.set_shape(UNLIMITED)
-    mono = make_session(model, threads=1, label="monolithic")
+    mono = make_session(model, threads=1, opt_level=RUNTIME_OPT_LEVEL, label="monolithic")
     split_ms, mono_ms = [], []
     for _ in range(3):
         client.infer(feeds, plan=pid)

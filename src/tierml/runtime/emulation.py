@@ -20,7 +20,7 @@ from tierml.runtime.link_shaping import LinkShape
 from tierml.topology.loading import ResolvedLink, ResolvedTier, ResolvedTopology
 from tierml.topology.schema import Topology
 
-EMULATION = "slower tiers wait measured time × (slowdown − 1), median of the last 9 runs"
+EMULATION = "slower tiers wait their steady-state time measured here × (slowdown − 1)"
 
 
 @dataclass(frozen=True)
