@@ -152,3 +152,68 @@ def test_plan_reads_the_measured_curves(model, tmp_path):
     assert data["curves"] == "measured: exits"
     assert data["baselines"]["cloud-only"]["accuracy"] == pytest.approx(base)
     assert data["plan"]["exit_setting"] is not None
+
+
+def registered(model, tmp_path, *args):
+    """Run an adapt command with --register digits on a registry in ``tmp_path``; the
+    training cache is the module's, so ``adapt train`` reuses the model trained above."""
+    db = f"sqlite:///{tmp_path / 'registry.db'}"
+    env = {"TIERML_HOME": str(model.parent / "home")}
+    r = runner.invoke(
+        app, [*map(str, args), "--register", "digits", "--db", db, "--format", "json"], env=env
+    )
+    return r, db
+
+
+def test_train_register_adds_a_version_with_its_eval_set_and_card(model, tmp_path):
+    from tierml.registry import Registry
+    from tierml.registry.versions import show_model
+
+    train = ("adapt", "train", "small-cnn", "--data", "digits", "--epochs", "3")
+    r, db = registered(model, tmp_path, *train)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["cached"] and report["registered"]["version"] == 1
+    again, _ = registered(model, tmp_path, *train)
+    assert json.loads(again.output)["registered"]["already_registered"] is True
+    registry = Registry.open(tmp_path / "home", db)
+    (version,) = show_model(registry, "digits")["versions"]
+    registry.close()
+    assert version["metrics"]["eval_samples"] == 359  # the 20 % held out of 1,797 digits
+    assert version["metrics"]["accuracy"] == pytest.approx(report["held_out_accuracy"], abs=0.01)
+    assert "seed 0" in version["card"]["training_data"]
+    assert "Top-1 accuracy" in version["card"]["metrics"]
+
+
+def test_exits_register_adds_a_variant_of_the_registered_base(model, tmp_path):
+    import onnx
+
+    exits = ("adapt", "exits", model, "--data", "digits", "--tap", "@2", "--epochs", "2",
+             "--out", tmp_path / "e.onnx", "--profile", tmp_path / "c.json")  # fmt: skip
+    r, _ = registered(model, tmp_path, *exits)  # nothing registered yet: refused, untrained
+    assert r.exit_code != 0 and r.exception.code == "E_REGISTRY_NOT_FOUND"
+    assert not (tmp_path / "e.onnx").exists()
+    registered(model, tmp_path, "adapt", "train", "small-cnn", "--data", "digits", "--epochs", "3")
+    r, _ = registered(model, tmp_path, *exits)
+    assert r.exit_code == 0, r.output
+    variant = json.loads(r.output)["registered"]
+    assert variant["name"] == "exits-at2" and variant["transform"] == "exits"
+    assert variant["metrics"]["exits"]["outputs"] == ["exit1_probs"]
+    assert variant["metrics"]["trained_with"]["data"] == "digits"
+    stamp = {p.key: p.value for p in onnx.load(str(tmp_path / "e.onnx")).metadata_props}
+    assert stamp["tierml.recipe"] == "exits-at2" and stamp["tierml.version"] == "1"
+
+
+def test_bottleneck_register_adds_the_joined_partitions_as_a_variant(model, tmp_path):
+    import hashlib
+
+    registered(model, tmp_path, "adapt", "train", "small-cnn", "--data", "digits", "--epochs", "3")
+    r, _ = registered(model, tmp_path, "adapt", "bottleneck", model, "--cut", "@2", "--data",
+                      "digits", "--epochs", "1", "--out", tmp_path / "bn",
+                      "--profile", tmp_path / "c.json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    variant = report["registered"]
+    assert variant["name"] == "bottleneck-at2" and variant["metrics"]["bottleneck"]["ratio"] > 1
+    joined = (tmp_path / "bn" / "model.onnx").read_bytes()
+    assert hashlib.sha256(joined).hexdigest() == variant["sha256"]

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from registry_models import cnn, mlp, mlp_with_idle_units
+from tierml.registry.evaluation import EvalSet
 from tierml.registry.pruning import prune_channels
 from tierml.registry.transforms import TRANSFORMS, get_transform, resolve_params
 
@@ -24,7 +25,8 @@ def run(model: onnx.ModelProto, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]
 
 def build(name: str, model: onnx.ModelProto, x: np.ndarray[Any, Any], **given: Any) -> Any:
     t = get_transform(name)
-    return t.apply(model, resolve_params(t, given), {"x": x})
+    data = EvalSet({"x": x}, np.zeros(len(x), np.int64))
+    return t.apply(model, resolve_params(t, given), data)
 
 
 def test_fp16_keeps_float32_inputs_and_outputs_and_stays_close() -> None:
@@ -81,7 +83,16 @@ def test_the_classifier_layer_is_never_pruned() -> None:
     assert list(w2.dims) == [4, 16]  # 4 classes stay; its input lost half
 
 
+# Parameters with no usable default: where to adapt, and the privacy budget.
+REQUIRED: dict[str, dict[str, Any]] = {
+    "exits": {"taps": ["@2"]},
+    "bottleneck": {"cut": "@2"},
+    "noise": {"cut": "@2", "epsilon": 100.0},
+}
+
+
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
 def test_every_transform_declares_defaults_that_resolve(name: str) -> None:
     t = get_transform(name)
-    assert resolve_params(t, {}) == dict(t.defaults)
+    given = REQUIRED.get(name, {})
+    assert resolve_params(t, given) == {**t.defaults, **given}

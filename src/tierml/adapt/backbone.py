@@ -107,13 +107,18 @@ class Backbone:
 
 
 def load_backbone(path: Path | str) -> Backbone:
-    proto = load_model(path)
+    return backbone_of(load_model(path), Path(path).stem, Path(path).name)
+
+
+def backbone_of(proto: onnx.ModelProto, name: str, label: str | None = None) -> Backbone:
+    """``proto`` as a backbone (``label`` names it in errors; default ``name``)."""
+    label = label or name
     shapes = resolve_input_shapes(proto, batch_size=1)
-    types = {name: concrete(tp) for name, tp in infer_types(proto, shapes).items()}
-    graph = build_model_graph(proto, types, batch_size=1, name=Path(path).stem)
+    types = {tensor: concrete(tp) for tensor, tp in infer_types(proto, shapes).items()}
+    graph = build_model_graph(proto, types, batch_size=1, name=name)
     if len(graph.inputs) != 1 or len(shapes[graph.inputs[0]]) != 4:
         raise AdaptError(
-            f"{Path(path).name} takes {len(graph.inputs)} inputs; adaptation needs one image "
+            f"{label} takes {len(graph.inputs)} inputs; adaptation needs one image "
             "input [N, C, H, W].",
             hint="Adapt an image classifier, e.g. one from `tierml adapt train`.",
         )
@@ -121,11 +126,11 @@ def load_backbone(path: Path | str) -> Backbone:
     out_shape = graph.tensors[out].shape
     if out_shape is None or len(out_shape) != 2:
         raise AdaptError(
-            f"{Path(path).name}'s first output {out} is not [N, classes] logits.",
+            f"{label}'s first output {out} is not [N, classes] logits.",
             hint="Adapt an image classifier whose first output is its logits.",
         )
-    name = graph.inputs[0]
-    return Backbone(Path(path).stem, proto, graph, name, tuple(shapes[name][1:]), out, out_shape[1])
+    first = graph.inputs[0]
+    return Backbone(name, proto, graph, first, tuple(shapes[first][1:]), out, out_shape[1])
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:

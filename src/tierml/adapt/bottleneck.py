@@ -167,6 +167,22 @@ def train_bottleneck(
     )
 
 
+def joined(device: onnx.ModelProto, server: onnx.ModelProto) -> onnx.ModelProto:
+    """The two partitions as one model, input → uint8 ``code`` → logits (what a registry
+    variant holds; a plan splits it again at ``code``). The server's own tensors are
+    renamed under ``server/``: its decoder recomputes the cut tensor's name."""
+    from onnx import compose
+
+    parts = []
+    for m in (device, server):
+        part = onnx.ModelProto()
+        part.CopyFrom(m)
+        del part.metadata_props[:]  # each partition's stage stamp differs
+        parts.append(part)
+    server_part = compose.add_prefix(parts[1], "server/", rename_inputs=False, rename_outputs=False)
+    return compose.merge_models(parts[0], server_part, io_map=[("code", "code")])
+
+
 def _median_ms(model: onnx.ModelProto, feed: str, x: Any) -> float:
     import time
 

@@ -73,9 +73,16 @@ def load_dataset(spec: str | Path, limit: int | None = None) -> Dataset:
 
 def split(data: Dataset, seed: int = 0, held_out: float = HELD_OUT) -> Split:
     """A seeded, stratification-free train / held-out split; disjoint by construction."""
-    order = np.random.default_rng(seed).permutation(len(data)).astype(np.int64)
-    n_held = max(1, round(len(data) * held_out))
-    return Split(data.take(order[n_held:], "train"), data.take(order[:n_held], "held-out"))
+    train, held = split_indices(len(data), seed, held_out)
+    return Split(data.take(train, "train"), data.take(held, "held-out"))
+
+
+def split_indices(samples: int, seed: int = 0, held_out: float = HELD_OUT) -> tuple[I64, I64]:
+    """(train, held-out) sample indices of :func:`split`: anyone holding the seed, the share
+    and the sample count can name the samples a model was, and was not, trained on."""
+    order = np.random.default_rng(seed).permutation(samples).astype(np.int64)
+    n_held = max(1, round(samples * held_out))
+    return order[n_held:], order[:n_held]
 
 
 def check_against(data: Dataset, shape: tuple[int, ...], classes: int) -> None:

@@ -26,6 +26,7 @@ from tierml.core.errors import AdaptError, AdaptParameterError
 F32 = npt.NDArray[np.float32]
 MAX_SOFTMAX = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
 ENTROPY = (0.5, 0.3, 0.2, 0.1, 0.05, 0.01)
+CRITERIA = ("max-softmax", "entropy")
 # Adam 2e-3, 15 epochs: the heads' held-out accuracy stops rising by then (MNIST-5k, digits).
 EPOCHS = 15
 LR = 2e-3
@@ -133,7 +134,7 @@ def train_exits(
         model = graft(model, exported, t, f"exit{i + 1}", name)
         outputs.append(name)
     _check_grafted(model, backbone, data.held_out, outputs, probs)
-    final = _softmax(held[backbone.output_name])
+    final = softmax(held[backbone.output_name])
     base = float(np.mean(final.argmax(1) == data.held_out.labels))
     tap_macs = tuple(backbone.macs_upto(t) for t in tensors)
     total = backbone.graph.total_macs
@@ -167,37 +168,37 @@ def exit_curve(
     total_macs: int,
 ) -> tuple[ThresholdPoint, ...]:
     """The threshold curve: for each criterion and threshold, rates, accuracy, mean MACs."""
-    classes = final.shape[1]
-    conf = [p.max(1) for p in probs]
-    ent = [_entropy(p) / np.log(classes) for p in probs]
-    points = []
-    for t in MAX_SOFTMAX:
-        points.append(
-            _point(
-                f"max-softmax≥{t:g}",
-                [c >= t for c in conf],
-                probs,
-                final,
-                labels,
-                tap_macs,
-                head_macs,
-                total_macs,
-            )
+    grid = [("max-softmax", t) for t in MAX_SOFTMAX] + [("entropy", t) for t in ENTROPY]
+    return tuple(
+        operating_point(probs, final, labels, tap_macs, head_macs, total_macs, c, t)
+        for c, t in grid
+    )
+
+
+def operating_point(
+    probs: list[F32],
+    final: F32,
+    labels: npt.NDArray[np.int64],
+    tap_macs: tuple[int, ...],
+    head_macs: tuple[int, ...],
+    total_macs: int,
+    criterion: str,
+    threshold: float,
+) -> ThresholdPoint:
+    """One point of the curve. ``probs``: per exit [N, classes]; ``final``: [N, classes]
+    probabilities of the last classifier; ``criterion``: one of :data:`CRITERIA`."""
+    if criterion == "max-softmax":
+        passes = [p.max(1) >= threshold for p in probs]
+        name = f"max-softmax≥{threshold:g}"
+    elif criterion == "entropy":
+        classes = final.shape[1]
+        passes = [_entropy(p) / np.log(classes) <= threshold for p in probs]
+        name = f"entropy≤{threshold:g}"
+    else:
+        raise AdaptParameterError(
+            f'Unknown exit criterion "{criterion}".', hint=f"Use one of: {', '.join(CRITERIA)}."
         )
-    for t in ENTROPY:
-        points.append(
-            _point(
-                f"entropy≤{t:g}",
-                [e <= t for e in ent],
-                probs,
-                final,
-                labels,
-                tap_macs,
-                head_macs,
-                total_macs,
-            )
-        )
-    return tuple(points)
+    return _point(name, passes, probs, final, labels, tap_macs, head_macs, total_macs)
 
 
 def _point(
@@ -250,7 +251,7 @@ def save(result: ExitsResult, path: Path) -> Path:
     return save_atomic(result.model, path)
 
 
-def _softmax(z: F32) -> F32:
+def softmax(z: F32) -> F32:
     e = np.exp(z - z.max(1, keepdims=True))
     out: F32 = (e / e.sum(1, keepdims=True)).astype(np.float32)
     return out

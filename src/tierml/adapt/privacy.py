@@ -92,22 +92,27 @@ def clip_and_noise(
     order = 1 if mechanism == "laplace" else 2
     norms = np.linalg.norm(flat, ord=order, axis=1, keepdims=True)
     flat = flat * np.minimum(1.0, clip / np.maximum(norms, 1e-12))
-    sensitivity = 2 * clip
+    scale = noise_scale(mechanism, epsilon, clip)
     if mechanism == "laplace":
-        noise = rng.laplace(0.0, sensitivity / epsilon, flat.shape)
+        noise = rng.laplace(0.0, scale, flat.shape)
     else:
-        sigma = sensitivity * math.sqrt(2 * math.log(1.25 / DELTA)) / epsilon
-        noise = rng.normal(0.0, sigma, flat.shape)
+        noise = rng.normal(0.0, scale, flat.shape)
     out: F32 = (flat + noise).astype(np.float32).reshape(a.shape)
     return out
 
 
+def noise_scale(mechanism: str, epsilon: float, clip: float) -> float:
+    """Laplace b = Δ₁ / ε, Gaussian σ = Δ₂ √(2 ln(1.25/δ)) / ε; Δ = 2C, the distance
+    between any two clipped activations (in L1 for Laplace, L2 for Gaussian)."""
+    sensitivity = 2 * clip
+    if mechanism == "laplace":
+        return sensitivity / epsilon
+    return sensitivity * math.sqrt(2 * math.log(1.25 / DELTA)) / epsilon
+
+
 def epsilon_for(mechanism: str, ratio: float, clip: float, mean_abs: float) -> float:
     """The ε whose noise scale is ``ratio`` × the mean |activation| (for a default sweep)."""
-    scale = ratio * mean_abs
-    if mechanism == "laplace":
-        return 2 * clip / scale
-    return 2 * clip * math.sqrt(2 * math.log(1.25 / DELTA)) / scale
+    return noise_scale(mechanism, 1.0, clip) / (ratio * mean_abs)  # scale ∝ 1/ε
 
 
 def attack(

@@ -7,13 +7,17 @@ model's curves file (``MODEL.curves.json`` unless --profile says otherwise).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tierml.cli.options import FormatOpt, ModelArg
 from tierml.cli.render import OutputFormat, console, print_json, table
+
+if TYPE_CHECKING:
+    from tierml.registry import Registry
 
 adapt_app = typer.Typer(
     help="Adapt a model for split deployment: exits, codecs, a bottleneck (needs torch).",
@@ -40,6 +44,24 @@ EpochsOpt = Annotated[
     int | None, typer.Option("--epochs", min=1, help="Training epochs.", show_default=False)
 ]
 CutOpt = Annotated[str, typer.Option("--cut", help="A single-tensor cut: tensor name or @N.")]
+RegisterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--register",
+        metavar="NAME",
+        help="Also register the result in the model registry under model NAME.",
+        show_default=False,
+    ),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Registry database URL, with --register (default: TIERML_REGISTRY_URL, else "
+        "SQLite under TIERML_HOME).",
+        show_default=False,
+    ),
+]
 
 
 @adapt_app.command("train")
@@ -50,21 +72,31 @@ def train(
     seed: SeedOpt = 0,
     epochs: EpochsOpt = None,
     limit: LimitOpt = None,
+    register: RegisterOpt = None,
+    db: DbOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
-    """Train a model of the family on real data (cached by configuration), export ONNX.
+    """Train a model of the family on real data (cached by configuration), export ONNX;
+    --register NAME adds it as the next version of NAME (held-out data as its eval set).
 
-    Example: tierml adapt train small-cnn --data mnist5k --out cnn.onnx
+    Example: tierml adapt train small-cnn --data mnist5k --out cnn.onnx --register digits
     """
     from tierml.adapt.models import EPOCHS, TrainConfig, train_model
 
-    result = train_model(TrainConfig(arch, data, seed, epochs or EPOCHS, limit=limit), out)
+    config = TrainConfig(arch, data, seed, epochs or EPOCHS, limit=limit)
+    if register is None:
+        report = train_model(config, out).to_dict()
+    else:
+        from tierml.registry.adapted_artifacts import train_registered
+
+        report = _in_registry(db, lambda r: train_registered(r, register, config, out))
     _show(
         fmt,
-        result.to_dict(),
+        report,
         lambda r: (
             f"{arch} on {data}: held-out accuracy {r['held_out_accuracy']:.4f} → {r['path']}"
             + (" (cached)" if r["cached"] else "")
+            + _registered_line(r)
         ),
     )
 
@@ -79,17 +111,27 @@ def exits(
     seed: SeedOpt = 0,
     epochs: EpochsOpt = None,
     limit: LimitOpt = None,
+    register: RegisterOpt = None,
+    db: DbOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
-    """Train early-exit heads on the frozen model; write the multi-exit model and its curve.
+    """Train early-exit heads on the frozen model; write the multi-exit model and its curve;
+    --register NAME adds it as a variant of MODEL's version of NAME.
 
     Example: tierml adapt exits cnn.onnx --data mnist5k --tap @2 --tap @5
     """
     from tierml.adapt import commands
 
-    r = commands.exits(
-        model, data, tap, out=out, profile=profile, seed=seed, epochs=epochs, limit=limit
-    )
+    options: dict[str, Any] = {"out": out, "profile": profile, "seed": seed, "epochs": epochs,
+                               "limit": limit}  # fmt: skip
+    if register is None:
+        r = commands.exits(model, data, tap, **options)
+    else:
+        from tierml.registry.adapted_artifacts import exits_registered
+
+        r = _in_registry(
+            db, lambda reg: exits_registered(reg, register, model, data, tap, **options)
+        )
     if fmt is OutputFormat.JSON:
         print_json(r)
         return
@@ -120,7 +162,7 @@ def exits(
             ],
         )
     )
-    con.print(f"curves → {r['curves']}")
+    con.print(f"curves → {r['curves']}" + _registered_line(r))
 
 
 @adapt_app.command("codecs")
@@ -184,33 +226,35 @@ def bottleneck(
     seed: SeedOpt = 0,
     epochs: EpochsOpt = None,
     limit: LimitOpt = None,
+    register: RegisterOpt = None,
+    db: DbOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
-    """Train a learned bottleneck at a cut; write its two partitions.
+    """Train a learned bottleneck at a cut; write its two partitions; --register NAME adds
+    them, joined into one model, as a variant of MODEL's version of NAME.
 
     Example: tierml adapt bottleneck cnn.onnx --cut @2 --data mnist5k --out cnn-bn/
     """
     from tierml.adapt import commands
 
-    r = commands.bottleneck(
-        model,
-        data,
-        cut,
-        out=out,
-        profile=profile,
-        code_channels=code_channels,
-        stride=stride,
-        seed=seed,
-        epochs=epochs,
-        limit=limit,
-    )
+    options: dict[str, Any] = {"out": out, "profile": profile, "code_channels": code_channels,
+                               "stride": stride, "seed": seed, "epochs": epochs,
+                               "limit": limit}  # fmt: skip
+    if register is None:
+        r = commands.bottleneck(model, data, cut, **options)
+    else:
+        from tierml.registry.adapted_artifacts import bottleneck_registered
+
+        r = _in_registry(
+            db, lambda reg: bottleneck_registered(reg, register, model, data, cut, **options)
+        )
     _show(
         fmt,
         r,
         lambda r: (
             f"bottleneck at {r['tensor']}: {r['raw_bytes']} → {r['code_bytes']} bytes "
             f"({r['ratio']:.1f}×), accuracy {r['accuracy']:.4f} (model {r['base_accuracy']:.4f}); "
-            f"partitions → {r['out']}, curves → {r['curves']}"
+            f"partitions → {r['out']}, curves → {r['curves']}" + _registered_line(r)
         ),
     )
 
@@ -280,6 +324,24 @@ def privacy(
             ],
         ),
     )
+
+
+def _in_registry(db: str | None, fn: Callable[[Registry], dict[str, Any]]) -> dict[str, Any]:
+    from tierml.cli.registry import _run
+
+    return _run(db, fn)
+
+
+def _registered_line(r: dict[str, Any]) -> str:
+    reg = r.get("registered")
+    if reg is None:
+        return ""
+    if "version" in reg:  # a version
+        how = "already registered as" if reg.get("already_registered") else "registered as"
+        return f"\n{how} {reg['model']} v{reg['version']} ({reg['sha256'][:12]})"
+    acc = reg["metrics"].get("accuracy")
+    figures = f", accuracy {acc:.4f}" if acc is not None else ""
+    return f"\nregistered as variant {reg['name']} ({reg['sha256'][:12]}): {reg['status']}{figures}"
 
 
 def _show(fmt: OutputFormat, report: dict[str, Any], render: Any) -> None:

@@ -26,7 +26,7 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 variant_app = typer.Typer(
-    help="Variant recipes (fp16, int8, pruning) and the variants built from them.",
+    help="Variant recipes (fp16, int8, pruning, exits, bottleneck, noise) and their variants.",
     no_args_is_help=True,
 )
 
@@ -216,7 +216,11 @@ def variant_add_recipe(
     model: ModelNameArg,
     name: Annotated[str, typer.Argument(help="Recipe name, unique within the model.")],
     transform: Annotated[
-        str, typer.Option("--transform", help="fp16, int8-dynamic, int8-static or prune.")
+        str,
+        typer.Option(
+            "--transform",
+            help="fp16, int8-dynamic, int8-static, prune, exits, bottleneck or noise.",
+        ),
     ],
     param: Annotated[
         list[str] | None,

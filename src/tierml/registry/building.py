@@ -1,7 +1,9 @@
 """Declaring recipes and building variants: transform, stamp lineage, store, measure, judge.
 
 A variant is flagged (kept, not published) when its accuracy drops more than its recipe
-allows below the version's, or its file is larger than the recipe's bound.
+allows below the version's (on the same samples: one trained on part of the eval set is
+measured on the rest, see :mod:`tierml.registry.variant_accuracy`), or its file is larger
+than the recipe's bound.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tierml.core.errors import RegistryInputError
-from tierml.registry.evaluation import EvalSet, parse_eval_set, top1_accuracy
+from tierml.registry.evaluation import EvalSet, EvalSplit, parse_eval_set
 from tierml.registry.lineage import read_stamp, stamp
 from tierml.registry.measurement import default_tiers, measure_variant
 from tierml.registry.schema import RecipeRow, VariantRow, VersionRow
@@ -30,7 +32,8 @@ from tierml.registry.store import (
     recipes_in_build_order,
     variant_json,
 )
-from tierml.registry.transforms import get_transform, resolve_params
+from tierml.registry.transforms import Built, CheckSource, get_transform, resolve_params
+from tierml.registry.variant_accuracy import measure_accuracy
 from tierml.registry.versions import check_name
 
 
@@ -65,6 +68,8 @@ def add_recipe(
             f"max accuracy drop must be between 0 and 1, got {max_accuracy_drop}.",
             hint="It is a share: 0.02 allows two points of top-1 accuracy.",
         )
+    if t.check_source is not None and parent is None:
+        check_against_newest(registry, model, t.check_source, resolved)
 
     def insert(s: Session) -> Recipe:
         m = get_model(s, model)
@@ -86,6 +91,21 @@ def add_recipe(
         return Recipe(model, name, transform, resolved, parent, max_accuracy_drop, max_size_bytes)
 
     return registry.write(insert)
+
+
+def check_against_newest(
+    registry: Registry, model: str, check: CheckSource, params: Mapping[str, Any]
+) -> None:
+    """The recipe's taps, cut and data requirements against the newest version, if any."""
+
+    def newest(s: Session) -> VersionRow | None:
+        m = get_model(s, model)
+        return get_version(s, m, None) if m.versions else None
+
+    v = registry.read(newest)
+    if v is not None:
+        source = onnx.load_from_string(registry.artifacts.read(v.sha256))
+        check(source, params, version_eval_set(registry, v))
 
 
 def list_recipes(registry: Registry, model: str) -> list[Recipe]:
@@ -134,20 +154,47 @@ def build_one(
     v, r = registry.read(
         lambda s: (s.get_one(VersionRow, version_id), s.get_one(RecipeRow, recipe_id))
     )
-    parent_id = None
-    parent: dict[str, Any] = {}
+    parent: dict[str, Any] | None = None
     source_sha = v.sha256
     if r.parent_id is not None:
         parent = build_one(registry, version_id, r.parent_id, tiers)
         source_sha = parent["sha256"]
-        parent_id = registry.read(lambda s: _variant_id(s, version_id, r.parent_id))
-    model_name = registry.read(lambda s: s.get_one(VersionRow, version_id).model.name)
 
     start = time.perf_counter()
     source = onnx.load_from_string(registry.artifacts.read(source_sha))
-    evalset = _evalset(registry, v)
-    transform = get_transform(r.transform)
-    built = transform.apply(source, r.params, evalset.inputs if evalset else None)
+    evalset = version_eval_set(registry, v)
+    built = get_transform(r.transform).apply(source, r.params, evalset)
+    return record_variant(
+        registry, version_id, recipe_id, built, source, evalset, tiers,
+        parent=parent, started=start,
+    )  # fmt: skip
+
+
+def record_variant(
+    registry: Registry,
+    version_id: int,
+    recipe_id: int,
+    built: Built,
+    source: onnx.ModelProto,
+    evalset: EvalSet | None,
+    tiers: Sequence[str],
+    *,
+    parent: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Stamp ``built`` (derived from ``source``: the version's model or ``parent``'s) with
+    its lineage, store it, measure it, judge it against the recipe's bounds, insert its row."""
+    start = time.perf_counter() if started is None else started
+    v, r = registry.read(
+        lambda s: (s.get_one(VersionRow, version_id), s.get_one(RecipeRow, recipe_id))
+    )
+    model_name = registry.read(lambda s: s.get_one(VersionRow, version_id).model.name)
+    parent_id = (
+        registry.read(lambda s: _variant_id(s, version_id, r.parent_id))
+        if parent is not None
+        else None
+    )
+    source_sha = parent["sha256"] if parent is not None else v.sha256
     chain = [*read_stamp(source).get("lineage", []), {"recipe": r.name, "transform": r.transform,
                                                        "params": r.params}]  # fmt: skip
     stamp(
@@ -167,14 +214,22 @@ def build_one(
 
     metrics: dict[str, Any] = {"precision": built.precision, **built.notes}
     if evalset is not None:
-        metrics["accuracy"] = top1_accuracy(data, evalset)
-        base = v.metrics.get("accuracy")
-        if base is not None:
-            metrics["accuracy_drop"] = base - metrics["accuracy"]
+        inherited = parent["metrics"] if parent is not None else {}
+        split = built.split or EvalSplit.of(inherited)
+        metrics.update(
+            measure_accuracy(
+                built.model,
+                evalset,
+                base_accuracy=v.metrics.get("accuracy"),
+                split=split,
+                base_model=registry.artifacts.read(v.sha256) if split else None,
+                exits=built.notes.get("exits") or inherited.get("exits"),
+            )
+        )
     sample = evalset.first() if evalset is not None else None
     metrics.update(measure_variant(built.model, len(data), tiers, registry.home, sample))
     reasons = _bound_violations(r, metrics)
-    if r.parent_id is not None and parent["status"] != "published":
+    if parent is not None and parent["status"] != "published":
         # A variant of a flagged variant inherits what is wrong with its parent.
         reasons.append(f"built on {parent['name']}, which is {parent['status']}")
 
@@ -211,7 +266,7 @@ def _bound_violations(r: RecipeRow, metrics: Mapping[str, Any]) -> list[str]:
     return reasons
 
 
-def _evalset(registry: Registry, v: VersionRow) -> EvalSet | None:
+def version_eval_set(registry: Registry, v: VersionRow) -> EvalSet | None:
     if v.eval_sha256 is None:
         return None
     data = registry.artifacts.read(v.eval_sha256)

@@ -34,6 +34,36 @@ class EvalSet:
         """The first sample as a batch of one: real inputs to time the model on."""
         return {k: v[:1] for k, v in self.inputs.items()}
 
+    def take(self, index: Array) -> EvalSet:
+        return EvalSet({k: v[index] for k, v in self.inputs.items()}, self.labels[index])
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """How a variant trained on an eval set split it: a seeded permutation, the ``held_out``
+    share kept out of training (:func:`tierml.adapt.data.split_indices`). The seed, the
+    share and the sample count name every sample on each side."""
+
+    seed: int
+    held_out: float
+
+    def parts(self, samples: int) -> tuple[Array, Array]:
+        """(training, held-out) indices into a set of ``samples``."""
+        from tierml.adapt.data import split_indices
+
+        return split_indices(samples, self.seed, self.held_out)
+
+    def describe(self, samples: int) -> dict[str, Any]:
+        train, held = self.parts(samples)
+        return {"seed": self.seed, "held_out": self.held_out,
+                "train_samples": len(train), "measured_samples": len(held)}  # fmt: skip
+
+    @classmethod
+    def of(cls, metrics: dict[str, Any]) -> EvalSplit | None:
+        """The split a variant's metrics record (a variant of it is measured the same way)."""
+        found = metrics.get("eval_split")
+        return cls(int(found["seed"]), float(found["held_out"])) if found else None
+
 
 def io_schema(model: onnx.ModelProto) -> dict[str, Any]:
     """Names, element types and dims (a string for a symbolic dim) of inputs and outputs."""
@@ -115,14 +145,23 @@ def _check_shape(value: Array, spec: dict[str, Any], samples: int, origin: str) 
 
 def top1_accuracy(model: onnx.ModelProto | bytes, evalset: EvalSet) -> float:
     """Share of samples whose largest first-output score is the label (ONNX Runtime)."""
+    if not evalset.samples:
+        return 0.0
+    scores = all_outputs(model, evalset)[0]
+    predicted = scores.reshape(len(scores), -1).argmax(axis=1)
+    return int((predicted == evalset.labels).sum()) / evalset.samples
+
+
+def all_outputs(model: onnx.ModelProto | bytes, evalset: EvalSet) -> list[Array]:
+    """Every output of the model on every sample, in the model's output order."""
     session = make_session(model, threads=1, label="variant")
     batch_dim = session.get_inputs()[0].shape[0]
     step = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else _BATCH
-    correct = 0
-    first = session.get_outputs()[0].name
+    names = [o.name for o in session.get_outputs()]
+    parts: list[list[Array]] = [[] for _ in names]
     for start in range(0, evalset.samples, step):
         feeds = {k: v[start : start + step] for k, v in evalset.inputs.items()}
-        scores = run_session(session, feeds, label="variant")[first]
-        predicted = scores.reshape(len(scores), -1).argmax(axis=1)
-        correct += int((predicted == evalset.labels[start : start + step]).sum())
-    return correct / evalset.samples if evalset.samples else 0.0
+        out = run_session(session, feeds, label="variant")
+        for i, name in enumerate(names):
+            parts[i].append(out[name])
+    return [np.concatenate(p) for p in parts]

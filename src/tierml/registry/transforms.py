@@ -1,7 +1,10 @@
-"""Variant transforms: an ONNX model and parameters in, a derived ONNX model out.
+"""Variant transforms: an ONNX model, parameters and the version's eval set in, a derived
+ONNX model out.
 
 Each transform declares its parameters (name → default); unknown names or values of the
-wrong type are rejected when the recipe is declared, not when it is built.
+wrong type are rejected when the recipe is declared, not when it is built. A transform
+that depends on the model's tensors or on labelled data also checks those against the
+newest version when the recipe is declared (``check_source``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import numpy as np
 import onnx
 
 from tierml.core.errors import EvalDataError, UnknownTransformError
+from tierml.registry import adaptation_transforms as adapting
+from tierml.registry.evaluation import EvalSet, EvalSplit
 
 Array = np.ndarray[Any, Any]
-Feeds = dict[str, Array]  # calibration inputs by model input name, batch first
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Built:
     model: onnx.ModelProto
     precision: str  # fp32 | fp16 | int8: what a device must support to run it
     notes: dict[str, Any]
+    split: EvalSplit | None = None  # trained on part of the eval set: measure on the rest
+
+
+Apply = Callable[[onnx.ModelProto, Mapping[str, Any], EvalSet | None], Built]
+CheckSource = Callable[[onnx.ModelProto, Mapping[str, Any], EvalSet | None], None]
 
 
 @dataclass(frozen=True)
@@ -35,8 +44,9 @@ class Transform:
     name: str
     summary: str
     defaults: Mapping[str, Any]
-    apply: Callable[[onnx.ModelProto, Mapping[str, Any], Feeds | None], Built]
+    apply: Apply
     check: Callable[[Mapping[str, Any]], None] | None = None  # when the recipe is declared
+    check_source: CheckSource | None = None  # against the newest version, when declared
 
 
 @contextmanager
@@ -52,7 +62,7 @@ def _quiet_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _fp16(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) -> Built:
+def _fp16(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet | None) -> Built:
     # ONNX Runtime ships onnxconverter-common's converter; its default block list keeps
     # ops that have no fp16 kernel on the CPU in fp32, with casts around them.
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -84,7 +94,7 @@ def _check_ratio(params: Mapping[str, Any]) -> None:
         )
 
 
-def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) -> Built:
+def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet | None) -> Built:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     _check_dynamic_ops(params)
@@ -102,7 +112,7 @@ def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | 
     return Built(quantized, "int8", {"quantized_ops": ops})
 
 
-def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], feeds: Feeds | None) -> Built:
+def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None) -> Built:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -110,12 +120,12 @@ def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], feeds: Feeds
         quantize_static,
     )
 
-    if not feeds:
+    if data is None or not data.samples:
         raise EvalDataError(
             "int8-static needs calibration data and this version has no evaluation set.",
             hint="Register the version with --eval DATA.npz; its inputs calibrate the ranges.",
         )
-    samples = feeds
+    samples = data.inputs
     count = min(int(params["calibration_samples"]), len(next(iter(samples.values()))))
 
     class _Samples(CalibrationDataReader):  # type: ignore[misc]
@@ -144,7 +154,7 @@ def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], feeds: Feeds
     return Built(quantized, "int8", {"calibration_samples": count})
 
 
-def _prune(model: onnx.ModelProto, params: Mapping[str, Any], _: Feeds | None) -> Built:
+def _prune(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet | None) -> Built:
     from tierml.registry.pruning import prune_channels
 
     _check_ratio(params)
@@ -188,6 +198,30 @@ TRANSFORMS: dict[str, Transform] = {
             {"ratio": 0.25},
             _prune,
             check=_check_ratio,
+        ),
+        Transform(
+            "exits",
+            "early-exit heads at the taps, trained on part of the eval set (backbone frozen)",
+            adapting.EXITS,
+            adapting.apply_exits,
+            check=adapting.check_exits,
+            check_source=adapting.check_exits_source,
+        ),
+        Transform(
+            "bottleneck",
+            "a learned encoder → uint8 code → decoder at the cut, trained on part of the eval set",
+            adapting.BOTTLENECK,
+            adapting.apply_bottleneck,
+            check=adapting.check_bottleneck,
+            check_source=adapting.check_bottleneck_source,
+        ),
+        Transform(
+            "noise",
+            "per-sample norm clipping and Laplace or Gaussian noise at the cut, as ONNX ops",
+            adapting.NOISE,
+            adapting.apply_noise,
+            check=adapting.check_noise,
+            check_source=adapting.check_noise_source,
         ),
     )
 }
