@@ -66,7 +66,7 @@ DbOpt = Annotated[
 
 @adapt_app.command("train")
 def train(
-    arch: Annotated[str, typer.Argument(help="small-cnn or mobilenet.")],
+    arch: Annotated[str, typer.Argument(help="small-cnn, mobilenet or vgg-style.")],
     data: DataOpt = "mnist5k",
     out: Annotated[Path | None, typer.Option("--out", help="Also copy the .onnx here.")] = None,
     seed: SeedOpt = 0,

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from tierml.adapt.data import load_dataset, split
+from tierml.adapt.exits import EPOCHS as EXIT_EPOCHS
 from tierml.core.errors import RegistryDuplicateError
+from tierml.registry.adapted_artifacts import exits_recorded
 from tierml.registry.building import add_recipe, build_variants
 from tierml.registry.store import Registry
 from tierml.registry.versions import register_version, show_model
@@ -27,6 +29,7 @@ ARCH = "vgg-style"
 # BranchyNet places side branches after early conv stages.
 TAPS = ("@4", "@9")
 REGISTRY_NAME = "demo-mnist-vgg"
+QUICK_LIMIT = 2500  # --quick trains on this many of MNIST-5k's digits
 EVAL_SAMPLES = 500
 # (name, transform, params, max accuracy drop): the per-device variants the demo declares.
 RECIPES: tuple[tuple[str, str, dict[str, Any], float | None], ...] = (
@@ -47,15 +50,18 @@ class DemoModel:
 def demo_model(home: Path, *, quick: bool, seed: int = 0) -> E2EModel:
     """Trained (or cached) backbone with exits; quick: 2 epochs on 2,500 digits."""
     if quick:
-        return trained_exit_model(home, ARCH, TAPS, seed=seed, epochs=2, limit=2500)
+        return trained_exit_model(home, ARCH, TAPS, seed=seed, epochs=2, limit=QUICK_LIMIT)
     return trained_exit_model(home, ARCH, TAPS, seed=seed, epochs=4)
 
 
-def register(home: Path, model: E2EModel, out_dir: Path, seed: int = 0) -> dict[str, Any]:
+def register(
+    home: Path, model: E2EModel, out_dir: Path, *, quick: bool, seed: int = 0
+) -> dict[str, Any]:
     """The backbone as a version of ``REGISTRY_NAME`` with held-out MNIST as its eval set,
     and the recipes' variants built and measured against it."""
     if model.base is None:
         raise ValueError("the demo model records its backbone")
+    limit = QUICK_LIMIT if quick else None
     eval_file = out_dir / "mnist-eval.npz"
     held = split(load_dataset(model.data or "mnist5k"), seed).held_out
     n = min(EVAL_SAMPLES, len(held))
@@ -77,10 +83,27 @@ def register(home: Path, model: E2EModel, out_dir: Path, seed: int = 0) -> dict[
             with contextlib.suppress(RegistryDuplicateError):  # declared by an earlier run
                 add_recipe(registry, REGISTRY_NAME, name, transform, params, max_accuracy_drop=drop)
         built = build_variants(registry, REGISTRY_NAME, version=number, tiers=VARIANT_TIERS)
+        # The multi-exit model the demo deploys, with its lineage: a variant of this version.
+        curves = exit_curve(model)
+        with contextlib.suppress(RegistryDuplicateError):  # recorded by an earlier run
+            exits_recorded(
+                registry,
+                REGISTRY_NAME,
+                Path(model.base),
+                Path(model.path),
+                curves["exits"],
+                list(TAPS),
+                data=model.data or "mnist5k",
+                seed=seed,
+                epochs=EXIT_EPOCHS,
+                limit=limit,
+                tiers=VARIANT_TIERS,
+            )
         shown = show_model(registry, REGISTRY_NAME)
     finally:
         registry.close()
     newest = shown["versions"][-1] if number is None else shown["versions"][number - 1]
+    built = newest["variants"]
     return {
         "name": REGISTRY_NAME,
         "version": newest["version"],

@@ -80,7 +80,7 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
 
     observer.step(1, "train (or load) the multi-exit CNN on MNIST-5k and register it")
     model = demo_model(home, quick=config.quick, seed=config.seed)
-    registered = register(home, model, config.out_dir, config.seed)
+    registered = register(home, model, config.out_dir, quick=config.quick, seed=config.seed)
     curve = exit_curve(model)
     observer.note(
         f"{model.label}: held-out top-1 {curve['base_accuracy']:.3f}; exits at "

@@ -105,7 +105,7 @@ def training_card(
     from tierml.adapt.training import BATCH
 
     c, h, w = image
-    limit = f" (its first {config.limit})" if config.limit else ""
+    limit = f" (a fixed random subset of {config.limit})" if config.limit else ""
     return (
         f"## Task\nImage classification: {classes} classes from {c}×{h}×{w} images.\n\n"
         f"## Training data\n{config.data}{limit}: {samples - held_out} of {samples} samples, "
@@ -140,13 +140,47 @@ def exits_registered(
     target = _target(registry, name, model, "exits", _recipe_name("exits", taps), given)
     report = commands.exits(model, data, taps, seed=seed, epochs=epochs, **options)
     path = Path(report["model"])
-    notes = {
-        "exits": exit_spec(report, target.params),
-        "trained_with": _trained_with("exits", data, seed, epochs, options),
-    }
+    trained_with = _trained_with("exits", data, seed, epochs, options)
+    variant = _record_exits(registry, target, model, path, report, trained_with, tiers)
+    return {**report, "registered": variant}
+
+
+def exits_recorded(
+    registry: Registry,
+    name: str,
+    model: Path,
+    multi_exit: Path,
+    report: Mapping[str, Any],
+    taps: list[str],
+    *,
+    data: str,
+    seed: int,
+    epochs: int,
+    limit: int | None = None,
+    tiers: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """A multi-exit model already trained at ``taps`` of ``model`` (``report``: its exits
+    report, as in a curves file) recorded as a variant of the version of ``name`` that
+    ``model`` is."""
+    given = {"taps": taps, "epochs": epochs, "seed": seed}
+    target = _target(registry, name, model, "exits", _recipe_name("exits", taps), given)
+    trained_with = _trained_with("exits", data, seed, epochs, {"limit": limit})
+    return _record_exits(registry, target, model, multi_exit, report, trained_with, tiers)
+
+
+def _record_exits(
+    registry: Registry,
+    target: _Target,
+    model: Path,
+    path: Path,
+    report: Mapping[str, Any],
+    trained_with: dict[str, Any],
+    tiers: Sequence[str] | None,
+) -> dict[str, Any]:
+    notes = {"exits": exit_spec(report, target.params), "trained_with": trained_with}
     variant = _record(registry, target, model, Built(load_model(path), "fp32", notes), tiers)
     _write_back(registry, variant["sha256"], path)
-    return {**report, "registered": variant}
+    return variant
 
 
 def bottleneck_registered(

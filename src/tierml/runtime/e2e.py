@@ -280,8 +280,11 @@ def measure_point(
 
 
 def describe(c: Candidate) -> str:
+    """e.g. ``device:10 | edge:7 codecs=int8``: nodes per site, and the codec of each link."""
     counts = [sum(1 for x in c.stage_of if x == k) for k in range(c.layout.size)]
-    parts = [f"{site}:{n}" for site, n in zip(c.layout.key, counts, strict=True) if n]
+    # An emulated tier's hardware is "this host, slower": the tier name says enough.
+    sites = [site.split(":this-host/")[0] for site in c.layout.key]
+    parts = [f"{site}:{n}" for site, n in zip(sites, counts, strict=True) if n]
     return " | ".join(parts) + f" codecs={','.join(c.knobs.codecs) or '-'}"
 
 
