@@ -53,10 +53,15 @@ def run_stream(
     candidates: Mapping[str, Candidate],
     feeds: Sequence[Feeds],
     observer: DemoObserver,
+    steady: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """``steady``: partitions' steady-state times, shared with other clients of this run."""
     root = dep.root
-    adaptive = DeviceClient(root, dep.addresses, seed=config.seed, timeout_s=2.0)
-    static = DeviceClient(root, dep.addresses, seed=config.seed, timeout_s=2.0)
+    steady = {} if steady is None else steady  # both clients emulate the same device
+    adaptive = DeviceClient(
+        root, dep.addresses, seed=config.seed, timeout_s=2.0, steady_times=steady
+    )
+    static = DeviceClient(root, dep.addresses, seed=config.seed, timeout_s=2.0, steady_times=steady)
     replanner = Replanner(adaptive, problem, candidates)
     n = config.requests
     pending = [(int(f * n), e) for f, e in SCRIPT]
@@ -94,7 +99,14 @@ def run_stream(
                     restarting = _Restart(dep, config.kill_tier)
                     restarting.start()
                 stats.phase = PHASES[event]
-                events.append({"i": i, "t": time.monotonic() - t0, "event": event})
+                events.append(
+                    {
+                        "i": i,
+                        "t": time.monotonic() - t0,
+                        "event": event,
+                        "estimates": _estimates(replanner),
+                    }
+                )
                 observer.note(f"request {i}: {PHASES[event]}")
             x = feeds[i % len(feeds)]
             for label, client in (("adaptive", adaptive), ("static", static)):
@@ -149,6 +161,7 @@ def run_stream(
             for r in replanner.replans
             if r.old != r.new
         ],
+        "estimates_at_end": _estimates(replanner),
         "lost_requests": lost,
         "fallback_requests": sum(1 for r in timeline if r.get("fallbacks")),
         "throughput_rps": stats.throughput_rps,
@@ -156,6 +169,14 @@ def run_stream(
         "bytes_per_request": stats.bytes_per_request,
         "p50_ms_by_phase": _by_phase(timeline, events, n),
         "timeline": timeline,
+    }
+
+
+def _estimates(replanner: Replanner) -> dict[str, dict[str, float]]:
+    """What the adaptive client believes of each of its links now."""
+    return {
+        t: {"mbps": e.estimate.mbps, "rtt_ms": e.estimate.rtt_ms, "samples": e.samples}
+        for t, e in replanner.estimators.items()
     }
 
 

@@ -37,9 +37,9 @@ WINDOW = 5
 SWITCH_MARGIN = 0.1
 # A bandwidth probe is sized to take about PROBE_MS at the current estimate: long enough to
 # measure beyond the RTT and timer noise, short enough not to stall a slow link.
-PROBE_MS = 10.0
+PROBE_MS = 20.0
 PROBE_BYTES = (2_048, 32_768)  # bounds
-MIN_SAMPLE_MS = 0.5  # transfers shorter than this (beyond the RTT) say nothing about bandwidth
+MIN_TRANSFER_MS = 5.0  # transfers shorter than this (beyond the RTT) say little about bandwidth
 
 
 @dataclass
@@ -73,18 +73,21 @@ class LinkEstimator:
             self.factor = factor
             self.estimate.mbps = self.nominal[0] * factor
 
-    def transfer_sample(self, bytes_up: int, bytes_down: int, network_ms: float) -> None:
+    def transfer_sample(self, bytes_up: int, bytes_down: int, network_ms: float) -> bool:
         """One transfer: ``network_ms`` from the request's start to its reply, minus the
-        time the tiers reported computing."""
+        time the tiers reported computing. False when it took too little time to say
+        anything: a call's fixed cost (serialising, the server's hand-off, ~1-2 ms) would
+        read as a slow link. A small payload on a slow link still takes long enough."""
         serial_ms = network_ms - self.estimate.rtt_ms
         up, down = self.nominal
         nominal_ms = bytes_up * 8 / (up * 1e3) + bytes_down * 8 / (down * 1e3)
-        if nominal_ms <= 0 or serial_ms < MIN_SAMPLE_MS:
-            return
+        if nominal_ms <= 0 or serial_ms < MIN_TRANSFER_MS:
+            return False
         self._factors.append(nominal_ms / serial_ms)
         self.factor = (1 - ALPHA) * self.factor + ALPHA * statistics.median(self._factors)
         self.estimate.mbps = up * self.factor
         self.samples += 1
+        return True
 
 
 @dataclass(frozen=True)
@@ -138,14 +141,17 @@ class Replanner:
         with self._lock:
             self._count += 1
             probing = self._count % self.probe_every == 1
+            measured = False
             if tier in self.estimators and record.bytes_up + record.bytes_down > 0:
                 est = self.estimators[tier]
                 est.seed(self._shared_factor())
                 if probing:
                     est.rtt_sample(self.client.probe_rtt(tier))
-                est.transfer_sample(record.bytes_up, record.bytes_down, record.network_ms)
-            elif probing:
-                # A plan that sends nothing measures nothing: probe the device's links.
+                measured = est.transfer_sample(
+                    record.bytes_up, record.bytes_down, record.network_ms
+                )
+            if probing and not measured:
+                # A plan that sends nothing (or little) measures nothing: probe the links.
                 for t, est in self.estimators.items():
                     if t in self.client.down:
                         continue

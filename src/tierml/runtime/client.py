@@ -84,7 +84,10 @@ class DeviceClient:
         threads: int = 1,
         seed: int = 0,
         timeout_s: float = 5.0,
+        steady_times: dict[str, float] | None = None,
     ) -> None:
+        """``steady_times``: partitions' steady-state times on this host (see StageRunner),
+        shared by clients that should emulate the same device alike."""
         if isinstance(bundle, Bundle):
             self.bundle, self.root = bundle, Path(root or ".")
         else:
@@ -105,6 +108,7 @@ class DeviceClient:
                     threads=threads,
                     slowdown=self.device_slowdown,
                     sessions=sessions,
+                    steady_times=steady_times,
                 )
         self.links = {
             name: ShapedLink(shape, seed=seed + i)

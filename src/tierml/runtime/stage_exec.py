@@ -16,7 +16,7 @@ from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.runtime.bundle import ExitSpec, StageSpec
 
 Array = np.ndarray[Any, Any]
-STEADY_RUNS = 7  # back-to-back runs whose median a slower tier's wait scales
+STEADY_RUNS = 15  # back-to-back runs whose median a slower tier's wait scales
 # ORT's own default, and the level the profiler measures and the predictor is fitted at:
 # on conv nets its layout transforms (NCHWc) run ~1.7× faster than EXTENDED on this CPU.
 RUNTIME_OPT_LEVEL = OptLevel.ALL
@@ -56,10 +56,14 @@ class StageRunner:
         threads: int,
         slowdown: float,
         sessions: dict[str, ort.InferenceSession] | None = None,
+        steady_times: dict[str, float] | None = None,
     ) -> None:
         self.spec = spec
         self.slowdown = slowdown
-        self._steady: float | None = None
+        self.path = path
+        # Steady-state times by partition file; shared, clients on one host emulate the
+        # same device alike.
+        self._steady_times = {} if steady_times is None else steady_times
         # Partitions shared by several plans share one session (``sessions``: by file).
         cache = {} if sessions is None else sessions
         if path not in cache:
@@ -91,21 +95,21 @@ class StageRunner:
 
     def _steady_s(self, feeds: Mapping[str, Array]) -> float:
         """The partition's steady-state time on this host: the median of back-to-back runs,
-        measured once on the first request's inputs.
+        measured once per partition file on the first request's inputs.
 
         A slower tier waits this × (slowdown − 1): catalog slowdowns are throughput ratios,
         so they scale the steady state, not one run's transient (a preempted run, caches
         gone cold after an idle wait), which would otherwise be multiplied 100× on a
         microcontroller-class device.
         """
-        if self._steady is None:
+        if self.path not in self._steady_times:
             times = []
             for _ in range(STEADY_RUNS):
                 start = time.perf_counter()
                 run_session(self.session, feeds, label=self.spec.model)
                 times.append(time.perf_counter() - start)
-            self._steady = statistics.median(times)
-        return self._steady
+            self._steady_times[self.path] = statistics.median(times)
+        return self._steady_times[self.path]
 
 
 def check_inputs(
