@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 import pytest
 
 from tierml.cli.main import app
 from tierml.cli.reference import REFERENCE, command_docs
 from tierml.generated_doc import GeneratedDoc, run
 
+REPO = Path(__file__).parents[2]
 DOCS = command_docs(app)
 COMMANDS = [d for d in DOCS if not d.is_group]
+# Markdown whose shell blocks show tierml commands for users to copy.
+WALKTHROUGHS = ("docs/guide.md", "examples/README.md")
 
 
 def test_docs_cli_md_is_current():
@@ -55,3 +62,32 @@ def test_check_names_the_stale_file_and_the_command_then_write_fixes_it(tmp_path
     assert (tmp_path / "docs/x.md").read_text() == "new\n"
     assert run(doc, ["--check"]) == 0
     assert run(doc, []) == 0 and capsys.readouterr().out.endswith("new\n")
+
+
+def shown_commands(markdown: str) -> list[list[str]]:
+    """The words of every `tierml …` line in the fenced code blocks, comments cut off."""
+    found = []
+    for block in re.findall(r"^```(?:bash|console|sh)\n(.*?)^```", markdown, re.M | re.S):
+        for line in block.splitlines():
+            line = line.removeprefix("$ ").split("  #")[0].rstrip(" &")
+            if line.startswith("tierml "):
+                found.append(shlex.split(line))
+    return found
+
+
+@pytest.mark.parametrize("path", WALKTHROUGHS)
+def test_commands_shown_in_the_walkthroughs_exist_with_those_options(path):
+    by_name = {d.name: d for d in COMMANDS}
+    root = DOCS[0]
+    shown = shown_commands((REPO / path).read_text())
+    assert shown, f"no tierml commands found in {path}"
+    for words in shown:
+        line = " ".join(words)
+        while len(words) > 1 and root.option(words[1]):  # tierml --debug plan …
+            words = [words[0], *words[2:]]
+        name = next((n for n in by_name if words[: len(n.split())] == n.split()), None)
+        assert name is not None, f"{path}: `{line}` is not a tierml command"
+        for word in words:
+            option = word.split("=")[0]
+            if option.startswith("--"):
+                assert by_name[name].option(option), f"{path}: `{line}`: no option {option}"
