@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -14,6 +15,7 @@ SQUEEZENET = Path(onnx.__file__).parent / "backend/test/data/light/light_squeeze
 
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "topologies").glob("*.toml"))
+EXAMPLES_README = Path(__file__).parents[2] / "examples" / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,11 @@ def test_an_unknown_profile_names_the_known_ones(home, tmp_path):
     result = tierml(home, "plan", SQUEEZENET, "--topology", bad)
     assert result.returncode != 0
     assert "raspberry-pi-4" in result.stderr and "tier[0].profile" in result.stderr
+
+
+def test_every_topology_in_the_examples_readme_exists_and_is_planned_above():
+    """examples/README.md shows how to plan these; the first test here plans every one."""
+    named = set(re.findall(r"examples/topologies/([\w.-]+\.toml)", EXAMPLES_README.read_text()))
+    assert len(named) >= 3
+    missing = named - {p.name for p in EXAMPLES}
+    assert not missing, f"examples/README.md names topologies that do not exist: {missing}"

@@ -2,7 +2,9 @@
 
 A topology names catalog profiles (``tierml catalog list``) or gives explicit figures.
 Reading it collects every problem (file, key, reason) before failing, so one run of
-``tierml plan`` shows everything to fix. See docs/planning.md for the reference.
+``tierml plan`` shows everything to fix. Each key's type, bounds and default come from its
+declaration in ``tierml.topology.keys`` (rendered as docs/topology-reference.md); the rules
+that tie keys together are here.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ from typing import Any
 
 from tierml.core.errors import TopologyError
 from tierml.plan.problem import Constraints, Mode, Objective, SloStat, Workload
+from tierml.topology.keys import CONSTRAINTS, LINK, OBJECTIVE, TIER, TOP, WORKLOAD, Key, Section
 
-TIER_KEYS = {
-    "name", "profile", "trusted", "slowdown", "vm", "faas", "faas_memory_mb", "hybrid",
-    "hybrid_mbps", "hybrid_rtt_ms", "memory_mb",
-}  # fmt: skip
-LINK_KEYS = {"from", "to", "profile", "uplink_mbps", "downlink_mbps", "rtt_ms", "loss"}
-OBJECTIVE_KEYS = {"latency", "cost", "leakage", "energy", "mode"}
-CONSTRAINT_KEYS = {
-    "slo_ms", "slo", "accuracy_floor", "max_leakage", "raw_input_trusted_only",
-    "budget_per_million", "memory",
-}  # fmt: skip
-WORKLOAD_KEYS = {"requests_per_second", "vm_utilisation", "faas_keep_alive_s", "sporadic"}
-TOP_KEYS = {"name", "description", "tier", "link", "objective", "constraints", "workload"}
+# The rules that tie keys together, as the reference states them (enforced below and, for
+# catalog names, in tierml.topology.loading).
+RULES: Mapping[str, tuple[str, ...]] = {
+    "tier": (
+        "At least one tier; names are unique.",
+        "A tier needs `profile`, or `vm` and/or `faas` (a cloud tier).",
+        "The first tier is where inputs originate: exactly one hardware `profile`, no FaaS.",
+        "`hybrid = true` needs both `vm` and `faas`.",
+        "Every `faas_memory_mb` size must be one the FaaS offering lists.",
+    ),
+    "link": (
+        "`from` and `to` name tiers, and `to` comes later in the tier order (no backward "
+        "links, no cycles); each pair at most once.",
+        "A link needs `profile`, or both `uplink_mbps` and `rtt_ms`.",
+        "When the sender runs on battery, the link profile's radio prices the energy of "
+        "each byte sent and received.",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class Topology:
 def parse_topology(data: Mapping[str, Any], origin: str) -> Topology:
     """A Topology from parsed TOML; every problem found, as one TopologyError."""
     p = _Problems(origin)
-    p.unknown(data, TOP_KEYS, "")
+    p.unknown(data, TOP, "")
     tiers = [_tier(t, i, p) for i, t in enumerate(_tables(data, "tier", p))]
     names = [t.name for t in tiers]
     if not tiers:
@@ -77,10 +86,12 @@ def parse_topology(data: Mapping[str, Any], origin: str) -> Topology:
     objective = _objective(data.get("objective", {}), p)
     constraints = _constraints(data.get("constraints", {}), p)
     workload = _workload(data.get("workload", {}), p)
+    name = p.string(data, TOP["name"], "")
+    description = p.string(data, TOP["description"], "")
     p.raise_if_any()
     return Topology(
-        name=str(data.get("name", origin)),
-        description=str(data.get("description", "")),
+        name=origin if name is None else name,
+        description=description or "",
         tiers=tuple(tiers),
         links=tuple(links),
         objective=objective,
@@ -91,6 +102,8 @@ def parse_topology(data: Mapping[str, Any], origin: str) -> Topology:
 
 
 class _Problems:
+    """Problems found so far, and readers that check a value against its key's declaration."""
+
     def __init__(self, origin: str) -> None:
         self.origin = origin
         self.items: list[str] = []
@@ -98,37 +111,68 @@ class _Problems:
     def add(self, key: str, reason: str) -> None:
         self.items.append(f"{self.origin}: {key}: {reason}")
 
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-        for key in sorted(set(table) - allowed):
-            self.add(f"{prefix}{key}", f"unknown key; expected one of {', '.join(sorted(allowed))}")
+    def unknown(self, table: Mapping[str, Any], section: Section, prefix: str) -> None:
+        for key in sorted(set(table) - set(section)):
+            self.add(f"{prefix}{key}", f"unknown key; expected one of {', '.join(sorted(section))}")
 
-    def number(
-        self, table: Mapping[str, Any], key: str, prefix: str, *, low: float = 0.0,
-        strict: bool = True, default: float | None = None,
-    ) -> float | None:  # fmt: skip
-        value = table.get(key, default)
+    def number(self, table: Mapping[str, Any], key: Key, prefix: str) -> float | None:
+        """The value, or the key's default when absent or invalid (the problem recorded)."""
+        default = None
+        if isinstance(key.default, int | float) and not isinstance(key.default, bool):
+            default = float(key.default)
+        value = table.get(key.name, default)
         if value is None:
             return None
+        where = f"{prefix}{key.name}"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.add(f"{prefix}{key}", f"must be a number, got {value!r}")
+            self.add(where, f"must be a number, got {value!r}")
             return default
-        if value < low or (strict and value == low):
-            self.add(f"{prefix}{key}", f"must be {'>' if strict else '≥'} {low}, got {value}")
+        low = key.minimum
+        if low is not None and (value < low or (not key.inclusive and value == low)):
+            self.add(where, f"must be {'≥' if key.inclusive else '>'} {low}, got {value}")
+            return default
+        if key.below is not None and value >= key.below:
+            self.add(where, f"must be below {key.below:g}, got {float(value)}")
+            return default
+        if key.type == "fraction" and value > 1:
+            self.add(where, f"is a fraction in [0, 1], got {float(value)}")
             return default
         return float(value)
 
-    def flag(self, table: Mapping[str, Any], key: str, prefix: str, default: bool) -> bool:
-        value = table.get(key, default)
-        if not isinstance(value, bool):
-            self.add(f"{prefix}{key}", f"must be true or false, got {value!r}")
-            return default
+    def amount(self, table: Mapping[str, Any], key: Key, prefix: str) -> float:
+        """A number whose key has a default, so there always is one."""
+        value = self.number(table, key, prefix)
+        if value is None:
+            raise ValueError(f"topology key {key.name} is declared without a default")
         return value
+
+    def flag(self, table: Mapping[str, Any], key: Key, prefix: str) -> bool | None:
+        default = key.default if isinstance(key.default, bool) else None
+        value = table.get(key.name, default)
+        if value is None or isinstance(value, bool):
+            return value
+        self.add(f"{prefix}{key.name}", f"must be true or false, got {value!r}")
+        return default
+
+    def string(self, table: Mapping[str, Any], key: Key, prefix: str) -> str | None:
+        value = table.get(key.name, key.default)
+        if value is None or isinstance(value, str):
+            return value
+        self.add(f"{prefix}{key.name}", f"must be a string, got {value!r}")
+        return None
+
+    def choice(self, table: Mapping[str, Any], key: Key, prefix: str) -> str:
+        value = table.get(key.name, key.default)
+        if value in key.choices:
+            return str(value)
+        self.add(f"{prefix}{key.name}", f"must be {' or '.join(key.choices)}, got {value!r}")
+        return str(key.default)
 
     def raise_if_any(self) -> None:
         if self.items:
             raise TopologyError(
                 f"{len(self.items)} problem(s) in the topology: " + "; ".join(self.items),
-                hint="Fix every listed key; docs/planning.md has the topology reference.",
+                hint="Fix every listed key; docs/topology-reference.md lists every key.",
                 problems=tuple(self.items),
             )
 
@@ -143,7 +187,7 @@ def _tables(data: Mapping[str, Any], key: str, p: _Problems) -> list[Mapping[str
 
 def _tier(t: Mapping[str, Any], i: int, p: _Problems) -> TierSpec:
     prefix = f"tier[{i}]."
-    p.unknown(t, TIER_KEYS, prefix)
+    p.unknown(t, TIER, prefix)
     name = t.get("name")
     if not isinstance(name, str) or not name:
         p.add(f"{prefix}name", "a non-empty name is required")
@@ -154,38 +198,35 @@ def _tier(t: Mapping[str, Any], i: int, p: _Problems) -> TierSpec:
     if not isinstance(vm, list) or not all(isinstance(v, str) for v in vm):
         p.add(f"{prefix}vm", "must be a VM profile name or a list of them")
         vm = []
-    profile, faas = t.get("profile"), t.get("faas")
-    if profile is None and not vm and faas is None:
+    if t.get("profile") is None and not vm and t.get("faas") is None:
         p.add(prefix.rstrip("."), "needs a profile, or vm/faas for a cloud tier")
+    profile, faas = p.string(t, TIER["profile"], prefix), p.string(t, TIER["faas"], prefix)
     sizes = t.get("faas_memory_mb", [])
     if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes):
         p.add(f"{prefix}faas_memory_mb", "must be a list of positive integers (MB)")
         sizes = []
-    trusted = t.get("trusted")
-    if trusted is not None and not isinstance(trusted, bool):
-        p.add(f"{prefix}trusted", f"must be true or false, got {trusted!r}")
-        trusted = None
-    hybrid = p.flag(t, "hybrid", prefix, False)
-    if hybrid and (not vm or faas is None):
+    trusted = p.flag(t, TIER["trusted"], prefix)
+    hybrid = bool(p.flag(t, TIER["hybrid"], prefix))
+    if hybrid and (not vm or t.get("faas") is None):
         p.add(f"{prefix}hybrid", "needs both vm and faas on the tier")
     return TierSpec(
         name=name,
-        profile=profile if isinstance(profile, str) else None,
+        profile=profile,
         trusted=trusted,
-        slowdown=p.number(t, "slowdown", prefix, default=1.0) or 1.0,
+        slowdown=p.amount(t, TIER["slowdown"], prefix),
         vm=tuple(vm),
-        faas=faas if isinstance(faas, str) else None,
+        faas=faas,
         faas_memory_mb=tuple(sizes),
         hybrid=hybrid,
-        hybrid_mbps=p.number(t, "hybrid_mbps", prefix, default=10_000.0) or 10_000.0,
-        hybrid_rtt_ms=p.number(t, "hybrid_rtt_ms", prefix, strict=False, default=1.0) or 0.0,
-        memory_mb=p.number(t, "memory_mb", prefix),
+        hybrid_mbps=p.amount(t, TIER["hybrid_mbps"], prefix),
+        hybrid_rtt_ms=p.amount(t, TIER["hybrid_rtt_ms"], prefix),
+        memory_mb=p.number(t, TIER["memory_mb"], prefix),
     )
 
 
 def _link(t: Mapping[str, Any], i: int, names: list[str], p: _Problems) -> LinkSpec:
     prefix = f"link[{i}]."
-    p.unknown(t, LINK_KEYS, prefix)
+    p.unknown(t, LINK, prefix)
     ends = []
     for key in ("from", "to"):
         end = t.get(key)
@@ -197,35 +238,27 @@ def _link(t: Mapping[str, Any], i: int, names: list[str], p: _Problems) -> LinkS
     overrides = {}
     for key in ("uplink_mbps", "downlink_mbps", "rtt_ms", "loss"):
         if key in t:
-            low_ok = key in ("rtt_ms", "loss")
-            value = p.number(t, key, prefix, strict=not low_ok)
+            value = p.number(t, LINK[key], prefix)
             if value is not None:
-                if key == "loss" and value >= 1:
-                    p.add(f"{prefix}loss", f"must be below 1, got {value}")
                 overrides[key] = value
-    profile = t.get("profile")
-    if profile is None and not {"uplink_mbps", "rtt_ms"} <= set(overrides):
+    if t.get("profile") is None and not {"uplink_mbps", "rtt_ms"} <= set(overrides):
         p.add(prefix.rstrip("."), "needs a profile, or uplink_mbps and rtt_ms")
-    return LinkSpec(ends[0], ends[1], profile if isinstance(profile, str) else None, overrides)
+    return LinkSpec(ends[0], ends[1], p.string(t, LINK["profile"], prefix), overrides)
 
 
 def _objective(t: Any, p: _Problems) -> Objective:
     if not isinstance(t, Mapping):
         p.add("objective", "must be a table")
         return Objective()
-    p.unknown(t, OBJECTIVE_KEYS, "objective.")
-    mode = t.get("mode", "latency")
-    if mode not in {m.value for m in Mode}:
-        p.add("objective.mode", f"must be latency or throughput, got {mode!r}")
-        mode = "latency"
-    num = {k: p.number(t, k, "objective.", strict=False, default=d) for k, d in
-           (("latency", 1.0), ("cost", 0.0), ("leakage", 0.0), ("energy", 0.0))}  # fmt: skip
+    at = "objective."
+    p.unknown(t, OBJECTIVE, at)
+    mode = Mode(p.choice(t, OBJECTIVE["mode"], at))
     return Objective(
-        latency_per_ms=num["latency"] or 0.0,
-        cost_per_usd_per_million=num["cost"] or 0.0,
-        leakage=num["leakage"] or 0.0,
-        energy_per_mj=num["energy"] or 0.0,
-        mode=Mode(mode),
+        latency_per_ms=p.amount(t, OBJECTIVE["latency"], at),
+        cost_per_usd_per_million=p.amount(t, OBJECTIVE["cost"], at),
+        leakage=p.amount(t, OBJECTIVE["leakage"], at),
+        energy_per_mj=p.amount(t, OBJECTIVE["energy"], at),
+        mode=mode,
     )
 
 
@@ -233,23 +266,16 @@ def _constraints(t: Any, p: _Problems) -> Constraints:
     if not isinstance(t, Mapping):
         p.add("constraints", "must be a table")
         return Constraints()
-    p.unknown(t, CONSTRAINT_KEYS, "constraints.")
-    slo = t.get("slo", "mean")
-    if slo not in {s.value for s in SloStat}:
-        p.add("constraints.slo", f"must be mean or p95, got {slo!r}")
-        slo = "mean"
-    floor = p.number(t, "accuracy_floor", "constraints.", strict=False)
-    if floor is not None and floor > 1:
-        p.add("constraints.accuracy_floor", f"is a fraction in [0, 1], got {floor}")
-    leak = p.number(t, "max_leakage", "constraints.", strict=False)
+    at = "constraints."
+    p.unknown(t, CONSTRAINTS, at)
     return Constraints(
-        slo_ms=p.number(t, "slo_ms", "constraints."),
-        slo_stat=SloStat(slo),
-        accuracy_floor=floor,
-        max_leakage=leak,
-        raw_input_trusted_only=p.flag(t, "raw_input_trusted_only", "constraints.", False),
-        budget_per_million=p.number(t, "budget_per_million", "constraints.", strict=False),
-        enforce_memory=p.flag(t, "memory", "constraints.", True),
+        slo_ms=p.number(t, CONSTRAINTS["slo_ms"], at),
+        slo_stat=SloStat(p.choice(t, CONSTRAINTS["slo"], at)),
+        accuracy_floor=p.number(t, CONSTRAINTS["accuracy_floor"], at),
+        max_leakage=p.number(t, CONSTRAINTS["max_leakage"], at),
+        raw_input_trusted_only=bool(p.flag(t, CONSTRAINTS["raw_input_trusted_only"], at)),
+        budget_per_million=p.number(t, CONSTRAINTS["budget_per_million"], at),
+        enforce_memory=bool(p.flag(t, CONSTRAINTS["memory"], at)),
     )
 
 
@@ -257,11 +283,11 @@ def _workload(t: Any, p: _Problems) -> Workload:
     if not isinstance(t, Mapping):
         p.add("workload", "must be a table")
         return Workload()
-    p.unknown(t, WORKLOAD_KEYS, "workload.")
+    at = "workload."
+    p.unknown(t, WORKLOAD, at)
     return Workload(
-        requests_per_second=p.number(t, "requests_per_second", "workload.", default=1.0) or 1.0,
-        vm_utilisation=p.number(t, "vm_utilisation", "workload.", default=0.7) or 0.7,
-        faas_keep_alive_s=p.number(t, "faas_keep_alive_s", "workload.", strict=False, default=300.0)
-        or 0.0,
-        sporadic=p.flag(t, "sporadic", "workload.", False),
+        requests_per_second=p.amount(t, WORKLOAD["requests_per_second"], at),
+        vm_utilisation=p.amount(t, WORKLOAD["vm_utilisation"], at),
+        faas_keep_alive_s=p.amount(t, WORKLOAD["faas_keep_alive_s"], at),
+        sporadic=bool(p.flag(t, WORKLOAD["sporadic"], at)),
     )
