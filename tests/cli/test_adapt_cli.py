@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +13,7 @@ from tierml.cli.main import adapting, app
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 runner = CliRunner()
+EXAMPLES = Path(__file__).parents[2] / "examples" / "topologies"
 
 
 def invoke(*args):
@@ -132,7 +134,7 @@ def test_plan_reads_the_measured_curves(model, tmp_path):
     )
     assert r.exit_code == 0, r.output
     base = json.loads(curves.read_text())["base_accuracy"]
-    topology = Path(__file__).parents[2] / "examples/topologies/phone-edge-cloud-4g.toml"
+    topology = Path(__file__).parents[2] / EXAMPLES / "phone-edge-cloud-4g.toml"
     r = runner.invoke(
         app,
         [
@@ -217,3 +219,24 @@ def test_bottleneck_register_adds_the_joined_partitions_as_a_variant(model, tmp_
     assert variant["name"] == "bottleneck-at2" and variant["metrics"]["bottleneck"]["ratio"] > 1
     joined = (tmp_path / "bn" / "model.onnx").read_bytes()
     assert hashlib.sha256(joined).hexdigest() == variant["sha256"]
+
+
+def test_measured_exits_plan_into_a_bundle_cut_from_the_multi_exit_model(model, tmp_path):
+    from tierml.runtime.bundle import load_bundle
+
+    curves = tmp_path / "c.json"
+    r = invoke("adapt", "exits", model, "--data", "digits", "--tap", "@2", "--epochs", "2",
+               "--out", tmp_path / "exits.onnx", "--profile", curves)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        [str(a) for a in ("plan", model, "--topology",
+                          EXAMPLES / "phone-edge-cloud-4g.toml", "--curves", curves,
+                          "--out", tmp_path / "bundle", "--format", "json")],
+        env={"TIERML_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    bundle = load_bundle(tmp_path / "bundle")
+    # The exit heads travel with the partitions: some plan can stop at the exit.
+    assert any(stage.exits for p in bundle.plans for stage in p.stages)
+    assert json.loads(r.output)["bundle"]["plans"] == len(bundle.plans)

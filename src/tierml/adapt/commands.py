@@ -63,7 +63,8 @@ def exits(
         _profile_path(model, profile),
         _identity(model),
         "exits",
-        report,
+        # Deploying the exits needs the grafted model: `tierml plan --curves … --out`.
+        {**report, "model_file": str(target.resolve())},
         data=data,
         base_accuracy=result.base_accuracy,
     )

@@ -7,6 +7,7 @@ others (a file measured on another model is replaced, never merged):
      "model": {"name": str, "sha256": str}, "data": str, "base_accuracy": float,
      "exits": {"taps": [{"tensor", "output", "head_accuracy", "macs_upto", "head_macs"}],
                "total_macs": int, "base_accuracy": float,
+               "model_file": str (the multi-exit ONNX model, grafted on this one),
                "curve": [{"name", "rates": [per exit, conditional], "exit_share",
                           "accuracy", "mean_macs"}]},
      "codecs": [{"tensor", "codec", "ratio" (raw/wire), "accuracy_drop", "encode_ms_per_mb",

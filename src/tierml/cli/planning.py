@@ -148,11 +148,11 @@ def plan(
 
         bundle = bundle_for_topology(
             analysed,
-            topology,
+            problem,
+            resolved,
             out_dir,
             home=tierml_home(),
             host=this_host(),
-            catalog_files=catalog,
             threads=threads,
             curves_file=curves,
             overwrite=overwrite,

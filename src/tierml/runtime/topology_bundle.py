@@ -5,47 +5,43 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from tierml.adapt.curves_file import load_curves, read
+from tierml.adapt.curves_file import read
+from tierml.core.errors import PlanInputError
 from tierml.core.tiers import TierProfile
-from tierml.profile.analysis import AnalysedModel
+from tierml.plan.problem import PlanProblem
+from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.host import Host
-from tierml.profile.plan_inputs import cost_graph, host_kernels
-from tierml.profile.planning import planning_inputs, planning_problem
+from tierml.profile.plan_inputs import host_kernels
+from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.emulation import catalog_slowdown
 from tierml.runtime.portfolio import build_portfolio
+from tierml.topology.loading import ResolvedTopology
 
 
 def bundle_for_topology(
     analysed: AnalysedModel,
-    topology_file: Path,
+    problem: PlanProblem,
+    resolved: ResolvedTopology,
     out_dir: Path,
     *,
     home: Path,
     host: Host,
-    catalog_files: list[Path] | None = None,
     threads: int = 1,
     curves_file: Path | None = None,
     overwrite: bool = False,
 ) -> Bundle:
-    """Plan on the topology, then write the portfolio's partitions and a spec whose tier
-    slowdowns make this host behave like each tier's catalog profile (where slower)."""
-    loaded, binding = None, None
+    """The portfolio of ``problem`` (as planned and printed: same curves, same knobs) as
+    partitions, and a spec whose tier slowdowns make this host behave like each tier's
+    catalog profile (where slower). With measured exits in ``curves_file``, the partitions
+    are cut from the multi-exit model `tierml adapt exits` grafted on ``analysed``."""
+    binding, deployed = None, analysed
     if curves_file is not None:
-        loaded = load_curves(curves_file, cost_graph(analysed.graph))
-        binding = ExitBinding.from_curves(read(curves_file))
-    problem, _, resolved = planning_problem(
-        analysed,
-        topology_file,
-        home=home,
-        host=host,
-        catalog_files=catalog_files,
-        threads=threads,
-        measured_curves=loaded.curves if loaded else None,
-        measured_codecs=loaded.codecs if loaded else (),
-        codec_ms=loaded.codec_ms if loaded else None,
-    )
+        doc = read(curves_file)
+        binding = ExitBinding.from_curves(doc)
+        if binding is not None:
+            deployed = _multi_exit_model(doc, curves_file)
     measured, model, _ = planning_inputs(analysed, home=home, host=host, threads=threads)
     kernels = host_kernels(analysed.graph, measured, model)
     class_ms: dict[str, float] = defaultdict(float)
@@ -67,7 +63,7 @@ def bundle_for_topology(
         slowdowns[tier.name] = max(1.0, factor)
     notes.append("link emulation: application (bandwidth, RTT, loss waited by the sender)")
     return build_bundle(
-        analysed,
+        deployed,
         problem,
         build_portfolio(problem),
         slowdowns,
@@ -75,5 +71,19 @@ def bundle_for_topology(
         threads={t.name: threads for t in resolved.tiers},
         notes=notes,
         exits=binding,
+        base=analysed.graph if deployed is not analysed else None,
         overwrite=overwrite,
     )
+
+
+def _multi_exit_model(doc: dict[str, object], curves_file: Path) -> AnalysedModel:
+    exits = doc.get("exits")
+    path = exits.get("model_file") if isinstance(exits, dict) else None
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise PlanInputError(
+            f"The exits in {curves_file} name no multi-exit model file that exists "
+            f"({path or 'none recorded'}).",
+            hint="Run `tierml adapt exits MODEL --data DATA --profile CURVES` again: it "
+            "records the grafted model the bundle is cut from.",
+        )
+    return analyse_model(path)

@@ -360,10 +360,9 @@ WORKLOAD = section(
     ),
     Key(
         "vm_utilisation",
-        "number",
+        "fraction",
         "Target busy share of a VM instance before another is added.",
         default=0.7,
-        unit="fraction",
         minimum=0.0,
     ),
     Key(
