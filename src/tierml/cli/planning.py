@@ -155,6 +155,7 @@ def plan(
             host=this_host(),
             threads=threads,
             curves_file=curves,
+            assumed=assume_knobs,
             overwrite=overwrite,
         )
         out["bundle"] = {

@@ -30,6 +30,7 @@ def bundle_for_topology(
     host: Host,
     threads: int = 1,
     curves_file: Path | None = None,
+    assumed: bool = False,
     overwrite: bool = False,
 ) -> Bundle:
     """The portfolio of ``problem`` (as planned and printed: same curves, same knobs) as
@@ -62,6 +63,11 @@ def bundle_for_topology(
             )
         slowdowns[tier.name] = max(1.0, factor)
     notes.append("link emulation: application (bandwidth, RTT, loss waited by the sender)")
+    if assumed:
+        notes.append(
+            "planned with stand-in curves (--assume-knobs): the partitions run the model as "
+            "given, without the plan's stand-in variants, exits or noise"
+        )
     return build_bundle(
         deployed,
         problem,
