@@ -15,7 +15,7 @@ from tierml.zoo import EXPORTERS
 from zoo_sizes import SEQ, SHAPES, SMALL
 
 # Models whose weights make each stage session slow to build get fewer cuts.
-FEW_CUTS = {"vgg16": 3, "convnext": 6}
+FEW_CUTS = {"vgg16": 2, "convnext": 6}
 
 
 @pytest.mark.parametrize(

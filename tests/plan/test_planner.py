@@ -80,7 +80,8 @@ def test_a_bottleneck_codec_is_used_only_at_its_tensor():
             assert link.tensors == ("t2",)
 
 
-@FAST
+# The oracle enumerates every DAG assignment (~2 s at six nodes): fewer examples than chains.
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n=st.integers(3, 6), leak=st.sampled_from([0.0, 30.0]))
 def test_dag_plans_match_brute_force(seed, n, leak):
     objective_w = Objective(latency_per_ms=1.0, leakage=leak, energy_per_mj=0.02)

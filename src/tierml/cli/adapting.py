@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tierml.cli.options import FormatOpt, ModelArg
-from tierml.cli.render import OutputFormat, console, print_json, table
+from tierml.cli.render import OutputFormat, console, print_json, table, working
 
 if TYPE_CHECKING:
     from tierml.registry import Registry
@@ -85,11 +85,13 @@ def train(
 
     config = TrainConfig(arch, data, seed, epochs or EPOCHS, limit=limit)
     if register is None:
-        report = train_model(config, out).to_dict()
+        with working(f"training {arch} on {data}"):
+            report = train_model(config, out).to_dict()
     else:
         from tierml.registry.adapted_artifacts import train_registered
 
-        report = _in_registry(db, lambda r: train_registered(r, register, config, out))
+        with working(f"training {arch} on {data}"):
+            report = _in_registry(db, lambda r: train_registered(r, register, config, out))
     _show(
         fmt,
         report,
@@ -125,13 +127,15 @@ def exits(
     options: dict[str, Any] = {"out": out, "profile": profile, "seed": seed, "epochs": epochs,
                                "limit": limit}  # fmt: skip
     if register is None:
-        r = commands.exits(model, data, tap, **options)
+        with working("training exit heads"):
+            r = commands.exits(model, data, tap, **options)
     else:
         from tierml.registry.adapted_artifacts import exits_registered
 
-        r = _in_registry(
-            db, lambda reg: exits_registered(reg, register, model, data, tap, **options)
-        )
+        with working("training exit heads"):
+            r = _in_registry(
+                db, lambda reg: exits_registered(reg, register, model, data, tap, **options)
+            )
     if fmt is OutputFormat.JSON:
         print_json(r)
         return
@@ -184,7 +188,8 @@ def codecs(
     """
     from tierml.adapt import commands
 
-    r = commands.codecs(model, data, cut, profile=profile, seed=seed, limit=limit)
+    with working("measuring codecs at each cut"):
+        r = commands.codecs(model, data, cut, profile=profile, seed=seed, limit=limit)
     _show(
         fmt,
         r,
@@ -241,13 +246,15 @@ def bottleneck(
                                "stride": stride, "seed": seed, "epochs": epochs,
                                "limit": limit}  # fmt: skip
     if register is None:
-        r = commands.bottleneck(model, data, cut, **options)
+        with working("training the bottleneck"):
+            r = commands.bottleneck(model, data, cut, **options)
     else:
         from tierml.registry.adapted_artifacts import bottleneck_registered
 
-        r = _in_registry(
-            db, lambda reg: bottleneck_registered(reg, register, model, data, cut, **options)
-        )
+        with working("training the bottleneck"):
+            r = _in_registry(
+                db, lambda reg: bottleneck_registered(reg, register, model, data, cut, **options)
+            )
     _show(
         fmt,
         r,
@@ -291,19 +298,20 @@ def privacy(
     """
     from tierml.adapt import commands
 
-    r = commands.privacy(
-        model,
-        data,
-        cut,
-        defend=defend,
-        mechanism=mechanism,
-        epsilons=epsilon,
-        clip=clip,
-        profile=profile,
-        seed=seed,
-        attack_epochs=epochs,
-        limit=limit,
-    )
+    with working("training the attack and the defence"):
+        r = commands.privacy(
+            model,
+            data,
+            cut,
+            defend=defend,
+            mechanism=mechanism,
+            epsilons=epsilon,
+            clip=clip,
+            profile=profile,
+            seed=seed,
+            attack_epochs=epochs,
+            limit=limit,
+        )
     _show(
         fmt,
         r,

@@ -31,6 +31,7 @@ from tierml.cli.render import (
     set_quiet,
     shape_text,
     table,
+    working,
 )
 from tierml.core.errors import TiermlError
 
@@ -184,9 +185,10 @@ def split(
     if check:
         from tierml.runtime.split_check import check_split
 
-        result = check_split(
-            model, cuts=k, batch_size=batch, shapes=shapes_of(shape), inputs=inputs
-        )
+        with working("checking chained stages against the model"):
+            result = check_split(
+                model, cuts=k, batch_size=batch, shapes=shapes_of(shape), inputs=inputs
+            )
         if fmt is OutputFormat.JSON:
             print_json(result.to_dict())
         else:
@@ -285,9 +287,10 @@ def zoo_build(
     """Export a zoo model to ONNX. Example: tierml zoo build resnet18 --out resnet18.onnx"""
     from tierml.zoo import export_zoo_model
 
-    path = export_zoo_model(
-        name, out, exporter=exporter, image_size=image_size, seq_len=seq_len, seed=seed
-    )
+    with working(f"exporting {name} ({exporter})"):
+        path = export_zoo_model(
+            name, out, exporter=exporter, image_size=image_size, seq_len=seq_len, seed=seed
+        )
     if fmt is OutputFormat.JSON:
         print_json(
             {"model": name, "exporter": exporter, "path": str(path), "bytes": path.stat().st_size}

@@ -16,7 +16,7 @@ from tierml.cli.options import (
     ThreadsOpt,
     shapes_of,
 )
-from tierml.cli.render import OutputFormat, console, print_json, table
+from tierml.cli.render import OutputFormat, console, print_json, table, working
 
 if TYPE_CHECKING:
     from tierml.plan.baselines import Baseline
@@ -93,18 +93,19 @@ def plan(
         from tierml.profile.plan_inputs import cost_graph
 
         loaded = load_curves(curves, cost_graph(analysed.graph), assumed=assume_knobs)
-    problem, used, resolved = planning_problem(
-        analysed,
-        topology,
-        home=tierml_home(),
-        host=this_host(),
-        catalog_files=catalog,
-        threads=threads,
-        assumed=assume_knobs,
-        measured_curves=loaded.curves if loaded else None,
-        measured_codecs=loaded.codecs if loaded else (),
-        codec_ms=loaded.codec_ms if loaded else None,
-    )
+    with working("profiling and planning"):
+        problem, used, resolved = planning_problem(
+            analysed,
+            topology,
+            home=tierml_home(),
+            host=this_host(),
+            catalog_files=catalog,
+            threads=threads,
+            assumed=assume_knobs,
+            measured_curves=loaded.curves if loaded else None,
+            measured_codecs=loaded.codecs if loaded else (),
+            codec_ms=loaded.codec_ms if loaded else None,
+        )
     start = time.perf_counter()
     result = solve(problem)
     solve_ms = (time.perf_counter() - start) * 1e3

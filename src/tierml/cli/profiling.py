@@ -18,7 +18,15 @@ from tierml.cli.options import (
     ThreadsOpt,
     shapes_of,
 )
-from tierml.cli.render import OutputFormat, console, human_bytes, human_count, print_json, table
+from tierml.cli.render import (
+    OutputFormat,
+    console,
+    human_bytes,
+    human_count,
+    print_json,
+    table,
+    working,
+)
 
 if TYPE_CHECKING:
     from tierml.profile.model_profile import ModelProfile
@@ -96,18 +104,19 @@ def profile(
             if link_profile.radio is not None:
                 radio_profile = found.radio(link_profile.radio)
     analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
-    result = profile_model(
-        analysed,
-        home=tierml_home(),
-        host=this_host(),
-        segments=segments,
-        threads=threads,
-        tier=tier_profile,
-        link=link_profile,
-        radio=radio_profile,
-        params=str(params) if params is not None else None,
-        use_cache=not no_cache,
-    )
+    with working("profiling"):
+        result = profile_model(
+            analysed,
+            home=tierml_home(),
+            host=this_host(),
+            segments=segments,
+            threads=threads,
+            tier=tier_profile,
+            link=link_profile,
+            radio=radio_profile,
+            params=str(params) if params is not None else None,
+            use_cache=not no_cache,
+        )
     if validate:
         check = validate_profile(result)
         if fmt is OutputFormat.JSON:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from tierml.cli.options import FormatOpt
-from tierml.cli.render import OutputFormat, console, human_bytes, print_json, table
+from tierml.cli.render import OutputFormat, console, human_bytes, print_json, table, working
 
 if TYPE_CHECKING:
     from tierml.registry import Registry
@@ -94,13 +94,14 @@ def model_add(
     """
     from tierml.registry.regeneration import add_version
 
-    out = _run(
-        db,
-        lambda r: add_version(
-            r, name, file, eval_file=eval_data, card_file=card, tiers=tier,
-            regenerate_variants=regenerate,
-        ),
-    )  # fmt: skip
+    with working("registering and measuring"):
+        out = _run(
+            db,
+            lambda r: add_version(
+                r, name, file, eval_file=eval_data, card_file=card, tiers=tier,
+                regenerate_variants=regenerate,
+            ),
+        )  # fmt: skip
     if fmt is OutputFormat.JSON:
         print_json(out)
         return
@@ -289,7 +290,10 @@ def variant_build(
     """
     from tierml.registry.building import build_variants
 
-    built = _run(db, lambda r: build_variants(r, model, recipe or [], version=version, tiers=tier))
+    with working("building and measuring variants"):
+        built = _run(
+            db, lambda r: build_variants(r, model, recipe or [], version=version, tiers=tier)
+        )
     if fmt is OutputFormat.JSON:
         print_json({"model": model, "variants": built})
         return

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 _progress = {"quiet": False}
@@ -22,6 +24,20 @@ def set_quiet(value: bool) -> None:
 
 def quiet() -> bool:
     return _progress["quiet"]
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner with the elapsed time on stderr while a long step runs; only on a terminal
+    (output piped or captured stays clean) and never under ``--quiet``."""
+    err = Console(stderr=True)
+    if quiet() or not err.is_terminal:
+        yield
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        bar.add_task(message, total=None)
+        yield
 
 
 class OutputFormat(StrEnum):
