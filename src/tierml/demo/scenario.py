@@ -12,7 +12,6 @@ microcontroller-class camera; the edge 2×); links are shaped in the application
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,9 @@ from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e import (
+    BACKBONE,
+    DEVICE_CLOUD_RTT_MS,
+    DEVICE_EDGE_RTT_MS,
     EDGE_SLOWDOWN,
     STRATEGIES,
     E2EConfig,
@@ -118,7 +120,7 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
     for bw in (start, *config.bandwidths_mbps):  # the stream's start first: its default
         for e in build_portfolio(problems[bw]):
             entries.setdefault(candidate_key(e.candidate), e)
-    root = Path(tempfile.mkdtemp(prefix="tierml-demo-")) / "bundle"
+    root = config.out_dir / "bundle"  # kept: `tierml deploy` runs it again
     slowdowns = {"device": DEVICE_SLOWDOWN, "edge": EDGE_SLOWDOWN, "cloud": 1.0}
     bundle = build_bundle(
         analyse_model(model.path),
@@ -128,6 +130,7 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
         root,
         exits=ExitBinding.from_curves(read(Path(model.curves or ""))),
         base=base.graph,
+        overwrite=True,
     )
     ids = {k: p.id for k, p in zip(entries, bundle.plans, strict=True)}
     e2e = E2EConfig(models=(), rounds=config.rounds, stream_requests=8, seed=config.seed)
@@ -196,9 +199,9 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
         "topology": {
             "tiers": {"device": DEVICE_SLOWDOWN, "edge": EDGE_SLOWDOWN, "cloud": 1.0},
             "links": {
-                "device->edge": "10 ms RTT",
-                "device->cloud": "40 ms RTT",
-                "edge->cloud": "1 Gbit/s, 20 ms RTT",
+                "device->edge": f"{DEVICE_EDGE_RTT_MS:g} ms RTT",
+                "device->cloud": f"{DEVICE_CLOUD_RTT_MS:g} ms RTT",
+                "edge->cloud": f"{BACKBONE.uplink_mbps:g} Mbit/s, {BACKBONE.rtt_ms:g} ms RTT",
             },
             "tier_emulation": TIER_EMULATION,
             "link_emulation": LINK_EMULATION,
