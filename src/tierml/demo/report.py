@@ -14,7 +14,7 @@ from tierml.runtime.e2e import STRATEGIES
 FIGURES = {
     "latency_vs_bandwidth": "Measured p50 latency per strategy across uplink bandwidths",
     "accuracy_front": "Pareto front: predicted latency against accuracy (exit thresholds)",
-    "exit_rates": "Requests leaving at an early exit: measured against the exit curve",
+    "exit_rates": "Early exits: the measured curve, the planner's setting, the share measured",
     "bytes_per_request": "Bytes sent by the device per request",
     "timeline": "The stream: the edge killed and restarted, then the bandwidth ÷10",
 }
@@ -112,18 +112,42 @@ def _front(ax: Any, s: dict[str, Any]) -> None:
 
 
 def _exits(ax: Any, s: dict[str, Any]) -> None:
-    points = s["points"]
-    labels = [f"{p['bandwidth_mbps']:g}" for p in points]
-    measured = [p["exit_share"].get("tierml", 0.0) for p in points]
-    ax.bar(labels, measured, color="tab:green", label="measured (tierml's plan)")
-    planned = s["planned_at_start"]["tierml"]["exit_share"]
-    if planned:
-        ax.axhline(
-            sum(planned), color="black", ls="--", lw=1, label="exit curve at the chosen threshold"
+    """The exit curve (each threshold: share leaving early, accuracy), the setting the
+    planner chose, and the share measured on tierml's plan at each bandwidth."""
+    by_criterion: dict[str, list[tuple[float, float]]] = {}
+    for p in s["model"]["curve"]:  # names like max-softmax≥0.9, entropy≤0.1
+        criterion = p["name"].replace("≥", "|").replace("≤", "|").split("|")[0]
+        by_criterion.setdefault(criterion, []).append((sum(p["exit_share"][:-1]), p["accuracy"]))
+    for criterion, xy in by_criterion.items():
+        xy.sort()
+        ax.plot(
+            [x for x, _ in xy],
+            [y for _, y in xy],
+            marker=".",
+            lw=1.2,
+            label=f"exit curve, {criterion} thresholds (held-out digits)",
         )
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("device uplink (Mbit/s)")
-    ax.set_ylabel("share of requests exiting early")
+    chosen = s["planned_at_start"]["tierml"]
+    ax.scatter(
+        sum(chosen["exit_share"]),
+        chosen["accuracy"],
+        s=80,
+        marker="*",
+        zorder=3,
+        color="tab:red",
+        label="the planner's setting (its codec included)",
+    )
+    for p in s["points"]:
+        ax.axvline(p["exit_share"].get("tierml", 0.0), color="tab:green", lw=0.8, alpha=0.6)
+    ax.axvline(
+        s["stream"]["exit_rate"],
+        color="tab:green",
+        lw=2,
+        label="measured on tierml's plans (thin: per bandwidth; thick: the stream)",
+    )
+    ax.axhline(s["model"]["accuracy"], color="gray", ls=":", lw=1, label="without exits")
+    ax.set_xlabel("share of requests leaving at an early exit")
+    ax.set_ylabel("top-1 accuracy")
     ax.legend(fontsize=7)
 
 
@@ -256,9 +280,27 @@ def _sections(s: dict[str, Any]) -> list[Section]:
             [FIGURES["latency_vs_bandwidth"], "latency_vs_bandwidth.png"],
         )
     )
-    out.append(("Exits", "", None, [FIGURES["exit_rates"], "exit_rates.png"]))
+    start = next(p for p in s["points"] if p["bandwidth_mbps"] == stream["start_mbps"])
     out.append(
-        ("Bytes on the wire", "", None, [FIGURES["bytes_per_request"], "bytes_per_request.png"])
+        (
+            "Exits",
+            f"At {stream['start_mbps']:g} Mbit/s, {start['exit_share'].get('tierml', 0):.0%} "
+            "of the requests on tierml's plan left at an early exit (measured); the exit "
+            f"curve predicted {sum(planned['tierml']['exit_share']):.0%}. During the stream: "
+            f"{stream['exit_rate']:.0%}.",
+            None,
+            [FIGURES["exit_rates"], "exit_rates.png"],
+        )
+    )
+    out.append(
+        (
+            "Bytes on the wire",
+            f"At {stream['start_mbps']:g} Mbit/s the device sent "
+            + ", ".join(f"{k} {v:,.0f} B" for k, v in start["bytes_up_mean"].items())
+            + " per request (mean).",
+            None,
+            [FIGURES["bytes_per_request"], "bytes_per_request.png"],
+        )
     )
     replans = "; ".join(f"{r['t']:.1f} s: {r['old']} → {r['new']}" for r in stream["replans"])
     out.append(
@@ -278,6 +320,16 @@ def _sections(s: dict[str, Any]) -> list[Section]:
                 for ph, v in stream["p50_ms_by_phase"].items()
             ],
             [FIGURES["timeline"], "timeline.png"],
+        )
+    )
+    used = sorted({r["plan"] for r in stream["timeline"] if "plan" in r}, key=lambda p: int(p[1:]))
+    out.append(
+        (
+            "Plans the stream used",
+            "",
+            [["plan", "chosen as", "placement"]]
+            + [[p, ", ".join(s["plans"][p]["labels"]), s["plans"][p]["plan"]] for p in used],
+            None,
         )
     )
     return out

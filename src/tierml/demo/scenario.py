@@ -206,7 +206,10 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
             "tier_emulation": TIER_EMULATION,
             "link_emulation": LINK_EMULATION,
         },
-        "plans": {p.id: {"labels": list(p.labels), "tiers": list(p.tiers)} for p in bundle.plans},
+        "plans": {
+            ids[k]: {"labels": list(e.labels), "plan": describe(e.candidate)}
+            for k, e in entries.items()
+        },
         "planned_at_start": planned,
         "accuracy_front": front,
         "points": points,

@@ -280,12 +280,14 @@ def measure_point(
 
 
 def describe(c: Candidate) -> str:
-    """e.g. ``device:10 | edge:7 codecs=int8``: nodes per site, and the codec of each link."""
+    """e.g. ``device:10 | edge:7 codecs=int8 exits=max-softmax≥0.9``: nodes per site, the
+    codec of each link, and the exit setting when exits are on."""
     counts = [sum(1 for x in c.stage_of if x == k) for k in range(c.layout.size)]
     # An emulated tier's hardware is "this host, slower": the tier name says enough.
     sites = [site.split(":this-host/")[0] for site in c.layout.key]
     parts = [f"{site}:{n}" for site, n in zip(sites, counts, strict=True) if n]
-    return " | ".join(parts) + f" codecs={','.join(c.knobs.codecs) or '-'}"
+    exits = f" exits={c.knobs.exits}" if c.knobs.exits != NO_EXITS else ""
+    return " | ".join(parts) + f" codecs={','.join(c.knobs.codecs) or '-'}" + exits
 
 
 def _stream(client: DeviceClient, pid: str, feeds: dict[str, Any], config: E2EConfig) -> float:
