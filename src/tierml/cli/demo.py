@@ -116,8 +116,9 @@ def demo(
     (cached after the first run) and registered with its fp16 and int8 variants; planned
     for a camera → edge → cloud topology beside every baseline; deployed as tier processes
     with emulated links; every plan measured across bandwidths; then a live stream through
-    a 10× bandwidth drop and an edge failure. Writes report.html, report.md, five PNG plots
-    and summary.json to --out. JSON keys: checks, stream, points, report, elapsed_s.
+    an edge failure and a 10× bandwidth drop. Writes report.html, report.md, five PNG plots,
+    summary.json and the deployed bundle to --out. JSON keys: checks, stream, points,
+    report, elapsed_s.
 
     Example: tierml demo --quick --format json
     """
