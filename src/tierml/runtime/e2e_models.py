@@ -65,7 +65,7 @@ def trained_exit_model(
     limit: int | None = None,
     rounds: int | None = None,
 ) -> E2EModel:
-    """``arch`` trained on MNIST-5k (first ``limit`` samples), with exit heads trained at
+    """``arch`` trained on MNIST-5k (a fixed subset of ``limit`` samples), with exit heads at
     ``taps`` (backbone frozen) and their curve measured on held-out digits; cached under
     the home by every setting that changes the result."""
     from tierml.adapt.commands import exits
