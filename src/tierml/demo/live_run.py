@@ -21,7 +21,7 @@ from tierml.demo.events import DemoObserver, StreamStats
 from tierml.plan.candidate import Candidate
 from tierml.plan.problem import PlanProblem
 from tierml.runtime.adaptation import Replanner
-from tierml.runtime.client import DeviceClient, InferenceRecord
+from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e_models import Feeds
 
@@ -128,7 +128,7 @@ def run_stream(
                         bool(record.fallbacks),
                     )
                     stats.plan = adaptive.current
-                timeline.append(_row(i, label, record, t0))
+                timeline.append(record.timeline_row(i, label, t0))
             stats.elapsed_s = time.monotonic() - t0
             observer.stream(stats)
     finally:
@@ -198,20 +198,6 @@ def _set_uplinks(clients: Sequence[DeviceClient], mbps: float) -> None:
         for name, link in c.links.items():
             if name.startswith(f"{c.bundle.origin}->"):
                 link.set_bandwidth(mbps, mbps)
-
-
-def _row(i: int, label: str, r: InferenceRecord, t0: float) -> dict[str, Any]:
-    return {
-        "i": i,
-        "client": label,
-        "t": r.started - t0,
-        "ms": r.total_ms,
-        "plan": r.plan,
-        "path": r.path,
-        "exit": r.exit,
-        "bytes_up": r.bytes_up,
-        "fallbacks": r.fallbacks,
-    }
 
 
 def _by_phase(

@@ -50,6 +50,21 @@ class InferenceRecord:
     fallbacks: list[str] = field(default_factory=list)  # "p0: edge down" per retry
     started: float = 0.0  # time.monotonic() at the start
 
+    def timeline_row(self, i: int, client: str, t0: float) -> dict[str, Any]:
+        """Request ``i`` of a replay, as its timeline records it (``t0``: the replay's start
+        on the monotonic clock)."""
+        return {
+            "i": i,
+            "client": client,
+            "t": self.started - t0,
+            "ms": self.total_ms,
+            "plan": self.plan,
+            "path": self.path,
+            "exit": self.exit,
+            "bytes_up": self.bytes_up,
+            "fallbacks": self.fallbacks,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan": self.plan,

@@ -29,7 +29,7 @@ from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.adaptation import Replanner
 from tierml.runtime.bundle_build import build_bundle
-from tierml.runtime.client import DeviceClient, InferenceRecord
+from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e import (
     EDGE_SLOWDOWN,
@@ -126,7 +126,7 @@ def run_trace(
                     continue
                 if client is adaptive:
                     replanner.observe(record)
-                timeline.append(_row(i, label, record, t0))
+                timeline.append(record.timeline_row(i, label, t0))
         for c in (adaptive, static):
             c.close()
         replans = [
@@ -158,19 +158,6 @@ def _interesting_start(problem_at: Callable[[float], PlanProblem], drop: float) 
         if before and after and candidate_key(before.candidate) != candidate_key(after.candidate):
             return mbps
     return START_CANDIDATES_MBPS[-1]
-
-
-def _row(i: int, label: str, r: InferenceRecord, t0: float) -> dict[str, Any]:
-    return {
-        "i": i,
-        "client": label,
-        "t": r.started - t0,
-        "ms": r.total_ms,
-        "plan": r.plan,
-        "path": r.path,
-        "bytes_up": r.bytes_up,
-        "fallbacks": r.fallbacks,
-    }
 
 
 def _summary(
