@@ -21,7 +21,8 @@ FIGURES = {
 
 
 def write_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """Write report.md, report.html, summary.json and the figures; return their paths."""
+    """Write report.md, report.html and the figures; return their paths and where
+    summary.json goes (:func:`write_summary`)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -55,9 +56,12 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     }
     _write(paths["markdown"], _markdown(sections))
     _write(paths["html"], _html(sections))
-    result = {k: str(v) for k, v in paths.items()} | {"images": images}
-    _write(paths["summary"], json.dumps({**summary, "report": result}, indent=1, default=str))
-    return result
+    return {k: str(v) for k, v in paths.items()} | {"images": images}
+
+
+def write_summary(summary: dict[str, Any]) -> None:
+    """summary.json, where the report says it is, once the summary is complete."""
+    _write(Path(summary["report"]["summary"]), json.dumps(summary, indent=1, default=str))
 
 
 def _tmp(path: Path) -> Path:

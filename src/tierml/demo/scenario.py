@@ -22,7 +22,7 @@ from tierml.core.errors import OutputPathError
 from tierml.demo.events import DemoObserver
 from tierml.demo.live_run import StreamConfig, run_stream
 from tierml.demo.model_step import demo_model, exit_curve, register
-from tierml.demo.report import write_report
+from tierml.demo.report import write_report, write_summary
 from tierml.plan.problem import Constraints, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import analyse_model
@@ -220,6 +220,7 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
     observer.step(5, "write the report")
     summary["report"] = write_report(summary, config.out_dir)
     summary["elapsed_s"] = time.monotonic() - started
+    write_summary(summary)
     observer.note(f"report: {summary['report']['html']}")
     return summary
 
