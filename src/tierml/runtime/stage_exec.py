@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,7 @@ class StageRunner:
         # Steady-state times by partition file; shared, clients on one host emulate the
         # same device alike.
         self._steady_times = {} if steady_times is None else steady_times
+        self._live: deque[float] = deque(maxlen=STEADY_RUNS)  # this runner's recent runs
         # Partitions shared by several plans share one session (``sessions``: by file).
         cache = {} if sessions is None else sessions
         if path not in cache:
@@ -86,6 +88,7 @@ class StageRunner:
         start = time.perf_counter()
         outputs = run_session(self.session, feeds, label=self.spec.model)
         compute = time.perf_counter() - start
+        self._live.append(compute)
         emulated = self._steady_s(feeds) * (self.slowdown - 1) if self.slowdown > 1 else 0.0
         if emulated > 0:
             time.sleep(emulated)
@@ -95,7 +98,8 @@ class StageRunner:
 
     def _steady_s(self, feeds: Mapping[str, Array]) -> float:
         """The partition's steady-state time on this host: the median of back-to-back runs,
-        measured once per partition file on the first request's inputs.
+        measured once per partition file on the first request's inputs, or the median of
+        this runner's last runs when lower.
 
         A slower tier waits this × (slowdown − 1): catalog slowdowns are throughput ratios,
         so they scale the steady state, not one run's transient (a preempted run, caches
@@ -109,7 +113,12 @@ class StageRunner:
                 run_session(self.session, feeds, label=self.spec.model)
                 times.append(time.perf_counter() - start)
             self._steady_times[self.path] = statistics.median(times)
-        return self._steady_times[self.path]
+        calibrated = self._steady_times[self.path]
+        if len(self._live) < STEADY_RUNS:
+            return calibrated
+        # A calibration taken while the host was busy (tiers starting, say) would slow
+        # the emulated tier for the whole run: the recent runs' median corrects it down.
+        return min(calibrated, statistics.median(self._live))
 
 
 def check_inputs(
