@@ -138,7 +138,7 @@ def demo(
     verdict = "beats or equals" if checks["plan_beats_or_equals_every_baseline"] else "loses to"
     console().print(
         f"tierml's plan {verdict} every baseline (measured p50) at "
-        f"{len(checks['points'])} bandwidths; {len(stream['replans'])} re-plans; "
+        f"{len(checks['points'])} bandwidths; re-plans: {len(stream['replans'])}; "
         f"lost requests {sum(stream['lost_requests'].values())}; "
         f"{summary['elapsed_s']:.0f} s.\nReport: {summary['report']['html']}"
     )
