@@ -84,13 +84,12 @@ def train(
     from tierml.adapt.models import EPOCHS, TrainConfig, train_model
 
     config = TrainConfig(arch, data, seed, epochs or EPOCHS, limit=limit)
-    if register is None:
-        with working(f"training {arch} on {data}"):
+    with working(f"training {arch} on {data}"):
+        if register is None:
             report = train_model(config, out).to_dict()
-    else:
-        from tierml.registry.adapted_artifacts import train_registered
+        else:
+            from tierml.registry.adapted_artifacts import train_registered
 
-        with working(f"training {arch} on {data}"):
             report = _in_registry(db, lambda r: train_registered(r, register, config, out))
     _show(
         fmt,
@@ -126,13 +125,12 @@ def exits(
 
     options: dict[str, Any] = {"out": out, "profile": profile, "seed": seed, "epochs": epochs,
                                "limit": limit}  # fmt: skip
-    if register is None:
-        with working("training exit heads"):
+    with working("training exit heads"):
+        if register is None:
             r = commands.exits(model, data, tap, **options)
-    else:
-        from tierml.registry.adapted_artifacts import exits_registered
+        else:
+            from tierml.registry.adapted_artifacts import exits_registered
 
-        with working("training exit heads"):
             r = _in_registry(
                 db, lambda reg: exits_registered(reg, register, model, data, tap, **options)
             )
@@ -245,13 +243,12 @@ def bottleneck(
     options: dict[str, Any] = {"out": out, "profile": profile, "code_channels": code_channels,
                                "stride": stride, "seed": seed, "epochs": epochs,
                                "limit": limit}  # fmt: skip
-    if register is None:
-        with working("training the bottleneck"):
+    with working("training the bottleneck"):
+        if register is None:
             r = commands.bottleneck(model, data, cut, **options)
-    else:
-        from tierml.registry.adapted_artifacts import bottleneck_registered
+        else:
+            from tierml.registry.adapted_artifacts import bottleneck_registered
 
-        with working("training the bottleneck"):
             r = _in_registry(
                 db, lambda reg: bottleneck_registered(reg, register, model, data, cut, **options)
             )
