@@ -31,7 +31,7 @@ def test_mac_totals_at_224(zoo_path, name, gmacs, exporter):
     assert not uncounted
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(set(SMALL) - {"vgg16"}))  # legacy only: tests/zoo
 def test_both_exporters_give_the_same_macs(zoo_path, name):
     shapes = SHAPES.get(name)
     totals = {

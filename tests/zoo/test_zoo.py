@@ -28,7 +28,14 @@ from tierml.zoo.yolo import MaxPoolStride1
 SMALL = {name: 64 if name == "tiny_yolov2" else 32 for name in ZOO_NAMES}
 SMALL["transformer"] = 16
 SMALL["speech_lstm"] = 8  # its dynamo export time grows with the frames
-CASES = [pytest.param(n, e, id=f"{n}-{e}") for n in ZOO_NAMES for e in EXPORTERS]
+# VGG-16 is exported by the legacy exporter only: its 550 MB of weights make a dynamo export
+# ~12 s, and its plain conv chain is what every other dynamo-exported model already has.
+CASES = [
+    pytest.param(n, e, id=f"{n}-{e}")
+    for n in ZOO_NAMES
+    for e in EXPORTERS
+    if (n, e) != ("vgg16", "dynamo")
+]
 RTOL = 1e-4
 N_MELS = 40  # tierml.zoo.speech.N_MELS
 # Output channels or classes, where they are not ImageNet's 1000.

@@ -30,6 +30,7 @@ ARCH = "vgg-style"
 TAPS = ("@4", "@9")
 REGISTRY_NAME = "demo-mnist-vgg"
 QUICK_LIMIT = 2500  # --quick trains on this many of MNIST-5k's digits
+QUICK_EXIT_EPOCHS = 6  # and its exit heads this many epochs (the default: EXIT_EPOCHS)
 EVAL_SAMPLES = 500
 # (name, transform, params, max accuracy drop): the per-device variants the demo declares.
 RECIPES: tuple[tuple[str, str, dict[str, Any], float | None], ...] = (
@@ -48,9 +49,11 @@ class DemoModel:
 
 
 def demo_model(home: Path, *, quick: bool, seed: int = 0) -> E2EModel:
-    """Trained (or cached) backbone with exits; quick: 2 epochs on 2,500 digits."""
+    """Trained (or cached) backbone with exits; quick: 2 epochs on 2,500 digits, heads 6."""
     if quick:
-        return trained_exit_model(home, ARCH, TAPS, seed=seed, epochs=2, limit=QUICK_LIMIT)
+        return trained_exit_model(
+            home, ARCH, TAPS, seed=seed, epochs=2, limit=QUICK_LIMIT, exit_epochs=QUICK_EXIT_EPOCHS
+        )
     return trained_exit_model(home, ARCH, TAPS, seed=seed, epochs=4)
 
 
@@ -95,7 +98,7 @@ def register(
                 list(TAPS),
                 data=model.data or "mnist5k",
                 seed=seed,
-                epochs=EXIT_EPOCHS,
+                epochs=QUICK_EXIT_EPOCHS if quick else EXIT_EPOCHS,
                 limit=limit,
                 tiers=VARIANT_TIERS,
             )

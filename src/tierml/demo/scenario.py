@@ -72,7 +72,7 @@ class DemoConfig:
 
     @property
     def stream_requests(self) -> int:
-        return 150 if self.quick else 300
+        return 120 if self.quick else 300
 
 
 def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:

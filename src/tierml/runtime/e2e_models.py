@@ -63,6 +63,7 @@ def trained_exit_model(
     seed: int = 0,
     epochs: int | None = None,
     limit: int | None = None,
+    exit_epochs: int | None = None,
     rounds: int | None = None,
 ) -> E2EModel:
     """``arch`` trained on MNIST-5k (a fixed subset of ``limit`` samples), with exit heads at
@@ -74,6 +75,7 @@ def trained_exit_model(
     config = TrainConfig(arch, "mnist5k", seed=seed, epochs=epochs or EPOCHS, limit=limit)
     default = (arch, taps, seed, epochs, limit) == ("small-cnn", EXIT_TAPS, 0, None, None)
     stem = arch if default else f"{arch}-{config.key()[:8]}-{'-'.join(t.strip('@') for t in taps)}"
+    stem += f"-e{exit_epochs}" if exit_epochs else ""
     folder = home / "e2e-models"
     base, target = folder / f"{stem}.onnx", folder / f"{stem}-exits.onnx"
     curves = folder / f"{stem}.curves.json"
@@ -82,7 +84,8 @@ def trained_exit_model(
         trained = train_model(config, home=home / "adapt")
         shutil.copyfile(trained.path, base)
         curves.unlink(missing_ok=True)  # exits() adds to an existing curves file
-        exits(base, "mnist5k", list(taps), out=target, profile=curves, seed=seed, limit=limit)
+        exits(base, "mnist5k", list(taps), out=target, profile=curves, seed=seed, limit=limit,
+              epochs=exit_epochs)  # fmt: skip
     return E2EModel(f"{stem}-exits", str(target), str(curves), "mnist5k", rounds, base=str(base))
 
 
