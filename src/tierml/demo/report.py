@@ -203,10 +203,12 @@ def _timeline(ax: Any, s: dict[str, Any]) -> None:
 
 def _log_plain(ax: Any, axis: str) -> None:
     """A log axis labelled 3, 10, 30 … rather than 3×10⁰."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
+    # 1-2-5 steps: a range narrower than a decade (13-40 ms) still gets labelled ticks.
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 
