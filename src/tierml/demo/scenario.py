@@ -5,7 +5,7 @@
    baseline; 3. deployed as tier processes with emulated links, every plan measured across
    bandwidths; 4. a live stream through a 10× bandwidth drop and an edge failure; 5. a report.
 
-The tiers run on this host and emulate their speed by waiting (the device 100× slower: a
+The tiers run on this host and emulate their speed by waiting (the device 200× slower: a
 microcontroller-class camera; the edge 2×); links are shaped in the application.
 """
 
@@ -49,7 +49,10 @@ from tierml.runtime.link_shaping import EMULATION as LINK_EMULATION
 from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key, price
 from tierml.runtime.runtime_costs import measure_runtime_costs
 
-DEVICE_SLOWDOWN = 100.0  # a microcontroller-class camera: this host's core ÷ 100
+# A microcontroller-class camera: this host's core ÷ 200. At ÷ 100 the camera's exit path
+# (~15 ms) sits within the measurement noise of the edge plan (~14 ms + the input's wire
+# time), so whether a 10× drop changes the best plan depends on the run.
+DEVICE_SLOWDOWN = 200.0
 # A plan measured within this share of the best baseline "equals" it: the run-to-run
 # spread of a p50 over a few requests on a shared 2-core host.
 EQUAL_WITHIN = 0.05
@@ -64,7 +67,7 @@ class DemoConfig:
 
     @property
     def bandwidths_mbps(self) -> tuple[float, ...]:
-        return (0.3, 1.0, 10.0) if self.quick else (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+        return (0.1, 1.0, 10.0) if self.quick else (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 
     @property
     def rounds(self) -> int:
