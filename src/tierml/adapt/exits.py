@@ -1,5 +1,6 @@
 """Early exits (BranchyNet, Teerapittayanon et al. 2016; Shallow-Deep Networks, Kaya et
 al. 2019): classifiers at chosen tensors of a frozen backbone, trained on its activations,
+optionally fine-tuned jointly with the backbone (:mod:`tierml.adapt.joint_exits`),
 grafted into one multi-exit ONNX model, and profiled on held-out data.
 
 A request leaves at the first exit whose confidence passes the threshold: max-softmax ≥ t
@@ -19,7 +20,7 @@ import numpy.typing as npt
 import onnx
 
 from tierml.adapt.backbone import Backbone, session
-from tierml.adapt.data import Dataset, Split
+from tierml.adapt.data import Split
 from tierml.adapt.graft import graft, opset_of
 from tierml.core.errors import AdaptError, AdaptParameterError
 
@@ -59,9 +60,11 @@ class ExitsResult:
     tap_macs: tuple[int, ...]  # backbone MACs up to each tap
     head_macs: tuple[int, ...]
     total_macs: int
-    base_accuracy: float
+    base_accuracy: float  # the model as given, held out: the curve's drops are from it
     classes: int
     curve: tuple[ThresholdPoint, ...] = field(default=())
+    training: str = "frozen"  # "frozen": heads only; "joint": backbone fine-tuned too
+    final_accuracy: float | None = None  # the multi-exit model's final classifier, held out
 
     def best_within(self, drop: float) -> ThresholdPoint | None:
         """The cheapest threshold losing at most ``drop`` accuracy (a fraction)."""
@@ -84,35 +87,41 @@ class ExitsResult:
             "classes": self.classes,
             "total_macs": self.total_macs,
             "base_accuracy": self.base_accuracy,
+            "training": self.training,
+            "final_accuracy": self.final_accuracy,
             "curve": [p.to_dict() for p in self.curve],
         }
 
 
 def train_exits(
-    backbone: Backbone, data: Split, taps: list[str], *, seed: int = 0, epochs: int = EPOCHS
+    backbone: Backbone,
+    data: Split,
+    taps: list[str],
+    *,
+    seed: int = 0,
+    epochs: int = EPOCHS,
+    joint: bool = False,
+    joint_epochs: int | None = None,
 ) -> ExitsResult:
-    """Train one head per tap (backbone frozen), graft them, check with ORT, profile."""
+    """Train one head per tap (backbone frozen); with ``joint``, then fine-tune backbone
+    and heads together (:mod:`tierml.adapt.joint_exits`). Graft the heads, check the
+    multi-exit model with ORT, profile it on held-out data."""
     from tierml.adapt.heads import ExitHead
     from tierml.adapt.training import fit, predict, seed_everything, to_onnx
 
-    if not taps:
-        raise AdaptParameterError("No exit tap given.", hint="Pass --tap TENSOR (repeatable).")
-    tensors = [backbone.cut_tensor(t) for t in taps]  # validated before any training
-    for t in tensors:
-        if len(backbone.tensor_shape(t)) != 3:
-            raise AdaptParameterError(
-                f"An exit head reads a [C, H, W] tensor; '{t}' is "
-                f"{list(backbone.tensor_shape(t))}.",
-                hint="Tap the output of a convolution block.",
-            )
-    if len(set(tensors)) != len(tensors):
-        raise AdaptParameterError(f"Exit taps repeat: {tensors}.", hint="Give each tap once.")
-    order = {name: i for i, name in enumerate(backbone.single_tensor_cuts())}
-    tensors.sort(key=lambda t: order.get(t, -1))
+    tensors = _checked_taps(backbone, taps)
+    if joint_epochs is not None and joint_epochs < 1:
+        raise AdaptParameterError(
+            f"joint_epochs must be ≥ 1, not {joint_epochs}.", hint="Leave it unset for the default."
+        )
+    stages = None
+    if joint:  # an op torch cannot run fails here, before any training
+        from tierml.adapt.joint_exits import stages_at
+
+        stages = stages_at(backbone, tensors)
     train = backbone.run(data.train.x, tensors)
     held = backbone.run(data.held_out.x, [*tensors, backbone.output_name])
-    model, outputs, head_acc, head_macs = backbone.proto, [], [], []
-    probs = []
+    heads, probs = [], []
     for i, t in enumerate(tensors):
         seed_everything(seed + i)  # the head's initial weights too
         head = ExitHead(backbone.tensor_shape(t), backbone.classes)
@@ -125,32 +134,66 @@ def train_exits(
             lr=LR,
             seed=seed + i,
         )
-        p = predict(head, held[t])  # [N, classes] probabilities
-        probs.append(p)
-        head_acc.append(float(np.mean(p.argmax(1) == data.held_out.labels)))
-        head_macs.append(int(head.macs))
+        heads.append(head)
+        probs.append(predict(head, held[t]))  # [N, classes] probabilities
+    proto, final_logits = backbone.proto, held[backbone.output_name]
+    tap_macs = tuple(backbone.macs_upto(t) for t in tensors)
+    total = backbone.graph.total_macs
+    if stages is not None:
+        from tierml.adapt.joint_exits import EPOCHS as JOINT_EPOCHS
+        from tierml.adapt.joint_exits import fine_tune
+
+        positions = tuple(m / total for m in tap_macs)  # C_i: the exit's share of compute
+        tuned = fine_tune(
+            backbone, data, stages, heads, positions, seed=seed, epochs=joint_epochs or JOINT_EPOCHS
+        )
+        proto, final_logits, probs = tuned.proto, tuned.final_logits, tuned.exit_probs
+    model, outputs = proto, []
+    for i, (t, head) in enumerate(zip(tensors, heads, strict=True)):
         name = f"exit{i + 1}_probs"
         exported = to_onnx(head, backbone.tensor_shape(t), "tap", "probs", opset_of(model))
         model = graft(model, exported, t, f"exit{i + 1}", name)
         outputs.append(name)
-    _check_grafted(model, backbone, data.held_out, outputs, probs)
-    final = softmax(held[backbone.output_name])
-    base = float(np.mean(final.argmax(1) == data.held_out.labels))
-    tap_macs = tuple(backbone.macs_upto(t) for t in tensors)
-    total = backbone.graph.total_macs
+    sample = data.held_out.x[:64]
+    want = {backbone.output_name: final_logits[:64]}
+    want.update({o: p[:64] for o, p in zip(outputs, probs, strict=True)})
+    _check_grafted(model, backbone.input_name, sample, want)
+    labels = data.held_out.labels
+    final = softmax(final_logits)
+    base = float(np.mean(softmax(held[backbone.output_name]).argmax(1) == labels))
     result = ExitsResult(
         model,
         tuple(tensors),
         tuple(outputs),
-        tuple(head_acc),
+        tuple(float(np.mean(p.argmax(1) == labels)) for p in probs),
         tap_macs,
-        tuple(head_macs),
+        tuple(int(h.macs) for h in heads),
         total,
         base,
         backbone.classes,
+        training="joint" if joint else "frozen",
+        final_accuracy=float(np.mean(final.argmax(1) == labels)),
     )
-    curve = exit_curve(probs, final, data.held_out.labels, tap_macs, tuple(head_macs), total)
+    curve = exit_curve(probs, final, labels, tap_macs, result.head_macs, total)
     return dataclasses.replace(result, curve=curve)
+
+
+def _checked_taps(backbone: Backbone, taps: list[str]) -> list[str]:
+    """The taps' tensors, validated, in topological order."""
+    if not taps:
+        raise AdaptParameterError("No exit tap given.", hint="Pass --tap TENSOR (repeatable).")
+    tensors = [backbone.cut_tensor(t) for t in taps]
+    for t in tensors:
+        if len(backbone.tensor_shape(t)) != 3:
+            raise AdaptParameterError(
+                f"An exit head reads a [C, H, W] tensor; '{t}' is "
+                f"{list(backbone.tensor_shape(t))}.",
+                hint="Tap the output of a convolution block.",
+            )
+    if len(set(tensors)) != len(tensors):
+        raise AdaptParameterError(f"Exit taps repeat: {tensors}.", hint="Give each tap once.")
+    order = {name: i for i, name in enumerate(backbone.single_tensor_cuts())}
+    return sorted(tensors, key=lambda t: order.get(t, -1))
 
 
 def cross_entropy_of_logits(head: Any, xb: Any, yb: Any) -> Any:
@@ -230,13 +273,11 @@ def _point(
 
 
 def _check_grafted(
-    model: onnx.ModelProto, backbone: Backbone, held: Dataset, outputs: list[str], probs: list[F32]
+    model: onnx.ModelProto, input_name: str, sample: F32, want: dict[str, F32]
 ) -> None:
     """ONNX Runtime runs the multi-exit model; its logits and exits match the parts."""
-    sample = held.x[:64]
-    got = session(model).run([backbone.output_name, *outputs], {backbone.input_name: sample})
-    want = [backbone.logits(sample), *(p[:64] for p in probs)]
-    for name, g, w in zip([backbone.output_name, *outputs], got, want, strict=True):
+    got = session(model).run(list(want), {input_name: sample})
+    for (name, w), g in zip(want.items(), got, strict=True):
         if not np.allclose(g, w, rtol=1e-4, atol=1e-5):
             raise AdaptError(
                 f"The multi-exit model's {name} differs from the trained part "
