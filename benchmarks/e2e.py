@@ -62,8 +62,11 @@ def main() -> None:
         )
     for o in result["overhead"]:
         print(
-            f"overhead {o['model']}: split {o['split_ms']:.2f} ms vs monolithic "
-            f"{o['monolithic_ms']:.2f} ms → ×{o['ratio']:.3f}"
+            f"overhead {Path(o['model']).stem}: split {o['split_ms']:.2f} ms vs monolithic "
+            f"{o['monolithic_ms']:.2f} ms → ×{o['ratio']:.3f}; stages computed "
+            f"{o['head_ms']:.2f} + {o['tail_ms']:.2f} ms (×{o['compute_ratio']:.3f}); "
+            f"hop {o['hop_ms']:.2f} ms for {o['bytes']} B, loopback floor "
+            f"{o['loopback_floor_ms']:.2f} ms → ×{o['ratio_over_loopback']:.3f} over loopback"
         )
     print(
         f"prediction median APE {result['prediction_median_ape']:.1%}; "

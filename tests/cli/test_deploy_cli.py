@@ -120,4 +120,8 @@ def test_bench_e2e_quick_reports_the_documented_keys(home, zoo_path):
     assert {"tierml", "device-only", "cloud-only"} <= set(point["measured_p50_ms"])
     assert all(v > 0 for v in point["measured_p50_ms"].values())
     assert data["overhead_ratio"] > 0 and data["prediction_median_ape"] >= 0
+    (o,) = data["overhead"]
+    # The loopback floor is a real round trip, and part of what the split request costs.
+    assert 0 < o["loopback_floor_ms"] and o["ratio_over_loopback"] < o["ratio"]
+    assert o["head_ms"] > 0 and o["tail_ms"] > 0 and o["bytes"] > 0
     assert data["link_emulation"] == "application"

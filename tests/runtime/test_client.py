@@ -11,6 +11,8 @@ import pytest
 from tierml.core.errors import InputDataError
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment, free_port
+from tierml.runtime.forward import MAX_HOLD_MS
+from tierml.runtime.link_shaping import UNLIMITED
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,18 @@ def test_many_concurrent_clients_share_one_cloud_tier(emulated, deployed):
     assert len(results) == 32
     for r in results:
         np.testing.assert_allclose(r, ref, atol=1e-4)
+
+
+def test_a_held_probe_takes_at_least_its_hold_and_an_absurd_hold_is_ignored(deployed):
+    _, client = deployed
+    tier = next(iter(client.addresses))
+    shapes = {name: link.shape for name, link in client.links.items()}
+    for link in client.links.values():
+        link.set_shape(UNLIMITED)
+    try:
+        assert client.probe_bandwidth(tier, 1024, hold_ms=30.0) >= 30.0
+        # Beyond the cap the tier answers at once rather than spin for a minute.
+        assert client.probe_bandwidth(tier, 1024, hold_ms=60_000.0) < MAX_HOLD_MS
+    finally:
+        for name, link in client.links.items():
+            link.set_shape(shapes[name])

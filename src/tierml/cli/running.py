@@ -147,7 +147,7 @@ def bench_e2e(
 
     Every point (model × bandwidth × device slowdown) runs for real: tier processes,
     emulated links, interleaved requests. JSON keys: points, overhead_ratio,
-    prediction_median_ape, checks.
+    overhead_ratio_over_loopback, prediction_median_ape, checks.
 
     Example: tierml bench e2e --format json
     """
@@ -205,7 +205,8 @@ def bench_e2e(
         )
     )
     console().print(
-        f"overhead ratio {result['overhead_ratio']:.3f}; "
+        f"overhead ratio {result['overhead_ratio']:.3f} "
+        f"(×{result['overhead_ratio_over_loopback']:.3f} over the loopback hop); "
         f"prediction median APE {result['prediction_median_ape']:.1%}; "
         f"links: {result['link_emulation']}"
     )

@@ -24,9 +24,10 @@ from tritonclient.grpc import service_pb2 as pb
 
 from tierml.core.errors import DeploymentError, InputDataError, TierUnavailableError
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
-from tierml.runtime.forward import PROBE_MODEL, call_stage, stub_for
+from tierml.runtime.forward import HOLD_PARAM, PROBE_MODEL, call_stage, stub_for
 from tierml.runtime.link_shaping import ShapedLink
 from tierml.runtime.stage_exec import StageRunner, check_inputs, run_on_tier
+from tierml.runtime.wire import set_param
 
 Array = np.ndarray[Any, Any]
 PROBE_INTERVAL_S = 0.25
@@ -190,13 +191,16 @@ class DeviceClient:
             link.send(64, up=False)
         return (time.perf_counter() - start) * 1e3
 
-    def probe_bandwidth(self, tier: str, nbytes: int = 32_768) -> float:
+    def probe_bandwidth(self, tier: str, nbytes: int = 32_768, *, hold_ms: float = 0.0) -> float:
         """Send ``nbytes`` to ``tier``'s probe endpoint over the emulated link: the ms taken
-        (for plans that send nothing, the link is still measured now and then)."""
+        (for plans that send nothing, the link is still measured now and then). The tier
+        holds its reply ``hold_ms`` first when that is > 0 (included in the time)."""
         links = self._links_to(tier)
         request = pb.ModelInferRequest(model_name=PROBE_MODEL)
         request.inputs.add(name="probe", datatype="UINT8", shape=[nbytes])
         request.raw_input_contents.append(bytes(nbytes))
+        if hold_ms > 0:
+            set_param(request.parameters, HOLD_PARAM, float(hold_ms))
         start = time.perf_counter()
         for link in links:
             link.send(nbytes, up=True)

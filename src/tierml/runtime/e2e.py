@@ -40,17 +40,17 @@ from tierml.profile.host import this_host
 from tierml.profile.model_profile import Measured
 from tierml.profile.plan_inputs import build_problem, cost_graph, host_kernels
 from tierml.profile.planning import planning_inputs
-from tierml.profile.sessions import OptLevel, make_session
+from tierml.profile.sessions import OptLevel
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.e2e_models import E2EModel, Feeds, model_inputs
 from tierml.runtime.emulation import EMULATION as TIER_EMULATION
 from tierml.runtime.emulation import EmulatedTier, anchored_to_measurement, emulated_topology
-from tierml.runtime.link_shaping import EMULATION, UNLIMITED, LinkShape
+from tierml.runtime.link_shaping import EMULATION, LinkShape
 from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
 from tierml.runtime.runtime_costs import RuntimeCosts, measure_runtime_costs, with_runtime_costs
-from tierml.runtime.stage_exec import RUNTIME_OPT_LEVEL
+from tierml.runtime.split_overhead import measure_split_overhead
 
 STRATEGIES = ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
 EDGE_SLOWDOWN = 2.0
@@ -218,7 +218,10 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
                 progress(f"{label}: {bw:g} Mbps, device {s:g}× slower")
                 point = measure_point(client, problem, ids, label, bw, s, feeds, config, rounds)
                 points.append(point)
-            overheads.append(_overhead(client, path, ids[candidate_key(probe)], feeds[0], config))
+            pid = ids[candidate_key(probe)]
+            overheads.append(
+                measure_split_overhead(client, path, pid, feeds[0], config.overhead_rounds)
+            )
             client.close()
     return {**_summary(points, overheads), "runtime_costs": dataclasses.asdict(costs)}
 
@@ -311,27 +314,6 @@ def _stream(client: DeviceClient, pid: str, feeds: dict[str, Any], config: E2ECo
     return config.stream_requests / (time.perf_counter() - start)
 
 
-def _overhead(
-    client: DeviceClient, model: str, pid: str, feeds: dict[str, Any], config: E2EConfig
-) -> dict[str, Any]:
-    """The split at unlimited bandwidth and no slowdown against one ORT session, interleaved."""
-    client.set_device_slowdown(1.0)
-    for link in client.links.values():
-        link.set_shape(UNLIMITED)
-    mono = make_session(model, threads=1, opt_level=RUNTIME_OPT_LEVEL, label="monolithic")
-    split_ms, mono_ms = [], []
-    for _ in range(3):
-        client.infer(feeds, plan=pid)
-        mono.run(None, feeds)
-    for _ in range(config.overhead_rounds):
-        split_ms.append(client.infer(feeds, plan=pid).total_ms)
-        start = time.perf_counter()
-        mono.run(None, feeds)
-        mono_ms.append((time.perf_counter() - start) * 1e3)
-    split, whole = statistics.median(split_ms), statistics.median(mono_ms)
-    return {"model": model, "split_ms": split, "monolithic_ms": whole, "ratio": split / whole}
-
-
 def _summary(points: Sequence[Point], overheads: Sequence[dict[str, Any]]) -> dict[str, Any]:
     # The planner predicts the expected latency: compare with the measured mean (with exits
     # the distribution is bimodal and its median is either mode).
@@ -368,6 +350,9 @@ def _summary(points: Sequence[Point], overheads: Sequence[dict[str, Any]]) -> di
         "prediction_median_ape_by_model": {m: float(np.median(v)) for m, v in by_model.items()},
         "overhead": list(overheads),
         "overhead_ratio": max((o["ratio"] for o in overheads), default=float("nan")),
+        "overhead_ratio_over_loopback": max(
+            (o["ratio_over_loopback"] for o in overheads), default=float("nan")
+        ),
         "prediction_median_ape": float(np.median(apes)) if apes else float("nan"),
         "checks": checks,
         "link_emulation": EMULATION,

@@ -27,6 +27,10 @@ from tierml.runtime.wire import add_tensor, get_json_param, read_tensors
 Array = np.ndarray[Any, Any]
 HOPS_PARAM = "tierml.hops"
 PROBE_MODEL = "tierml.probe"  # every tier answers it at once: a bandwidth probe
+# On the probe: hold the reply this many ms (float) before answering, so a probe can stand
+# in for a partition's run when measuring what a hop costs beyond the compute.
+HOLD_PARAM = "tierml.hold_ms"
+MAX_HOLD_MS = 2_000.0  # a probe may keep a tier busy this long at most
 MAX_MESSAGE_BYTES = 64 << 20
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

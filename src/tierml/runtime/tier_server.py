@@ -32,7 +32,9 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
 from tierml.runtime.forward import (
+    HOLD_PARAM,
     HOPS_PARAM,
+    MAX_HOLD_MS,
     MAX_MESSAGE_BYTES,
     PROBE_MODEL,
     RemoteError,
@@ -42,7 +44,7 @@ from tierml.runtime.forward import (
 )
 from tierml.runtime.link_shaping import ShapedLink
 from tierml.runtime.stage_exec import StageRunner, run_on_tier
-from tierml.runtime.wire import add_tensor, oip_datatype, read_tensors, set_param
+from tierml.runtime.wire import add_tensor, get_param, oip_datatype, read_tensors, set_param
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,13 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
         start = time.perf_counter()
         if request.model_name == PROBE_MODEL:  # a bandwidth probe: bytes in, nothing out
+            hold = get_param(request.parameters, HOLD_PARAM)
+            if isinstance(hold, float) and 0 < hold <= MAX_HOLD_MS:
+                # Busy, as a partition's run keeps the core: a sleep would let the core idle
+                # and wake late, which a computing tier does not.
+                end = start + hold / 1e3
+                while time.perf_counter() < end:
+                    pass
             return pb.ModelInferResponse(model_name=PROBE_MODEL, id=request.id)
         runner = self.runners.get(request.model_name)
         if runner is None:
