@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # adapt is imported inside the functions: torch loads only to
 
 # Epochs as `tierml adapt` trains them; taps, cut and ε have no default worth guessing.
 EXITS = {"taps": [], "criterion": "max-softmax", "threshold": 0.9, "epochs": 15, "seed": 0,
-         "held_out": 0.5}  # fmt: skip
+         "held_out": 0.5, "joint": False}  # fmt: skip
 BOTTLENECK = {"cut": "", "channels": 0, "stride": 2, "epochs": 10, "seed": 0, "held_out": 0.5}
 NOISE = {"cut": "", "mechanism": "laplace", "epsilon": 0.0, "clip": 0.0, "seed": 0,
          "held_out": 0.5}  # fmt: skip
@@ -196,7 +196,7 @@ def apply_exits(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet
     parts, split = _split(backbone, data, params, "exits")
     result = train_exits(
         backbone, parts, list(params["taps"]), seed=int(params["seed"]),
-        epochs=int(params["epochs"]),
+        epochs=int(params["epochs"]), joint=bool(params["joint"]),
     )  # fmt: skip
     return Built(result.model, "fp32", {"exits": exit_spec(result.to_dict(), params)}, split=split)
 

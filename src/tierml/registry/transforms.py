@@ -201,7 +201,8 @@ TRANSFORMS: dict[str, Transform] = {
         ),
         Transform(
             "exits",
-            "early-exit heads at the taps, trained on part of the eval set (backbone frozen)",
+            "early-exit heads at the taps, trained on part of the eval set (backbone frozen; "
+            "joint=true: fine-tuned with them)",
             adapting.EXITS,
             adapting.apply_exits,
             check=adapting.check_exits,
