@@ -32,14 +32,32 @@ def deploy(
         typer.Option("--for", help="Stop after this many seconds [default: until Ctrl-C]."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the emulated links.")] = 0,
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            "--max-batch",
+            help="Batch requests for one partition at each tier, up to N rows (1: off).",
+        ),
+    ] = 1,
+    batch_window_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--batch-window-ms",
+            help="Ms a batch's first request waits for others [default: 0: batch what is queued].",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Start a bundle's tier processes and serve until Ctrl-C (or --for seconds).
 
     Writes DIR/running.json with each tier's address, which `tierml infer` reads.
+    With --max-batch N, each tier runs requests for one partition that arrive together
+    as one batch (Triton-style dynamic batching) where the partition allows it.
 
-    Example: tierml deploy plan-bundle/ --local
+    Example: tierml deploy plan-bundle/ --local --max-batch 8
     """
+    from tierml.runtime.batching import DEFAULT_WINDOW_MS
     from tierml.runtime.deployment import STATE_FILE, Deployment
 
     if not local:
@@ -47,7 +65,8 @@ def deploy(
             "Only local deployments are supported.",
             hint="Pass --local to start the tiers on this machine.",
         )
-    dep = Deployment(bundle, seed=seed)
+    window = DEFAULT_WINDOW_MS if batch_window_ms is None else batch_window_ms
+    dep = Deployment(bundle, seed=seed, max_batch=max_batch, batch_window_ms=window)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -62,6 +81,8 @@ def deploy(
             },
             "default_plan": dep.bundle.default_plan,
             "notes": list(dep.bundle.notes),
+            "max_batch": max_batch,
+            "batch_window_ms": window if max_batch > 1 else None,
         }
         if fmt is OutputFormat.JSON:
             print_json(info)
@@ -71,6 +92,8 @@ def deploy(
                 for t, v in info["tiers"].items()
             ]
             console().print(table("tiers serving", ["tier", "address", "pid", "emulated"], rows))
+            if max_batch > 1:
+                console().print(f"dynamic batching: up to {max_batch} rows, window {window:g} ms")
             console().print(f"state in {state}; Ctrl-C stops every tier")
         stop.wait(duration)
     finally:

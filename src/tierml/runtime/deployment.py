@@ -26,6 +26,7 @@ import grpc
 from tritonclient.grpc import service_pb2 as pb
 
 from tierml.core.errors import DeploymentError
+from tierml.runtime.batching import DEFAULT_WINDOW_MS, check_batching
 from tierml.runtime.bundle import Bundle, load_bundle
 from tierml.runtime.forward import stub_for
 from tierml.runtime.tier_server import TierConfig
@@ -50,7 +51,13 @@ class Deployment:
         timeout_s: float = 5.0,
         workers: int = 8,
         pin_cores: bool = True,
+        max_batch: int = 1,
+        batch_window_ms: float = DEFAULT_WINDOW_MS,
     ) -> None:
+        """``max_batch`` > 1: every remote tier batches requests for one partition arriving
+        within ``batch_window_ms`` of the first, up to that many rows (see batching)."""
+        check_batching(max_batch, batch_window_ms)
+        self.max_batch, self.batch_window_ms = max_batch, batch_window_ms
         self.root = Path(bundle_dir)
         self.bundle: Bundle = load_bundle(self.root)
         self.seed, self.timeout_s, self.workers = seed, timeout_s, workers
@@ -146,6 +153,8 @@ class Deployment:
             seed=self.seed,
             workers=self.workers,
             timeout_s=self.timeout_s,
+            max_batch=self.max_batch,
+            batch_window_ms=self.batch_window_ms,
         )
         path = self._work / f"{tier}.json"
         path.write_text(json.dumps({**asdict(config), "cpus": list(config.cpus)}))

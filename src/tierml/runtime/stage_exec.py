@@ -66,6 +66,7 @@ class StageRunner:
         # same device alike.
         self._steady_times = {} if steady_times is None else steady_times
         self._live: deque[float] = deque(maxlen=STEADY_RUNS)  # this runner's recent runs
+        self._batch_live: dict[int, deque[float]] = {}  # … of batched runs, by rows
         # Partitions shared by several plans share one session (``sessions``: by file).
         cache = {} if sessions is None else sessions
         if path not in cache:
@@ -85,40 +86,57 @@ class StageRunner:
     def run(self, env: Mapping[str, Array]) -> StageRun:
         feeds = {name: env[name] for name in self.schema if name in env}
         self.check(feeds)
+        outputs, compute_ms, emulated_ms = self.execute(feeds)
+        return StageRun(outputs, compute_ms, emulated_ms, confident_exit(self.spec.exits, outputs))
+
+    def execute(
+        self, feeds: Mapping[str, Array], *, batch_rows: int = 0
+    ) -> tuple[dict[str, Array], float, float]:
+        """Run checked feeds and wait the tier's emulated slowdown; no exit is tested.
+        Returns (outputs, compute ms, emulated ms).
+
+        ``batch_rows`` > 0: the feeds are several requests' rows concatenated, and the
+        wait is the steady state of a batch of that many rows × (slowdown − 1), calibrated
+        once per batch size — the emulated device gains from batching what this host does.
+        """
         start = time.perf_counter()
         outputs = run_session(self.session, feeds, label=self.spec.model)
         compute = time.perf_counter() - start
-        self._live.append(compute)
-        emulated = self._steady_s(feeds) * (self.slowdown - 1) if self.slowdown > 1 else 0.0
-        if emulated > 0:
+        if batch_rows:
+            key = f"{self.path}#batch{batch_rows}"
+            live = self._batch_live.setdefault(batch_rows, deque(maxlen=STEADY_RUNS))
+        else:
+            key, live = self.path, self._live
+        live.append(compute)
+        emulated = 0.0
+        if self.slowdown > 1:
+            emulated = self._steady_s(feeds, key, live) * (self.slowdown - 1)
             time.sleep(emulated)
-        return StageRun(
-            outputs, compute * 1e3, emulated * 1e3, confident_exit(self.spec.exits, outputs)
-        )
+        return outputs, compute * 1e3, emulated * 1e3
 
-    def _steady_s(self, feeds: Mapping[str, Array]) -> float:
+    def _steady_s(self, feeds: Mapping[str, Array], key: str, live: deque[float]) -> float:
         """The partition's steady-state time on this host: the median of back-to-back runs,
-        measured once per partition file on the first request's inputs, or the median of
-        this runner's last runs when lower.
+        measured once per partition file (and batch size) on the first such inputs, or the
+        median of this runner's last runs when lower.
 
         A slower tier waits this × (slowdown − 1): catalog slowdowns are throughput ratios,
         so they scale the steady state, not one run's transient (a preempted run, caches
         gone cold after an idle wait), which would otherwise be multiplied 100× on a
         microcontroller-class device.
         """
-        if self.path not in self._steady_times:
+        if key not in self._steady_times:
             times = []
             for _ in range(STEADY_RUNS):
                 start = time.perf_counter()
                 run_session(self.session, feeds, label=self.spec.model)
                 times.append(time.perf_counter() - start)
-            self._steady_times[self.path] = statistics.median(times)
-        calibrated = self._steady_times[self.path]
-        if len(self._live) < STEADY_RUNS:
+            self._steady_times[key] = statistics.median(times)
+        calibrated = self._steady_times[key]
+        if len(live) < STEADY_RUNS:
             return calibrated
         # A calibration taken while the host was busy (tiers starting, say) would slow
         # the emulated tier for the whole run: the recent runs' median corrects it down.
-        return min(calibrated, statistics.median(self._live))
+        return min(calibrated, statistics.median(live))
 
 
 def check_inputs(

@@ -6,6 +6,9 @@ ModelInfer on a partition decodes its inputs (codec in the tensor parameters), r
 partition, and — unless an exit is confident or it is the plan's last stage — forwards
 what the next stage needs over the emulated link, then returns the graph outputs it and
 the tiers behind it produced, with a per-tier record in the ``tierml.hops`` parameter.
+With ``max_batch`` > 1, requests for one partition that queue together (or arrive within
+``batch_window_ms`` of the first) run as one batch (``tierml.runtime.batching``);
+ModelConfig says which partitions batch.
 
 Run as ``python -m tierml.runtime.tier_server CONFIG.json``; it writes the bound port to
 the config's ``ready_file`` once serving, and exits when its parent process is gone.
@@ -26,10 +29,18 @@ from typing import Any, NoReturn
 import grpc
 import numpy as np
 import onnxruntime as ort
+from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
+from tierml.runtime.batching import (
+    DEFAULT_WINDOW_MS,
+    BatchSlice,
+    check_batching,
+    make_batchers,
+    run_batched_on_tier,
+)
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
 from tierml.runtime.forward import (
     HOLD_PARAM,
@@ -61,6 +72,11 @@ class TierConfig:
     workers: int = 8
     timeout_s: float = 5.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_batch: int = 1  # rows one partition run may batch; 1: every request alone
+    batch_window_ms: float = DEFAULT_WINDOW_MS  # how long a batch's first request waits
+
+    def __post_init__(self) -> None:
+        check_batching(self.max_batch, self.batch_window_ms)
 
     @classmethod
     def load(cls, path: str) -> TierConfig:
@@ -97,6 +113,9 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         }
         self._stubs: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.batchers, self.unbatched = make_batchers(
+            self.runners, max_batch=config.max_batch, window_ms=config.batch_window_ms
+        )
 
     # -- health and metadata ------------------------------------------------------------
     def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
@@ -135,6 +154,21 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             )
         return response
 
+    def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
+        """Triton's view of batching: ``max_batch_size`` 0 for a partition run alone."""
+        if request.name not in self.runners:
+            self._abort(
+                context, grpc.StatusCode.NOT_FOUND, RemoteError(self._unknown(request.name))
+            )
+        config = mc.ModelConfig(name=request.name, platform="onnxruntime_onnx")
+        batcher = self.batchers.get(request.name)
+        if batcher is not None and batcher.enabled:
+            config.max_batch_size = batcher.max_batch
+            config.dynamic_batching.max_queue_delay_microseconds = round(batcher.window_s * 1e6)
+        elif request.name in self.unbatched:
+            config.parameters["tierml.unbatched"].string_value = self.unbatched[request.name]
+        return pb.ModelConfigResponse(config=config)
+
     # -- inference ------------------------------------------------------------------------
     def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
         start = time.perf_counter()
@@ -156,7 +190,12 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         try:
             env, wire_in = read_tensors(request.inputs, request.raw_input_contents)
             decode_ms = (time.perf_counter() - start) * 1e3
-            local = run_on_tier(self.runners, plan.stages, k, env)
+            batcher = self.batchers.get(request.model_name)
+            batch: BatchSlice | None = None
+            if batcher is None:
+                local = run_on_tier(self.runners, plan.stages, k, env)
+            else:
+                local, batch = run_batched_on_tier(batcher, self.runners, plan.stages, k, env)
             record: dict[str, Any] = {
                 "tier": self.config.tier,
                 "model": ",".join(local.models),
@@ -165,7 +204,10 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                 "emulated_ms": local.emulated_ms,
                 "bytes_in": sum(w.nbytes for w in wire_in),
                 "exit": local.exit.name if local.exit else None,
+                "batch": batch.requests if batch else 1,  # requests its partition ran with
             }
+            if batch is not None:
+                record.update(batch_rows=batch.rows, queue_ms=batch.queue_ms)
             response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
             for name in sorted(local.returned):
                 add_tensor(response, name, local.returned[name])
@@ -244,8 +286,11 @@ def serve(config: TierConfig) -> None:
     if config.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(config.cpus))
     service = TierService(config)
+    # A full batch holds max_batch handler threads while it runs; as many again let the
+    # next batch form meanwhile.
+    workers = config.workers if config.max_batch == 1 else max(config.workers, 2 * config.max_batch)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers),
+        futures.ThreadPoolExecutor(max_workers=workers),
         options=[
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.max_receive_message_length", config.max_message_bytes),
