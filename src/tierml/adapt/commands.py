@@ -151,6 +151,7 @@ def privacy(
     mechanism: str = "laplace",
     epsilons: list[float] | None = None,
     clip: float | None = None,
+    weights: list[float] | None = None,
     profile: Path | None = None,
     seed: int = 0,
     attack_epochs: int | None = None,
@@ -158,9 +159,16 @@ def privacy(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """The attacker's reconstruction at ``cut``, undefended and under one defence."""
-    from tierml.adapt.privacy import ATTACK_EPOCHS, TUNE_EPOCHS, check_epsilons, evaluate
+    from tierml.adapt.privacy import (
+        ATTACK_EPOCHS,
+        check_defence,
+        check_epsilons,
+        evaluate,
+    )
 
+    sweep = tuple(weights) if weights is not None else None
     check_epsilons(epsilons)
+    check_defence(defend, mechanism, sweep)
     backbone, parts = _prepare(model, data, seed, limit)
     backbone.cut_tensor(cut)
     result = evaluate(
@@ -171,9 +179,10 @@ def privacy(
         mechanism=mechanism,
         epsilons=epsilons,
         clip=clip,
+        weights=sweep,
         seed=seed,
         attack_epochs=attack_epochs or ATTACK_EPOCHS,
-        tune_epochs=tune_epochs or TUNE_EPOCHS,
+        tune_epochs=tune_epochs,
     )
     row = result.to_dict()
     path, ident = _profile_path(model, profile), _identity(model)

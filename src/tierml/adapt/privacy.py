@@ -16,6 +16,9 @@ Defences, each reported as a privacy-accuracy curve:
 * ``regularise``: fine-tune the device stage (and the server stage) with cross-entropy plus
   λ · distance correlation between input and activation (NoPeek, Vepakomma et al. 2020);
   the attacker is then retrained on the fine-tuned device's activations.
+* ``adversarial``: fine-tune both stages against a co-trained reconstruction attacker
+  (cross-entropy − λ · the attacker's MSE) through a clipped, Gaussian-noised cut
+  (:mod:`tierml.adapt.adversarial`); leakage is measured by a fresh attacker.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tierml.core.errors import AdaptParameterError
 
 F32 = npt.NDArray[np.float32]
 MECHANISMS = ("laplace", "gaussian")
+DEFENCES = ("noise", "regularise", "adversarial")
 DELTA = 1e-5
 ATTACK_EPOCHS = 8
 TUNE_EPOCHS = 4
@@ -44,11 +48,11 @@ DCOR_WEIGHTS = (1.0, 4.0, 16.0)
 
 @dataclass(frozen=True)
 class PrivacyPoint:
-    defence: str  # "none", "laplace", "gaussian" or "regularise"
+    defence: str  # "none", "laplace", "gaussian", "regularise" or "adversarial"
     name: str  # e.g. "laplace-eps=1234"
-    epsilon: float | None
+    epsilon: float | None  # the noise's calibrated ε (noise; adversarial's Gaussian channel)
     clip: float | None
-    weight: float | None  # λ of the distance-correlation term
+    weight: float | None  # λ of the distance-correlation or adversarial term
     ssim: float  # attacker's mean SSIM on private data
     mse: float
     accuracy: float  # held-out, with the defence (server stage fine-tuned)
@@ -82,6 +86,28 @@ def check_epsilons(epsilons: list[float] | None) -> None:
                 f"ε = {e} is not a positive number.",
                 hint="Privacy budgets are ε > 0, e.g. --epsilon 100.",
             )
+
+
+def check_defence(defence: str, mechanism: str, weights: tuple[float, ...] | None) -> None:
+    if defence not in DEFENCES or mechanism not in MECHANISMS:
+        raise AdaptParameterError(
+            f"Unknown defence {defence!r} / mechanism {mechanism!r}: the defences are "
+            f"{', '.join(DEFENCES)}, the mechanisms {', '.join(MECHANISMS)}.",
+            hint="--defend noise|regularise|adversarial, --mechanism laplace|gaussian",
+        )
+    for w in weights or ():
+        if not (math.isfinite(w) and w > 0):
+            raise AdaptParameterError(
+                f"λ = {w} is not a positive number.",
+                hint="The weight of a fine-tune's privacy term is λ > 0, e.g. --weight 90.",
+            )
+    if weights is not None and not weights:
+        raise AdaptParameterError("An empty λ sweep.", hint="Give λ > 0, e.g. --weight 90.")
+    if weights and defence == "noise":
+        raise AdaptParameterError(
+            "λ weighs a fine-tune's privacy term; the noise defence has none.",
+            hint="--defend regularise|adversarial with --weight, or --epsilon for noise.",
+        )
 
 
 def clip_and_noise(
@@ -144,20 +170,19 @@ def evaluate(
     mechanism: str = "laplace",
     epsilons: list[float] | None = None,
     clip: float | None = None,
-    weights: tuple[float, ...] = DCOR_WEIGHTS,
+    weights: tuple[float, ...] | None = None,
     seed: int = 0,
     attack_epochs: int = ATTACK_EPOCHS,
-    tune_epochs: int = TUNE_EPOCHS,
+    tune_epochs: int | None = None,
 ) -> PrivacyResult:
-    """The undefended leakage and the privacy-accuracy curve of one defence at one cut."""
+    """The undefended leakage and the privacy-accuracy curve of one defence at one cut.
+
+    ``weights`` and ``tune_epochs`` default to the defence's own (λ sweep, fine-tune epochs).
+    """
     from tierml.adapt.torch_graph import OnnxModule
 
     check_epsilons(epsilons)
-    if defence not in ("noise", "regularise") or mechanism not in MECHANISMS:
-        raise AdaptParameterError(
-            f"Unknown defence {defence!r} / mechanism {mechanism!r}.",
-            hint="--defend noise|regularise, --mechanism laplace|gaussian",
-        )
+    check_defence(defence, mechanism, weights)
     if clip is not None and not clip > 0:
         raise AdaptParameterError(f"Clipping norm {clip} must be > 0.", hint="")
     tensor = backbone.cut_tensor(cut)
@@ -168,7 +193,7 @@ def evaluate(
             hint="Pick a cut after a convolution block.",
         )
     OnnxModule(backbone.suffix(tensor))  # unsupported ops fail here, before training
-    if defence == "regularise":
+    if defence != "noise":
         OnnxModule(backbone.prefix(tensor))
     pub, priv = data.train, data.held_out
     acts = backbone.run(pub.x, [tensor])[tensor], backbone.run(priv.x, [tensor])[tensor]
@@ -186,13 +211,33 @@ def evaluate(
             clip,
             seed,
             attack_epochs,
-            tune_epochs,
+            tune_epochs or TUNE_EPOCHS,
         )
-    else:
+    elif defence == "regularise":
         from tierml.adapt.nopeek import regularised_points
 
         points += regularised_points(
-            backbone, data, tensor, weights, seed, attack_epochs, tune_epochs, attack
+            backbone,
+            data,
+            tensor,
+            weights or DCOR_WEIGHTS,
+            seed,
+            attack_epochs,
+            tune_epochs or TUNE_EPOCHS,
+            attack,
+        )
+    else:
+        from tierml.adapt.adversarial import GAME_EPOCHS, WEIGHTS, adversarial_points
+
+        points += adversarial_points(
+            backbone,
+            data,
+            tensor,
+            acts[0],
+            weights or WEIGHTS,
+            seed,
+            attack_epochs,
+            tune_epochs or GAME_EPOCHS,
         )
     done = tuple(_relative(p, base, s0, m0) for p in points)
     return PrivacyResult(tensor, base, done)

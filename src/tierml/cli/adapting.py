@@ -267,7 +267,9 @@ def privacy(
     model: ModelArg,
     cut: CutOpt,
     data: DataOpt = "mnist5k",
-    defend: Annotated[str, typer.Option("--defend", help="noise or regularise.")] = "noise",
+    defend: Annotated[
+        str, typer.Option("--defend", help="noise, regularise or adversarial.")
+    ] = "noise",
     mechanism: Annotated[str, typer.Option("--mechanism", help="laplace or gaussian.")] = "laplace",
     epsilon: Annotated[
         list[float] | None,
@@ -283,6 +285,14 @@ def privacy(
             show_default=False,
         ),
     ] = None,
+    weight: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--weight",
+            help="λ of regularise / adversarial (repeat) [default: the defence's sweep].",
+            show_default=False,
+        ),
+    ] = None,
     profile: ProfileOpt = None,
     seed: SeedOpt = 0,
     epochs: EpochsOpt = None,
@@ -290,6 +300,11 @@ def privacy(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Attack a cut (reconstruct the input from it) and measure a defence's curve.
+
+    Defences: noise at the cut, or a fine-tune of both stages against the
+    attacker (regularise: distance correlation; adversarial: a co-trained
+    attacker through a noisy cut) with λ from --weight. Leakage is always
+    a fresh attacker's.
 
     Example: tierml privacy cnn.onnx --cut @5 --data mnist5k --defend noise --epsilon 500
     """
@@ -304,6 +319,7 @@ def privacy(
             mechanism=mechanism,
             epsilons=epsilon,
             clip=clip,
+            weights=weight,
             profile=profile,
             seed=seed,
             attack_epochs=epochs,
