@@ -204,6 +204,12 @@ def test_exits_register_adds_a_variant_of_the_registered_base(model, tmp_path):
     assert variant["metrics"]["trained_with"]["data"] == "digits"
     stamp = {p.key: p.value for p in onnx.load(str(tmp_path / "e.onnx")).metadata_props}
     assert stamp["tierml.recipe"] == "exits-at2" and stamp["tierml.version"] == "1"
+    # Jointly fine-tuned, it is another model: another variant, not the frozen one again.
+    r, _ = registered(model, tmp_path, *exits, "--joint")
+    assert r.exit_code == 0, r.output
+    joint = json.loads(r.output)["registered"]
+    assert joint["name"] == "exits-at2-joint" and joint["sha256"] != variant["sha256"]
+    assert joint["metrics"]["trained_with"]["joint"] is True
 
 
 def test_bottleneck_register_adds_the_joined_partitions_as_a_variant(model, tmp_path):

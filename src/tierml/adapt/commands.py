@@ -48,15 +48,17 @@ def exits(
     seed: int = 0,
     epochs: int | None = None,
     limit: int | None = None,
+    joint: bool = False,
 ) -> dict[str, Any]:
-    """Train exit heads at ``taps``, write the multi-exit model and the exit curve."""
+    """Train exit heads at ``taps`` (then, with ``joint``, fine-tune the backbone with them),
+    write the multi-exit model and the exit curve."""
     from tierml.adapt.exits import EPOCHS, save, train_exits
 
     backbone, parts = _prepare(model, data, seed, limit)
     for t in taps:
         backbone.cut_tensor(t)
     target = _writable(out or model.with_name(f"{model.stem}.exits.onnx"))
-    result = train_exits(backbone, parts, taps, seed=seed, epochs=epochs or EPOCHS)
+    result = train_exits(backbone, parts, taps, seed=seed, epochs=epochs or EPOCHS, joint=joint)
     save(result, target)
     report = result.to_dict()
     curves = curves_file.update(

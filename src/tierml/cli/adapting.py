@@ -112,19 +112,26 @@ def exits(
     seed: SeedOpt = 0,
     epochs: EpochsOpt = None,
     limit: LimitOpt = None,
+    joint: Annotated[
+        bool,
+        typer.Option(
+            "--joint", help="Then fine-tune the model with the heads (Shallow-Deep Networks loss)."
+        ),
+    ] = False,
     register: RegisterOpt = None,
     db: DbOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
-    """Train early-exit heads on the frozen model; write the multi-exit model and its curve;
-    --register NAME adds it as a variant of MODEL's version of NAME.
+    """Train early-exit heads on the frozen model (--joint: then fine-tune model and heads
+    together); write the multi-exit model and its curve; --register NAME adds it as a
+    variant of MODEL's version of NAME.
 
     Example: tierml adapt exits cnn.onnx --data mnist5k --tap @2 --tap @5
     """
     from tierml.adapt import commands
 
     options: dict[str, Any] = {"out": out, "profile": profile, "seed": seed, "epochs": epochs,
-                               "limit": limit}  # fmt: skip
+                               "limit": limit, "joint": joint}  # fmt: skip
     with working("training exit heads"):
         if register is None:
             r = commands.exits(model, data, tap, **options)

@@ -128,7 +128,7 @@ def exits_registered(
     seed: int = 0,
     epochs: int | None = None,
     tiers: Sequence[str] | None = None,
-    **options: Any,  # out, profile, limit: as tierml.adapt.commands.exits
+    **options: Any,  # out, profile, limit, joint: as tierml.adapt.commands.exits
 ) -> dict[str, Any]:
     """``tierml adapt exits`` whose multi-exit model becomes a variant of the version of
     ``name`` that ``model`` is."""
@@ -136,8 +136,11 @@ def exits_registered(
     from tierml.adapt.exits import EPOCHS
 
     epochs = epochs or EPOCHS
-    given = {"taps": taps, "epochs": epochs, "seed": seed}
-    target = _target(registry, name, model, "exits", _recipe_name("exits", taps), given)
+    joint = bool(options.get("joint", False))
+    given = {"taps": taps, "epochs": epochs, "seed": seed, "joint": joint}
+    # A jointly fine-tuned model is another artifact than heads on the frozen one.
+    recipe = _recipe_name("exits", [*taps, *(["joint"] if joint else [])])
+    target = _target(registry, name, model, "exits", recipe, given)
     report = commands.exits(model, data, taps, seed=seed, epochs=epochs, **options)
     path = Path(report["model"])
     trained_with = _trained_with("exits", data, seed, epochs, options)
@@ -307,7 +310,8 @@ def _trained_with(
     command: str, data: str, seed: int, epochs: int, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {"command": f"tierml adapt {command}", "data": data, "seed": seed, "epochs": epochs,
-            "limit": options.get("limit")}  # fmt: skip
+            "limit": options.get("limit"),
+            **({"joint": True} if options.get("joint") else {})}  # fmt: skip
 
 
 def _registered_sha(path: Path) -> str:
