@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -209,3 +210,17 @@ def test_the_held_out_part_is_never_trained_on() -> None:
     assert not set(train) & set(held) and len(train) + len(held) == 597
     data = EvalSet({"x": np.zeros((597, 1), np.float32)}, np.arange(597))
     assert data.take(held).labels.tolist() == held.tolist()
+
+
+def test_a_recipe_stored_before_its_transform_gained_a_parameter_builds_with_its_default(
+    registry: Registry,
+) -> None:
+    add_recipe(registry, "digits", "exits", "exits", {"taps": "@5", "epochs": 1})
+
+    def as_stored_before_joint(s: Any) -> None:
+        row = s.scalars(select(RecipeRow).where(RecipeRow.name == "exits")).one()
+        row.params = {k: v for k, v in row.params.items() if k != "joint"}
+
+    registry.write(as_stored_before_joint)
+    (variant,) = build_variants(registry, "digits", ["exits"])
+    assert variant["metrics"]["exits"]["outputs"] == ["exit1_probs"]

@@ -163,7 +163,9 @@ def build_one(
     start = time.perf_counter()
     source = onnx.load_from_string(registry.artifacts.read(source_sha))
     evalset = version_eval_set(registry, v)
-    built = get_transform(r.transform).apply(source, r.params, evalset)
+    transform = get_transform(r.transform)
+    # A recipe stored before its transform gained a parameter takes that parameter's default.
+    built = transform.apply(source, {**transform.defaults, **r.params}, evalset)
     return record_variant(
         registry, version_id, recipe_id, built, source, evalset, tiers,
         parent=parent, started=start,
