@@ -43,3 +43,8 @@ def test_zoo_plan_beats_or_equals_every_feasible_baseline(zoo_path, home, name, 
             assert result.plan.metrics.objective <= base.metrics.objective + 1e-9, (
                 topology.stem, base_name,
             )  # fmt: skip
+        # Baselines are offered to the search last; the bound above holds by construction.
+        # What must also hold is that the search found a plan at least as good on its own.
+        assert not [n for n in result.notes if "beat the search's own best" in n], (
+            topology.stem, result.notes,
+        )  # fmt: skip
