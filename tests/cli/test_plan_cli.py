@@ -87,3 +87,20 @@ def test_every_topology_in_the_examples_readme_exists_and_is_planned_above():
     assert len(named) >= 3
     missing = named - {p.name for p in EXAMPLES}
     assert not missing, f"examples/README.md names topologies that do not exist: {missing}"
+
+
+def test_an_infeasible_explain_shows_relax_as_objects_and_the_closest_plan(home, tmp_path):
+    tight = tmp_path / "tight.toml"
+    tight.write_text(EXAMPLES[0].read_text() + "\n[constraints]\nslo_ms = 0.001\n")
+    result = tierml(home, "plan", SQUEEZENET, "--topology", tight, "--assume-knobs",
+                    "--explain", "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert not data["feasible"] and data["closest"] is not None
+    ex = data["explain"]
+    assert ex["relax"] == data["relax"] and ex["relax"]
+    assert all(set(v) == {"needed", "limit"} for v in ex["relax"].values())
+    assert len(ex["closest_breakdown"]["stages"]) == len(data["closest"]["stages"])
+    text = tierml(home, "plan", SQUEEZENET, "--topology", tight, "--assume-knobs", "--explain")
+    assert text.returncode == 0, text.stderr
+    assert "closest plan, per stage" in text.stdout

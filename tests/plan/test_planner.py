@@ -181,3 +181,11 @@ def test_monotone_assignments_respect_edges():
         for t in problem.graph.tensors:
             for c in t.consumers:
                 assert t.producer < 0 or x[t.producer] <= x[c]
+
+
+def test_the_plan_package_exports_the_planner():
+    from tierml.plan import PlanProblem, PlanResult
+    from tierml.plan import plan as exported
+
+    assert exported is plan and PlanProblem.__module__ == "tierml.plan.problem"
+    assert PlanResult.__module__ == "tierml.plan.result"

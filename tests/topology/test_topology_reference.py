@@ -90,7 +90,6 @@ def test_problems_are_worded_as_before():
         "t.toml: tier[1].hybrid: needs both vm and faas on the tier",
         "t.toml: link[0].uplink_mbps: must be > 0.0, got 0",
         "t.toml: link[0].loss: must be below 1, got 1.0",
-        "t.toml: link[0]: needs a profile, or uplink_mbps and rtt_ms",
         "t.toml: objective.mode: must be latency or throughput, got 'fastest'",
         "t.toml: objective.cost: must be a number, got True",
         "t.toml: constraints.slo: must be mean or p95, got 'p99'",
@@ -99,4 +98,28 @@ def test_problems_are_worded_as_before():
         "t.toml: workload.requests_per_second: must be > 0.0, got 0",
         "t.toml: workload.faas_keep_alive_s: must be ≥ 0.0, got -1",
         "t.toml: name: must be a string, got 7",
+    )
+
+
+def test_a_present_but_invalid_figure_is_not_also_reported_missing():
+    link = {"from": "phone", "to": "cloud", "uplink_mbps": -5, "rtt_ms": 20}
+    tiers = [{"name": "phone", "profile": "phone-midrange"}, {"name": "cloud", "vm": "c6i.large"}]
+    with pytest.raises(TopologyError) as err:
+        parse_topology({"tier": tiers, "link": [link]}, "t.toml")
+    message = str(err.value)
+    assert "link[0].uplink_mbps: must be > 0.0, got -5" in message
+    assert "needs a profile" not in message
+    # Likewise a malformed vm (or hybrid), and a malformed [[tier]] array.
+    cloud = {"name": "cloud", "vm": 5, "faas": "lambda", "hybrid": True}
+    assert problems({"tier": [tiers[0], cloud]}) == (
+        "t.toml: tier[1].vm: must be a VM profile name or a list of them",
+    )
+    assert problems({"tier": 5, "link": [link]}) == (
+        "t.toml: tier: must be an array of tables ([[tier]])",
+        "t.toml: link[0].uplink_mbps: must be > 0.0, got -5",
+    )
+    # An absent figure is still missing.
+    del link["rtt_ms"]
+    assert "t.toml: link[0]: needs a profile, or uplink_mbps and rtt_ms" in problems(
+        {"tier": tiers, "link": [link]}
     )

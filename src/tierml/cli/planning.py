@@ -79,6 +79,7 @@ def plan(
     import time
 
     from tierml.plan.explain import explain as explain_plan
+    from tierml.plan.explain import relax_json
     from tierml.plan.pareto import pareto_front
     from tierml.plan.search import plan as solve
     from tierml.profile.analysis import analyse_model
@@ -117,7 +118,7 @@ def plan(
         "plan": _plan_json(problem, result.plan) if result.plan else None,
         "predicted": _predicted(result.plan) if result.plan else None,
         "binding": result.binding,
-        "relax": {k: {"needed": v, "limit": lim} for k, (v, lim) in result.relax.items()},
+        "relax": relax_json(result),
         "closest": _plan_json(problem, result.closest) if result.closest else None,
         "closest_predicted": _predicted(result.closest) if result.closest else None,
         "baselines": {
@@ -291,7 +292,9 @@ def _render(out: dict[str, Any]) -> None:
 
 def _render_explain(ex: dict[str, Any]) -> None:
     con = console()
-    if "breakdown" not in ex:
+    feasible = "breakdown" in ex
+    shown = ex["breakdown"] if feasible else ex.get("closest_breakdown")
+    if shown is None:
         return
     rows = [
         [
@@ -302,13 +305,10 @@ def _render_explain(ex: dict[str, Any]) -> None:
             f"{s['cold_start_ms']:.3f}",
             f"{s['reach']:.2f}",
         ]
-        for s in ex["breakdown"]["stages"]
+        for s in shown["stages"]
     ]
-    con.print(
-        table(
-            "per stage (expected ms)", ["tier", "site", "compute", "codec", "cold", "reach"], rows
-        )
-    )
+    title = "per stage (expected ms)" if feasible else "closest plan, per stage (expected ms)"
+    con.print(table(title, ["tier", "site", "compute", "codec", "cold", "reach"], rows))
     rows = [
         [
             i,
@@ -319,16 +319,18 @@ def _render_explain(ex: dict[str, Any]) -> None:
             f"{c['rtt_ms']:.1f}",
             f"{c['reach']:.2f}",
         ]
-        for i, c in enumerate(ex["breakdown"]["links"])
+        for i, c in enumerate(shown["links"])
     ]
     if rows:
         con.print(
             table(
-                "per link",
+                "per link" if feasible else "closest plan, per link",
                 ["link", "codec", "raw B", "wire B", "transfer ms", "RTT ms", "reach"],
                 rows,
             )
         )
+    if not feasible:  # binding and relax are already printed above the baselines
+        return
     binding = ", ".join(f"{k} (−{v:.4g})" for k, v in ex["binding"].items()) or "none"
     con.print(f"binding constraints (objective gained without each): {binding}")
     rows = [

@@ -50,6 +50,11 @@ def breakdown(m: Metrics) -> dict[str, Any]:
     }
 
 
+def relax_json(result: PlanResult) -> dict[str, dict[str, float]]:
+    """Each missed constraint → {"needed": what the closest plan reaches, "limit": its bound}."""
+    return {k: {"needed": v, "limit": lim} for k, (v, lim) in result.relax.items()}
+
+
 def terms(problem: PlanProblem, m: Metrics) -> dict[str, float]:
     """The objective's weighted terms."""
     w = problem.objective
@@ -103,7 +108,14 @@ def binding_constraints(problem: PlanProblem, result: PlanResult) -> dict[str, f
 
 def explain(problem: PlanProblem, result: PlanResult) -> dict[str, Any]:
     if result.plan is None:
-        return {"feasible": False, "binding": result.binding, "relax": result.relax}
+        out: dict[str, Any] = {
+            "feasible": False,
+            "binding": result.binding,
+            "relax": relax_json(result),
+        }
+        if result.closest is not None:
+            out["closest_breakdown"] = breakdown(result.closest.metrics)
+        return out
     chosen = result.plan
     mine = terms(problem, chosen.metrics)
     rivals = [("layout " + " → ".join(p.candidate.layout.key), p) for p in result.alternatives]

@@ -76,13 +76,16 @@ def parse_topology(data: Mapping[str, Any], origin: str) -> Topology:
     """A Topology from parsed TOML; every problem found, as one TopologyError."""
     p = _Problems(origin)
     p.unknown(data, TOP, "")
-    tiers = [_tier(t, i, p) for i, t in enumerate(_tables(data, "tier", p))]
+    tier_tables = _tables(data, "tier", p)
+    tiers = [_tier(t, i, p) for i, t in enumerate(tier_tables or [])]
     names = [t.name for t in tiers]
-    if not tiers:
+    if tier_tables == []:  # absent or empty; a malformed value is reported as such
         p.add("tier", "at least one [[tier]] is required (the first is where inputs originate)")
     for dup in {n for n in names if names.count(n) > 1}:
         p.add("tier", f'tier "{dup}" is defined twice')
-    links = [_link(t, i, names, p) for i, t in enumerate(_tables(data, "link", p))]
+    # Malformed tiers are reported once: links are then not checked against tier names.
+    known = names if tier_tables is not None else None
+    links = [_link(t, i, known, p) for i, t in enumerate(_tables(data, "link", p) or [])]
     objective = _objective(data.get("objective", {}), p)
     constraints = _constraints(data.get("constraints", {}), p)
     workload = _workload(data.get("workload", {}), p)
@@ -177,11 +180,12 @@ class _Problems:
             )
 
 
-def _tables(data: Mapping[str, Any], key: str, p: _Problems) -> list[Mapping[str, Any]]:
+def _tables(data: Mapping[str, Any], key: str, p: _Problems) -> list[Mapping[str, Any]] | None:
+    """The array of tables under key ([] when absent), or None when malformed (reported)."""
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
         p.add(key, f"must be an array of tables ([[{key}]])")
-        return []
+        return None
     return value
 
 
@@ -193,12 +197,14 @@ def _tier(t: Mapping[str, Any], i: int, p: _Problems) -> TierSpec:
         p.add(f"{prefix}name", "a non-empty name is required")
         name = f"tier{i}"
     vm = t.get("vm", [])
+    # A key that is present but invalid is reported as invalid, not also as missing.
+    has_vm = vm != []
     if isinstance(vm, str):
         vm = [vm]
     if not isinstance(vm, list) or not all(isinstance(v, str) for v in vm):
         p.add(f"{prefix}vm", "must be a VM profile name or a list of them")
         vm = []
-    if t.get("profile") is None and not vm and t.get("faas") is None:
+    if t.get("profile") is None and not has_vm and t.get("faas") is None:
         p.add(prefix.rstrip("."), "needs a profile, or vm/faas for a cloud tier")
     profile, faas = p.string(t, TIER["profile"], prefix), p.string(t, TIER["faas"], prefix)
     sizes = t.get("faas_memory_mb", [])
@@ -207,7 +213,7 @@ def _tier(t: Mapping[str, Any], i: int, p: _Problems) -> TierSpec:
         sizes = []
     trusted = p.flag(t, TIER["trusted"], prefix)
     hybrid = bool(p.flag(t, TIER["hybrid"], prefix))
-    if hybrid and (not vm or t.get("faas") is None):
+    if hybrid and (not has_vm or t.get("faas") is None):
         p.add(f"{prefix}hybrid", "needs both vm and faas on the tier")
     return TierSpec(
         name=name,
@@ -224,15 +230,18 @@ def _tier(t: Mapping[str, Any], i: int, p: _Problems) -> TierSpec:
     )
 
 
-def _link(t: Mapping[str, Any], i: int, names: list[str], p: _Problems) -> LinkSpec:
+def _link(t: Mapping[str, Any], i: int, names: list[str] | None, p: _Problems) -> LinkSpec:
+    """names: the tiers' names, or None when the tiers were malformed (nothing to check)."""
     prefix = f"link[{i}]."
     p.unknown(t, LINK, prefix)
-    ends = []
-    for key in ("from", "to"):
-        end = t.get(key)
-        if end not in names:
-            p.add(f"{prefix}{key}", f"unknown tier {end!r}; tiers: {', '.join(names)}")
-        ends.append(str(end))
+    ends = [str(t.get(key)) for key in ("from", "to")]
+    if names is None:
+        names = []
+    else:
+        for key in ("from", "to"):
+            end = t.get(key)
+            if end not in names:
+                p.add(f"{prefix}{key}", f"unknown tier {end!r}; tiers: {', '.join(names)}")
     if ends[0] in names and ends[1] in names and names.index(ends[0]) >= names.index(ends[1]):
         p.add(prefix.rstrip("."), f"{ends[0]} → {ends[1]} flows backwards (or is a cycle)")
     overrides = {}
@@ -241,7 +250,8 @@ def _link(t: Mapping[str, Any], i: int, names: list[str], p: _Problems) -> LinkS
             value = p.number(t, LINK[key], prefix)
             if value is not None:
                 overrides[key] = value
-    if t.get("profile") is None and not {"uplink_mbps", "rtt_ms"} <= set(overrides):
+    # A figure that is present but invalid is reported as invalid, not also as missing.
+    if t.get("profile") is None and not {"uplink_mbps", "rtt_ms"} <= set(t):
         p.add(prefix.rstrip("."), "needs a profile, or uplink_mbps and rtt_ms")
     return LinkSpec(ends[0], ends[1], p.string(t, LINK["profile"], prefix), overrides)
 
