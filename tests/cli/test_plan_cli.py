@@ -38,6 +38,10 @@ def test_plan_json_beats_or_equals_every_feasible_baseline(home, topology):
         assert isinstance(predicted[key], float)
     stages = data["plan"]["stages"]
     assert sum(s["nodes"] for s in stages) == len(data["plan"]["stage_of"])
+    for stage in stages:
+        for key in ("tier", "nodes", "first", "last", "variant", "codec_out", "exits"):
+            assert key in stage, (key, stage)
+        assert stage["predicted_ms"] >= 0
     for name, base in data["baselines"].items():
         if base is not None and base["feasible"]:
             assert predicted["objective"] <= base["objective"] + 1e-9, name
