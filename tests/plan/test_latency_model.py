@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -135,16 +136,34 @@ def test_ratios_need_both_throughputs():
 
 def test_segment_correction_recovers_its_constants():
     rng = random.Random(3)
-    kernels = [rng.uniform(0.1, 50) for _ in range(40)]
+    variable = [rng.uniform(0.1, 50) for _ in range(40)]
+    fixed = [rng.uniform(0.002, 0.2) for _ in range(40)]
     boundary = [rng.uniform(0, 5) for _ in range(40)]
-    measured = [0.03 + 1.1 * k + 0.2 * b for k, b in zip(kernels, boundary, strict=True)]
-    run_ms, scale, per_mb = fit_segment_correction(kernels, boundary, measured)
-    assert (run_ms, scale, per_mb) == pytest.approx((0.03, 1.1, 0.2), rel=1e-6)
+    measured = [
+        0.03 + 1.1 * v + 0.4 * f + 0.2 * b
+        for v, f, b in zip(variable, fixed, boundary, strict=True)
+    ]
+    fitted = fit_segment_correction(variable, fixed, boundary, measured)
+    assert fitted == pytest.approx((0.03, 1.1, 0.4, 0.2), rel=1e-6)
+
+
+def test_the_fixed_part_of_a_kernel_has_its_own_factor():
+    model = dataclasses.replace(model_from(synthetic_kernels()), scale=2.0, intercept_scale=0.5)
+    part = synthetic_kernels()[0][0]
+    fixed = model.weights_for(part.op_class)[0]
+    assert fixed > 0
+    expected = 2.0 * (model.kernel_ms(part) - fixed) + 0.5 * fixed
+    assert model.corrected_kernel_ms(part) == pytest.approx(expected)
+    # Parameters stored before the factor existed scale the whole kernel by ``scale``.
+    older = {k: v for k, v in model.to_dict().items() if k != "intercept_scale"}
+    assert LatencyModel.from_dict(older).corrected_kernel_ms(part) == pytest.approx(
+        2.0 * model.kernel_ms(part)
+    )
 
 
 def test_segment_correction_needs_data():
     with pytest.raises(CalibrationError):
-        fit_segment_correction([1.0], [0.0], [1.0])
+        fit_segment_correction([1.0], [0.0], [0.0], [1.0])
 
 
 def test_round_trips_through_a_dict():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tierml.profile.calibration import (
     CalibrationSource,
     ModelMeasurements,
     calibrate,
+    fit_latency_model,
     segment_apes,
 )
 from tierml.profile.predictor_store import load_latency_model, save_latency_model
@@ -112,3 +114,34 @@ def test_unreadable_parameter_files_are_calibration_errors(tmp_path, content):
 def test_missing_parameter_file(tmp_path):
     with pytest.raises(CalibrationError, match="does not exist"):
         load_latency_model(host="h", threads=1, home=tmp_path, path=tmp_path / "nope.json")
+
+
+def test_each_models_timings_are_brought_to_one_host_speed(calibration):
+    measured = list(calibration.measurements)
+    assert all(m.reference_ms is not None and m.reference_ms > 0 for m in measured)
+    model = calibration.model
+    assert model.reference_ms is not None
+    # The same host, twice as slow while one model was measured: its timings and its
+    # reference double together, and the fit must not move.
+    first = measured[0]
+    slow = dataclasses.replace(
+        first,
+        kernels=tuple((p, 2 * ms) for p, ms in first.kernels),
+        segments=tuple((s, 2 * ms) for s, ms in first.segments),
+        reference_ms=2 * first.reference_ms,
+    )
+    refit = fit_latency_model([slow, *measured[1:]], threads=1, opt_level=model.opt_level)
+    same = fit_latency_model(measured, threads=1, opt_level=model.opt_level)
+    # Both describe the host at their own reference time: per unit of it, they agree.
+    for s, _ in first.segments:
+        assert refit.segment_ms(s) / refit.reference_ms == pytest.approx(
+            same.segment_ms(s) / same.reference_ms, rel=1e-6
+        )
+    # Without the reference, the doubled timings would have pulled the fit.
+    blind = [dataclasses.replace(m, reference_ms=None) for m in (slow, *measured[1:])]
+    drifted = fit_latency_model(blind, threads=1, opt_level=model.opt_level)
+    assert any(
+        drifted.segment_ms(s) / same.segment_ms(s)
+        != pytest.approx(refit.segment_ms(s) / same.segment_ms(s), rel=1e-3)
+        for s, _ in first.segments
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -105,3 +106,28 @@ def test_validation_compares_prediction_with_measurement(squeezenet, tmp_path):
     apes = sorted(abs(p - m) / m for m, p in check.per_segment)
     assert check.median_ape == pytest.approx((apes[1] + apes[2]) / 2)
     assert apes[2] <= check.p90_ape <= apes[3]
+
+
+def test_host_predictions_follow_the_hosts_speed_now(squeezenet, tmp_path):
+    loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
+    measured = measure(squeezenet, segments=2, threads=1)
+    assert measured.reference_ms is not None and measured.reference_ms > 0
+    model = dataclasses.replace(loaded.model, reference_ms=measured.reference_ms)
+
+    def profile(reference_ms):
+        m = dataclasses.replace(measured, reference_ms=reference_ms)
+        return build_profile(squeezenet, m, model, predictor="p", predictor_matches_host=True,
+                             host=this_host())  # fmt: skip
+
+    same, slower, unknown = (
+        profile(measured.reference_ms),
+        profile(1.5 * measured.reference_ms),
+        profile(None),
+    )
+    assert same.host_speed == pytest.approx(1.0) and slower.host_speed == pytest.approx(1.5)
+    assert unknown.host_speed is None
+    for a, b, c in zip(same.segments, slower.segments, unknown.segments, strict=True):
+        assert b.predicted_ms == pytest.approx(1.5 * a.predicted_ms)
+        assert c.predicted_ms == pytest.approx(a.predicted_ms)
+        assert a.measured_ms == b.measured_ms  # measurements are never rescaled
+    assert validate(slower).host_speed == pytest.approx(1.5)

@@ -126,6 +126,7 @@ def profile(
                     "segments": check.segments,
                     "median_ape": check.median_ape,
                     "p90_ape": check.p90_ape,
+                    "host_speed": check.host_speed,
                 }
             )
             return
@@ -143,6 +144,7 @@ def profile(
             f"median APE {check.median_ape:.1%} · p90 APE {check.p90_ape:.1%} · "
             f"predictor {check.predictor}"
             + ("" if check.predictor_matches_host else " (fitted on another host)")
+            + _speed_note(check.host_speed)
         )
         return
     cut_costs = _cut_codec_costs(result) if codecs else None
@@ -192,6 +194,7 @@ def profile(
     out.print(
         f"whole model {result.full_ms:.3f} ms · predictor {result.predictor}"
         + ("" if result.predictor_matches_host else " (fitted on another host)")
+        + _speed_note(result.host_speed)
         + (f" · cuts sent over {result.link}" if result.link else "")
     )
     if cut_costs:
@@ -348,3 +351,9 @@ def codecs(
             ],
         )
     )
+
+
+def _speed_note(host_speed: float | None) -> str:
+    if host_speed is None:
+        return ""
+    return f" · host ×{host_speed:.2f} the time it took at calibration (predictions scaled)"

@@ -12,9 +12,14 @@ Sigmoid of a SiLU after a Conv) still evaluates its function per element: it add
 transcendental class's per-byte slope times its bytes, the slope fitted first, on the
 standalone transcendental kernels, and subtracted before the other classes are fitted.
 
-Segment time: t = run_ms + scale · Σ kernels + boundary_ms_per_mb · MB entering and
-leaving. The constant is the per-run cost of a session; the boundary term the layout
-reorders and copies a standalone segment pays at its edges (ORT's NCHWc blocking).
+Segment time: t = run_ms + Σ kernels (scale · variable part + intercept_scale · a_c) +
+boundary_ms_per_mb · MB entering and leaving. The constant is the per-run cost of a
+session; the boundary term the layout reorders and copies a standalone segment pays at its
+edges (ORT's NCHWc blocking). The kernel regressions are fitted on ORT profiler times, and
+the profiler adds a fixed cost to every kernel it times (two timestamps and an event
+record): measured without it, a one-kernel segment of LeNet-5 runs in ~6 µs where the
+fitted intercepts alone say ~10. So the fixed part a_c gets its own factor, fitted on whole
+segments timed without the profiler, apart from the part that grows with the work.
 
 On another tier, each kernel's time is multiplied by host / target effective throughput
 of its throughput class (conv, gemm GFLOP/s; memory GB/s). Assumption: a tier runs the
@@ -71,6 +76,10 @@ class LatencyModel:
     fitted_on: tuple[str, ...] = ()
     created: str = ""
     notes: Mapping[str, Any] = field(default_factory=dict)
+    intercept_scale: float | None = None  # on a_c; None: ``scale`` (files before it)
+    # The host-speed reference's time at calibration (tierml.profile.host_speed): a
+    # measurement now is compared with predictions × (its reference time ÷ this one).
+    reference_ms: float | None = None
 
     def weights_for(self, cls: OpClass) -> tuple[float, ...]:
         for key in (cls.value, f"tc:{throughput_class(cls).value}", GLOBAL):
@@ -84,6 +93,15 @@ class LatencyModel:
         w = self.weights_for(part.op_class)
         return sum(a * b for a, b in zip(w, phi(part), strict=True)) + self.fused_ms(part)
 
+    def corrected_kernel_ms(self, part: PartFeatures) -> float:
+        """The kernel's time inside a segment run without the profiler."""
+        fixed = self.weights_for(part.op_class)[0]
+        return self.scale * (self.kernel_ms(part) - fixed) + self.fixed_scale * fixed
+
+    @property
+    def fixed_scale(self) -> float:
+        return self.scale if self.intercept_scale is None else self.intercept_scale
+
     def fused_ms(self, part: PartFeatures) -> float:
         """Fused transcendental post-ops: per element, as a unary op reading and writing it."""
         if not part.fused_transcendental_bytes:
@@ -96,11 +114,11 @@ class LatencyModel:
         """Predicted time of one run of the segment; ``ratios`` map host → target speed."""
         ratio = dict.fromkeys(ThroughputClass, 1.0) | dict(ratios or {})
         kernels = sum(
-            self.kernel_ms(p) * ratio[throughput_class(p.op_class)] for p in segment.parts
+            self.corrected_kernel_ms(p) * ratio[throughput_class(p.op_class)] for p in segment.parts
         )
         memory = ratio[ThroughputClass.MEMORY]
         boundary = self.boundary_ms_per_mb * segment.boundary_bytes / 1e6
-        return (self.run_ms + boundary) * memory + self.scale * kernels
+        return (self.run_ms + boundary) * memory + kernels
 
     def ratios_to(self, target: Mapping[str, float]) -> dict[ThroughputClass, float]:
         """Time multipliers host → a tier whose throughput (same units) is ``target``."""
@@ -125,6 +143,8 @@ class LatencyModel:
             "fitted_on": list(self.fitted_on),
             "run_ms": self.run_ms,
             "scale": self.scale,
+            "intercept_scale": self.intercept_scale,
+            "reference_ms": self.reference_ms,
             "boundary_ms_per_mb": self.boundary_ms_per_mb,
             "host_throughput": dict(self.host_throughput),
             "weights": {k: list(v) for k, v in sorted(self.weights.items())},
@@ -149,6 +169,8 @@ class LatencyModel:
                 samples={str(k): int(v) for k, v in data["samples"].items()},
                 run_ms=float(data["run_ms"]),
                 scale=float(data["scale"]),
+                intercept_scale=_optional_float(data, "intercept_scale"),
+                reference_ms=_optional_float(data, "reference_ms"),
                 boundary_ms_per_mb=float(data["boundary_ms_per_mb"]),
                 host_throughput={str(k): float(v) for k, v in data["host_throughput"].items()},
                 threads=int(data["threads"]),
@@ -166,6 +188,12 @@ class LatencyModel:
 
 
 _ZERO = PartFeatures(OpClass.OTHER, 0, 0, 0, 0)
+
+
+def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
+    """A field added after the format's first files: absent or null reads as None."""
+    value = data.get(key)
+    return None if value is None else float(value)
 
 
 def _fused_ms(transcendental: Sequence[float], part: PartFeatures) -> float:
@@ -212,18 +240,24 @@ def _weighted_fit(rows: Sequence[tuple[PartFeatures, float]]) -> tuple[float, ..
 
 
 def fit_segment_correction(
-    predicted_kernel_ms: Sequence[float], boundary_mb: Sequence[float], measured_ms: Sequence[float]
-) -> tuple[float, float, float]:
-    """(run_ms, scale, boundary_ms_per_mb) ≥ 0 minimising relative squared error."""
+    variable_ms: Sequence[float],
+    fixed_ms: Sequence[float],
+    boundary_mb: Sequence[float],
+    measured_ms: Sequence[float],
+) -> tuple[float, float, float, float]:
+    """(run_ms, scale, intercept_scale, boundary_ms_per_mb) ≥ 0 minimising relative
+    squared error; ``variable_ms`` and ``fixed_ms`` are per segment the sums of its
+    kernels' predicted times without and with only their intercepts a_c."""
     y = np.asarray(measured_ms, dtype=np.float64)
-    if y.size < 3 or np.any(y <= 0):
+    if y.size < 4 or np.any(y <= 0):
         raise CalibrationError(
-            f"Need at least 3 positive segment timings to fit the correction, got {y.size}.",
+            f"Need at least 4 positive segment timings to fit the correction, got {y.size}.",
             hint="Calibrate on more models or more segments per model.",
         )
-    x = np.column_stack([np.ones_like(y), predicted_kernel_ms, boundary_mb]) / y[:, None]
-    run_ms, scale, boundary = _nonnegative_lstsq(x, np.ones_like(y))
-    return run_ms, scale, boundary
+    columns = [np.asarray(c, dtype=np.float64) for c in (variable_ms, fixed_ms, boundary_mb)]
+    x = np.column_stack([np.ones_like(y), *columns]) / y[:, None]
+    run_ms, scale, intercept_scale, boundary = _nonnegative_lstsq(x, np.ones_like(y))
+    return run_ms, scale, intercept_scale, boundary
 
 
 def _nonnegative_lstsq(x: Vector, y: Vector) -> tuple[float, ...]:

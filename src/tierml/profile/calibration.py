@@ -28,9 +28,10 @@ from tierml.plan.segment_features import (
     segment_features,
 )
 from tierml.profile.analysis import AnalysedModel, analyse_model
+from tierml.profile.host_speed import speed_factor
 from tierml.profile.kernel_profile import profile_kernels
 from tierml.profile.reference_throughput import host_reference_throughput
-from tierml.profile.segment_timing import choose_segments, measure_segments
+from tierml.profile.segment_timing import choose_segments, measure_segments_anchored
 from tierml.profile.sessions import OptLevel
 
 # Coarse segments (a tier's share of a model) and fine ones (a block or two) both occur
@@ -46,6 +47,7 @@ class ModelMeasurements:
     family: str  # models of one family (sizes, exporters) are left out together
     kernels: tuple[tuple[PartFeatures, float], ...]
     segments: tuple[tuple[SegmentFeatures, float], ...]
+    reference_ms: float | None = None  # the host-speed reference, timed with the segments
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,10 +57,12 @@ class ModelMeasurements:
             "segments": [
                 [[_part_dict(p) for p in s.parts], s.boundary_bytes, ms] for s, ms in self.segments
             ],
+            "reference_ms": self.reference_ms,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelMeasurements:
+        ref = data.get("reference_ms")
         return cls(
             name=str(data["name"]),
             family=str(data["family"]),
@@ -67,7 +71,26 @@ class ModelMeasurements:
                 (SegmentFeatures(tuple(_part(p) for p in parts), int(b)), float(ms))
                 for parts, b, ms in data["segments"]
             ),
+            reference_ms=None if ref is None else float(ref),
         )
+
+    def at_speed(self, reference_ms: float) -> ModelMeasurements:
+        """These timings as if the host had run the reference in ``reference_ms``."""
+        f = speed_factor(reference_ms, self.reference_ms)
+        return replace(
+            self,
+            kernels=tuple((p, ms * f) for p, ms in self.kernels),
+            segments=tuple((s, ms * f) for s, ms in self.segments),
+            reference_ms=reference_ms if self.reference_ms is not None else None,
+        )
+
+
+def common_speed(measurements: Sequence[ModelMeasurements]) -> float | None:
+    """The median reference time over the models with segment timings, when all have one."""
+    refs = [m.reference_ms for m in measurements if m.segments]
+    if not refs or any(r is None for r in refs):
+        return None
+    return statistics.median(r for r in refs if r is not None)
 
 
 def measure_model(
@@ -84,13 +107,16 @@ def measure_model(
     kernels = tuple((part_features(graph, g.nodes, g.head), g.ms) for g in profile.groups)
     weight = {n: g.ms / len(g.nodes) for g in profile.groups for n in g.nodes}
     segments: list[tuple[SegmentFeatures, float]] = []
+    references: list[float] = []
     for count in segment_counts:
         partitioning = choose_segments(graph, count, groups=groups, weight=weight)
-        timings = measure_segments(
+        timings, reference = measure_segments_anchored(
             analysed, partitioning, threads=threads, opt_level=opt_level, memory=False
         )
         segments += [(segment_features(graph, groups, t.nodes), t.ms) for t in timings]
-    return ModelMeasurements(graph.name, family, kernels, tuple(segments))
+        references += [] if reference is None else [reference]
+    ref = statistics.median(references) if references else None
+    return ModelMeasurements(graph.name, family, kernels, tuple(segments), ref)
 
 
 def fit_latency_model(
@@ -107,6 +133,9 @@ def fit_latency_model(
     ``host_throughput`` is this host's speed in the catalog's units
     (tierml.profile.reference_throughput); without it the fit can predict this host only.
     """
+    speed = common_speed(measurements)
+    if speed is not None:  # one host speed for every model (tierml.profile.host_speed)
+        measurements = [m.at_speed(speed) for m in measurements]
     kernels = [k for m in measurements for k in m.kernels]
     weights, samples = fit_kernel_weights(kernels)
     bare = LatencyModel(
@@ -120,8 +149,11 @@ def fit_latency_model(
         opt_level=opt_level,
     )
     segments = [s for m in measurements for s in m.segments]
-    run_ms, scale, boundary = fit_segment_correction(
-        [sum(bare.kernel_ms(p) for p in s.parts) for s, _ in segments],
+    fixed = [sum(bare.weights_for(p.op_class)[0] for p in s.parts) for s, _ in segments]
+    total = [sum(bare.kernel_ms(p) for p in s.parts) for s, _ in segments]
+    run_ms, scale, intercept_scale, boundary = fit_segment_correction(
+        [t - f for t, f in zip(total, fixed, strict=True)],
+        fixed,
         [s.boundary_bytes / 1e6 for s, _ in segments],
         [ms for _, ms in segments],
     )
@@ -130,6 +162,7 @@ def fit_latency_model(
         samples=samples,
         run_ms=run_ms,
         scale=scale,
+        intercept_scale=intercept_scale,
         boundary_ms_per_mb=boundary,
         host_throughput=dict(host_throughput or {}),
         threads=threads,
@@ -137,6 +170,7 @@ def fit_latency_model(
         host=host,
         fitted_on=tuple(m.name for m in measurements),
         created=created,
+        reference_ms=speed,
     )
 
 
@@ -167,14 +201,16 @@ def leave_one_model_out(
         model = fit([m for m in measurements if m.family != family])
         for m in measurements:
             if m.family == family:
-                result.append(HeldOut(m.name, family, segment_apes(model, m.segments)))
+                f = speed_factor(m.reference_ms, model.reference_ms)
+                result.append(HeldOut(m.name, family, segment_apes(model, m.segments, f)))
     return result
 
 
 def segment_apes(
-    model: LatencyModel, segments: Sequence[tuple[SegmentFeatures, float]]
+    model: LatencyModel, segments: Sequence[tuple[SegmentFeatures, float]], speed: float = 1.0
 ) -> tuple[float, ...]:
-    return tuple(abs(model.segment_ms(s) - ms) / ms for s, ms in segments if ms > 0)
+    """Errors of predictions × ``speed`` (the host now ÷ as calibrated) against timings."""
+    return tuple(abs(model.segment_ms(s) * speed - ms) / ms for s, ms in segments if ms > 0)
 
 
 def _part_dict(p: PartFeatures) -> list[Any]:
@@ -246,7 +282,7 @@ def calibrate(
             m = measure_model(
                 analysed, family=source.family, threads=threads, segment_counts=counts
             )
-            m = ModelMeasurements(source.name, source.family, m.kernels, m.segments)
+            m = replace(m, name=source.name, family=source.family)
         if on_measured is not None:
             on_measured(source, m)
         measurements.append(m)

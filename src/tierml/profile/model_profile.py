@@ -21,9 +21,14 @@ from tierml.plan.op_classes import op_class
 from tierml.plan.segment_features import KernelGroup, segment_features
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.host import Host
+from tierml.profile.host_speed import speed_factor
 from tierml.profile.kernel_profile import KernelProfile, NodeGroup, profile_kernels
 from tierml.profile.predictor_store import load_latency_model
-from tierml.profile.segment_timing import SegmentTiming, choose_segments, measure_segments
+from tierml.profile.segment_timing import (
+    SegmentTiming,
+    choose_segments,
+    measure_segments_anchored,
+)
 from tierml.profile.sessions import OptLevel
 
 if TYPE_CHECKING:
@@ -38,6 +43,7 @@ class Measured:
 
     kernels: KernelProfile
     segments: tuple[SegmentTiming, ...]
+    reference_ms: float | None = None  # tierml.profile.host_speed, timed with the segments
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,9 @@ class ModelProfile:
     cached: bool
     segments: tuple[SegmentRow, ...]
     nodes: tuple[NodeRow, ...]
+    # This host's speed while measuring ÷ at calibration, as time (1.1: 10 % slower now);
+    # the host predictions are multiplied by it. None when either side has no reference.
+    host_speed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,8 +112,10 @@ def measure(
     groups = [KernelGroup(g.head, g.nodes) for g in kernels.groups]
     weight = {n: g.ms / len(g.nodes) for g in kernels.groups for n in g.nodes}
     partitioning = choose_segments(analysed.graph, segments, groups=groups, weight=weight)
-    timings = measure_segments(analysed, partitioning, threads=threads, opt_level=opt_level)
-    return Measured(kernels, tuple(timings))
+    timings, reference = measure_segments_anchored(
+        analysed, partitioning, threads=threads, opt_level=opt_level
+    )
+    return Measured(kernels, tuple(timings), reference)
 
 
 def build_profile(
@@ -123,6 +134,8 @@ def build_profile(
     graph = analysed.graph
     groups = [KernelGroup(g.head, g.nodes) for g in measured.kernels.groups]
     ratios = latency_model.ratios_to(tier.throughput.by_class()) if tier is not None else None
+    known = measured.reference_ms is not None and latency_model.reference_ms is not None
+    speed = speed_factor(measured.reference_ms, latency_model.reference_ms)
     rows = []
     tier_total_ms = 0.0
     for t in measured.segments:
@@ -145,7 +158,7 @@ def build_profile(
                 measured_ms=t.ms,
                 spread=t.spread,
                 noisy=t.noisy,
-                predicted_ms=latency_model.segment_ms(features),
+                predicted_ms=latency_model.segment_ms(features) * speed,
                 tier_ms=tier_ms,
                 bytes_out=t.bytes_out,
                 memory_bytes=t.memory_bytes,
@@ -167,6 +180,7 @@ def build_profile(
         cached=cached,
         segments=tuple(rows),
         nodes=tuple(_node_rows(analysed, measured.kernels)),
+        host_speed=speed if known else None,
     )
 
 
@@ -201,6 +215,7 @@ class Validation:
     predictor: str
     predictor_matches_host: bool
     per_segment: tuple[tuple[float, float], ...]  # (measured, predicted) ms
+    host_speed: float | None = None  # see ModelProfile.host_speed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,6 +233,7 @@ def validate(profile: ModelProfile) -> Validation:
         predictor=profile.predictor,
         predictor_matches_host=profile.predictor_matches_host,
         per_segment=pairs,
+        host_speed=profile.host_speed,
     )
 
 
@@ -262,7 +278,8 @@ def load_measured(path: Path) -> Measured | None:
         segments = tuple(
             SegmentTiming(**{**s, "nodes": tuple(s["nodes"])}) for s in data["segments"]
         )
-        return Measured(kernels, segments)
+        ref = data.get("reference_ms")
+        return Measured(kernels, segments, None if ref is None else float(ref))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

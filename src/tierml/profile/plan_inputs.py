@@ -107,7 +107,7 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
             grouped.update(members)
     parts += [(idx, part_features(graph, [idx], idx)) for idx in order if idx not in grouped]
     for head, part in parts:
-        ms[pos[head]] += model.kernel_ms(part) * model.scale
+        ms[pos[head]] += model.corrected_kernel_ms(part)
         kernel_class[pos[head]] = throughput_class(part.op_class).value
     return HostKernels(ms, kernel_class, node_class)
 

@@ -23,12 +23,22 @@ from tierml.graph.cuts import CandidateCut, enumerate_cuts, partitioning_at_posi
 from tierml.graph.extract import StageModel, extract_stages
 from tierml.plan.segment_features import KernelGroup
 from tierml.profile.analysis import AnalysedModel
+from tierml.profile.host_speed import reference_feeds, reference_model
 from tierml.profile.inputs import Array
 from tierml.profile.kernel_profile import _kernel_times
 from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.profile.spread import NOISY_SPREAD, relative_spread
 
 REMEASURE_ROUNDS = 2  # extra rounds for noisy segments, each with twice the repetitions
+# A round of a small model takes microseconds: a fixed count of warm-up runs leaves code,
+# caches and clocks cold (a standalone LayerNorm on [1, 128, 256] averaged 92 µs over its
+# first 550 runs in a process, 26 µs after), and ten runs are a few timer ticks. Warm up for at
+# least WARMUP_S and repeat for at least MEASURE_S (at most MAX_REPETITIONS rounds); large
+# models keep the counts given, since each of their rounds is long already.
+WARMUP_S = 0.2
+MEASURE_S = 0.3
+MAX_REPETITIONS = 2_000
+REFERENCE_RUNS = 40  # timed runs of the host-speed reference before and after (~20 ms each)
 
 
 @dataclass(frozen=True)
@@ -100,21 +110,57 @@ def measure_segments(
     memory: bool = True,
     noisy_spread: float = NOISY_SPREAD,
 ) -> list[SegmentTiming]:
+    timings, _ = measure_segments_anchored(
+        analysed,
+        partitioning,
+        threads=threads,
+        opt_level=opt_level,
+        warmup=warmup,
+        repetitions=repetitions,
+        memory=memory,
+        noisy_spread=noisy_spread,
+        anchored=False,
+    )
+    return timings
+
+
+def measure_segments_anchored(
+    analysed: AnalysedModel,
+    partitioning: Partitioning,
+    *,
+    threads: int = 1,
+    opt_level: OptLevel = OptLevel.ALL,
+    warmup: int = 2,
+    repetitions: int = 10,
+    memory: bool = True,
+    noisy_spread: float = NOISY_SPREAD,
+    anchored: bool = True,
+) -> tuple[list[SegmentTiming], float | None]:
+    """The segments' timings and the host-speed reference's median time, timed just before
+    and after them (``tierml.profile.host_speed``; None when not ``anchored``)."""
     stages = extract_stages(analysed.proto, analysed.graph, partitioning, analysed.boundary_types)
     sessions = [
         make_session(s.model, threads=threads, opt_level=opt_level, label=f"segment {s.stage}")
         for s in stages
     ]
     feeds = _stage_feeds(analysed.feeds, stages, sessions)
+    # The host-speed reference runs just before and just after the segments, not between
+    # them: between, it would evict a small segment's data and bill the segment for it.
+    ref = (
+        make_session(reference_model(), threads=threads, opt_level=opt_level, label="reference")
+        if anchored
+        else None
+    )
+    reference = _reference_times(ref) if ref is not None else []
     times = _interleaved(sessions, feeds, range(len(stages)), warmup, repetitions)
-    reps = dict.fromkeys(range(len(stages)), repetitions)
     for round_ in range(REMEASURE_ROUNDS):
         noisy = [i for i, t in times.items() if relative_spread(t) > noisy_spread]
         if not noisy:
             break
         more = repetitions * 2 ** (round_ + 1)
         times.update(_interleaved(sessions, feeds, noisy, 1, more))
-        reps.update(dict.fromkeys(noisy, more))
+    reference += _reference_times(ref) if ref is not None else []
+    reference_ms = statistics.median(reference) if reference else None
     result = []
     for i, stage in enumerate(stages):
         spread = relative_spread(times[i])
@@ -126,7 +172,7 @@ def measure_segments(
                 ms=statistics.median(times[i]),
                 spread=spread,
                 noisy=spread > noisy_spread,
-                repetitions=reps[i],
+                repetitions=len(times[i]),
                 bytes_out=0 if cut is None else cut.nbytes,
                 param_bytes=sum(t.ByteSize() for t in stage.model.graph.initializer),
                 peak_arena_bytes=_arena_peak(stage, feeds[i], threads, opt_level)
@@ -134,7 +180,7 @@ def measure_segments(
                 else None,
             )
         )
-    return result
+    return result, reference_ms
 
 
 def _param_bytes(graph: ModelGraph, nodes: Sequence[int]) -> int:
@@ -163,6 +209,19 @@ def _stage_feeds(
     return result
 
 
+def _reference_times(session: ort.InferenceSession) -> list[float]:
+    """Back-to-back timed runs of the host-speed reference after a short warm-up."""
+    feeds = reference_feeds()
+    for _ in range(REFERENCE_RUNS // 2):
+        session.run(None, feeds)
+    times = []
+    for _ in range(REFERENCE_RUNS):
+        start = time.perf_counter_ns()
+        session.run(None, feeds)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return times
+
+
 def _interleaved(
     sessions: Sequence[ort.InferenceSession],
     feeds: Sequence[Mapping[str, Array]],
@@ -171,12 +230,22 @@ def _interleaved(
     repetitions: int,
 ) -> dict[int, list[float]]:
     times: dict[int, list[float]] = {i: [] for i in which}
-    for rep in range(warmup + repetitions):
+    began = time.perf_counter()
+    rounds = 0
+    while rounds < warmup or time.perf_counter() - began < WARMUP_S:
+        for i in which:
+            sessions[i].run(None, feeds[i])
+        rounds += 1
+    began = time.perf_counter()
+    rounds = 0
+    while rounds < repetitions or (
+        time.perf_counter() - began < MEASURE_S and rounds < MAX_REPETITIONS
+    ):
         for i in which:
             start = time.perf_counter_ns()
             sessions[i].run(None, feeds[i])
-            if rep >= warmup:
-                times[i].append((time.perf_counter_ns() - start) / 1e6)
+            times[i].append((time.perf_counter_ns() - start) / 1e6)
+        rounds += 1
     return times
 
 
