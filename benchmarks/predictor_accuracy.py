@@ -97,6 +97,7 @@ def main() -> None:
         print(
             f"  {r['model']:<16} {r['exporter']:<7} {r['segments']:>3} segments"
             f"  median APE {r['median_ape']:6.1%}  p90 {r['p90_ape']:6.1%}"
+            + ("" if r.get("host_speed") is None else f"  host ×{r['host_speed']:.2f}")
         )
     print(
         f"  median of the models' median APEs {result['unseen']['median_of_model_medians']:.1%}"
