@@ -147,6 +147,21 @@ def test_segment_correction_recovers_its_constants():
     assert fitted == pytest.approx((0.03, 1.1, 0.4, 0.2), rel=1e-6)
 
 
+def test_a_measured_run_cost_is_kept_and_the_rest_fitted_around_it():
+    rng = random.Random(5)
+    variable = [rng.uniform(0.001, 5) for _ in range(40)]
+    fixed = [rng.uniform(0.002, 0.05) for _ in range(40)]
+    boundary = [rng.uniform(0, 2) for _ in range(40)]
+    measured = [
+        0.005 + 1.05 * v + 0.5 * f + 0.01 * b
+        for v, f, b in zip(variable, fixed, boundary, strict=True)
+    ]
+    fitted = fit_segment_correction(variable, fixed, boundary, measured, run_ms=0.005)
+    assert fitted == pytest.approx((0.005, 1.05, 0.5, 0.01), rel=1e-6)
+    # A wrong run cost is kept as given; the other terms absorb what they can.
+    assert fit_segment_correction(variable, fixed, boundary, measured, run_ms=0.0)[0] == 0.0
+
+
 def test_the_fixed_part_of_a_kernel_has_its_own_factor():
     model = dataclasses.replace(model_from(synthetic_kernels()), scale=2.0, intercept_scale=0.5)
     part = synthetic_kernels()[0][0]

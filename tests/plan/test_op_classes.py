@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
 from tierml.plan.op_classes import OpClass, ThroughputClass, op_class, throughput_class
 from tierml.plan.segment_features import KernelGroup, part_features, segment_features
 from tierml.profile.analysis import analyse_model
+from tierml.profile.kernel_profile import profile_kernels
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
@@ -84,3 +86,54 @@ def test_part_features_count_weights_and_boundary_bytes():
     assert part.in_bytes == x.nbytes
     assert part.param_bytes >= w.nbytes  # weight (+ bias), even when built by constant nodes
     assert part.out_bytes == graph.tensors[conv.outputs[0]].nbytes
+
+
+def _norm_after_add(tmp_path, *, also_read_by_next_block: bool, bias: bool) -> Path:
+    """LayerNorm(x + r) over [1, 8, 16]; r a second input, or a 1-D bias."""
+    shape = [1, 8, 16]
+    inits = [
+        onnx.numpy_helper.from_array(np.ones(16, np.float32), "g"),
+        onnx.numpy_helper.from_array(np.zeros(16, np.float32), "b"),
+    ]
+    inputs = [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)]
+    if bias:
+        inits.append(onnx.numpy_helper.from_array(np.ones(16, np.float32), "r"))
+    else:
+        inputs.append(onnx.helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, shape))
+    nodes = [
+        onnx.helper.make_node("Add", ["x", "r"], ["s"], name="residual"),
+        onnx.helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], name="norm", axis=-1),
+    ]
+    outputs = ["y"]
+    if also_read_by_next_block:  # pre-norm: the sum is the next block's residual too
+        nodes.append(onnx.helper.make_node("Add", ["s", "y"], ["z"], name="next"))
+        outputs = ["z"]
+    graph = onnx.helper.make_graph(
+        nodes, "g", inputs,
+        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, shape) for o in outputs],
+        inits,
+    )  # fmt: skip
+    path = tmp_path / f"norm-{also_read_by_next_block}-{bias}.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("pre_norm", "bias", "expected"),
+    [
+        (False, False, OpClass.SKIP_NORM),  # post-norm residual: ORT's SkipLayerNormalization
+        (True, False, OpClass.NORM),  # pre-norm: the sum feeds the next block too
+        (False, True, OpClass.NORM),  # a bias, not a residual
+    ],
+)
+def test_the_kernel_ort_ran_decides_a_norms_class(tmp_path, pre_norm, bias, expected):
+    path = _norm_after_add(tmp_path, also_read_by_next_block=pre_norm, bias=bias)
+    analysed = analyse_model(path)
+    graph = analysed.graph
+    norm = next(n for n in graph.nodes if n.op_type == "LayerNormalization")
+    group = next(g for g in profile_kernels(analysed, runs=2).groups if norm.index in g.nodes)
+    part = part_features(graph, group.nodes, group.head, group.kernel_ops)
+    assert part.op_class is expected, group.kernel_ops
+    assert part_features(graph, group.nodes, group.head).op_class is op_class(
+        graph, graph.nodes[group.head]
+    )  # without the kernel's op type, the graph's own class

@@ -17,6 +17,7 @@ from tierml.profile.segment_timing import (
     choose_segments,
     measure_segments,
     measure_segments_anchored,
+    session_run_ms,
 )
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -86,3 +87,8 @@ def test_the_host_speed_reference_is_timed_beside_the_segments(squeezenet):
     assert reference is not None and 0.02 < reference < 20.0
     plain, none = measure_segments_anchored(analysed, part, memory=False, anchored=False)
     assert none is None and len(plain) == 2
+
+
+def test_a_sessions_own_run_cost_is_microseconds():
+    run_ms = session_run_ms(runs=50, batches=2)
+    assert 0.0005 < run_ms < 0.2  # an Identity on four floats: the run, not the work

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tierml.core.model_graph import ModelGraph, TensorKind
-from tierml.plan.op_classes import OpClass, op_class
+from tierml.plan.op_classes import OpClass, kernel_class, op_class
 
 _ACTIVATION_KINDS = (TensorKind.INPUT, TensorKind.ACTIVATION)
 # Weights computed from initializers (ConstantOfShape, a folded Transpose) are weights too.
@@ -26,6 +26,7 @@ class KernelGroup:
 
     head: int
     nodes: tuple[int, ...]
+    kernel_ops: tuple[str, ...] = ()  # the op types ORT ran for them, when profiled
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class SegmentFeatures:
     boundary_bytes: int  # activations entering plus leaving the segment
 
 
-def part_features(graph: ModelGraph, nodes: Collection[int], head: int) -> PartFeatures:
+def part_features(
+    graph: ModelGraph, nodes: Collection[int], head: int, kernel_ops: Collection[str] = ()
+) -> PartFeatures:
     members = set(nodes)
     produced = {o for n in members for o in graph.nodes[n].outputs}
     reads = {i for n in members for i in graph.nodes[n].inputs}
@@ -65,7 +68,7 @@ def part_features(graph: ModelGraph, nodes: Collection[int], head: int) -> PartF
         for o in graph.nodes[n].outputs
     )
     return PartFeatures(
-        op_class=op_class(graph, graph.nodes[head]),
+        op_class=kernel_class(graph, graph.nodes[head], kernel_ops),
         macs=sum(graph.nodes[n].macs for n in members),
         in_bytes=in_bytes,
         out_bytes=out_bytes,
@@ -87,7 +90,7 @@ def segment_features(
         if not part:
             continue
         head = group.head if group.head in part else max(part, key=lambda n: graph.nodes[n].macs)
-        parts.append(part_features(graph, part, head))
+        parts.append(part_features(graph, part, head, group.kernel_ops))
     grouped = {n for g in groups for n in g.nodes}
     # Nodes outside every group (a model profiled with another build) run alone.
     parts += [part_features(graph, [n], n) for n in sorted(members - grouped)]

@@ -31,7 +31,11 @@ from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.host_speed import speed_factor
 from tierml.profile.kernel_profile import profile_kernels
 from tierml.profile.reference_throughput import host_reference_throughput
-from tierml.profile.segment_timing import choose_segments, measure_segments_anchored
+from tierml.profile.segment_timing import (
+    choose_segments,
+    measure_segments_anchored,
+    session_run_ms,
+)
 from tierml.profile.sessions import OptLevel
 
 # Coarse segments (a tier's share of a model) and fine ones (a block or two) both occur
@@ -103,8 +107,10 @@ def measure_model(
 ) -> ModelMeasurements:
     graph = analysed.graph
     profile = profile_kernels(analysed, threads=threads, opt_level=opt_level)
-    groups = [KernelGroup(g.head, g.nodes) for g in profile.groups]
-    kernels = tuple((part_features(graph, g.nodes, g.head), g.ms) for g in profile.groups)
+    groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in profile.groups]
+    kernels = tuple(
+        (part_features(graph, g.nodes, g.head, g.kernel_ops), g.ms) for g in profile.groups
+    )
     weight = {n: g.ms / len(g.nodes) for g in profile.groups for n in g.nodes}
     segments: list[tuple[SegmentFeatures, float]] = []
     references: list[float] = []
@@ -127,11 +133,14 @@ def fit_latency_model(
     host: str = "",
     created: str = "",
     host_throughput: Mapping[str, float] | None = None,
+    run_ms: float | None = None,
 ) -> LatencyModel:
     """Kernel regressions, then the segment correction on top of them.
 
     ``host_throughput`` is this host's speed in the catalog's units
     (tierml.profile.reference_throughput); without it the fit can predict this host only.
+    ``run_ms``, a session's measured cost per run (``session_run_ms``), is kept as is;
+    without it, it is fitted with the rest.
     """
     speed = common_speed(measurements)
     if speed is not None:  # one host speed for every model (tierml.profile.host_speed)
@@ -156,6 +165,7 @@ def fit_latency_model(
         fixed,
         [s.boundary_bytes / 1e6 for s, _ in segments],
         [ms for _, ms in segments],
+        run_ms,
     )
     return LatencyModel(
         weights=weights,
@@ -271,8 +281,9 @@ def calibrate(
     """Measure every source (or take its cached measurements), fit, and hold each out.
 
     ``reference`` measures the host's throughput in the catalog's units; by default the
-    reference workloads at ``threads``.
+    reference workloads at ``threads``. A session's cost per run is measured here too.
     """
+    run_ms = session_run_ms(threads=threads)
     measurements = []
     for source in sources:
         m = (cached or {}).get(source.name)
@@ -288,7 +299,9 @@ def calibrate(
         measurements.append(m)
 
     def fit(subset: Sequence[ModelMeasurements]) -> LatencyModel:
-        return fit_latency_model(subset, threads=threads, opt_level=OptLevel.ALL.value)
+        return fit_latency_model(
+            subset, threads=threads, opt_level=OptLevel.ALL.value, run_ms=run_ms
+        )
 
     held_out = leave_one_model_out(measurements, fit)
     measure_host = reference or (lambda: host_reference_throughput(threads=threads))
@@ -300,6 +313,7 @@ def calibrate(
         host=host,
         created=created,
         host_throughput=throughput,
+        run_ms=run_ms,
     )
     summary = {h.name: round(h.median_ape, 4) for h in held_out}
     final = replace(final, notes={"held_out_median_ape": summary})

@@ -50,6 +50,7 @@ class NodeGroup:
     kernels: tuple[str, ...]
     ms: float  # median over runs of the summed kernel time
     spread: float  # interquartile range / median over runs
+    kernel_ops: tuple[str, ...] = ()  # the op types ORT ran (e.g. SkipLayerNormalization)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def attribute_kernels(
     for node, anchor in group_anchor.items():
         members[anchor].append(node)
     n_runs = len(next(iter(per_run.values()), []))
+    op_of = {n.name: n.op_type for n in optimised.node}
     groups = []
     for anchor, nodes in sorted(members.items()):
         totals = [sum(per_run[k][r] for k in kernels_of.get(anchor, ())) for r in range(n_runs)]
@@ -176,6 +178,9 @@ def attribute_kernels(
                 kernels=tuple(kernels_of.get(anchor, ())),
                 ms=statistics.median(totals) if totals else 0.0,
                 spread=relative_spread(totals) if totals else 0.0,
+                kernel_ops=tuple(
+                    sorted({op_of[k] for k in kernels_of.get(anchor, ()) if k in op_of})
+                ),
             )
         )
     return groups, unattributed

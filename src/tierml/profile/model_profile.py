@@ -109,7 +109,7 @@ def measure(
     opt_level: OptLevel = OptLevel.ALL,
 ) -> Measured:
     kernels = profile_kernels(analysed, threads=threads, opt_level=opt_level)
-    groups = [KernelGroup(g.head, g.nodes) for g in kernels.groups]
+    groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in kernels.groups]
     weight = {n: g.ms / len(g.nodes) for g in kernels.groups for n in g.nodes}
     partitioning = choose_segments(analysed.graph, segments, groups=groups, weight=weight)
     timings, reference = measure_segments_anchored(
@@ -132,7 +132,7 @@ def build_profile(
     cached: bool = False,
 ) -> ModelProfile:
     graph = analysed.graph
-    groups = [KernelGroup(g.head, g.nodes) for g in measured.kernels.groups]
+    groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in measured.kernels.groups]
     ratios = latency_model.ratios_to(tier.throughput.by_class()) if tier is not None else None
     known = measured.reference_ms is not None and latency_model.reference_ms is not None
     speed = speed_factor(measured.reference_ms, latency_model.reference_ms)
@@ -291,6 +291,7 @@ def _group(g: Mapping[str, Any]) -> NodeGroup:
         kernels=tuple(g["kernels"]),
         ms=float(g["ms"]),
         spread=float(g["spread"]),
+        kernel_ops=tuple(g.get("kernel_ops", ())),
     )
 
 

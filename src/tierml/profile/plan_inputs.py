@@ -103,7 +103,7 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
         members = [n for n in group.nodes if n in pos]
         if members:
             head = group.head if group.head in pos else members[0]
-            parts.append((head, part_features(graph, members, head)))
+            parts.append((head, part_features(graph, members, head, group.kernel_ops)))
             grouped.update(members)
     parts += [(idx, part_features(graph, [idx], idx)) for idx in order if idx not in grouped]
     for head, part in parts:

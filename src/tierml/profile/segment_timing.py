@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
+from onnx import TensorProto, helper
 
 from tierml.core.model_graph import ModelGraph, Partitioning, TensorKind
 from tierml.graph.cuts import CandidateCut, enumerate_cuts, partitioning_at_positions
@@ -207,6 +209,25 @@ def _stage_feeds(
         result.append(stage_feeds)
         values.update(run_session(session, stage_feeds, label=f"segment {stage.stage}"))
     return result
+
+
+def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 5) -> float:
+    """A session's own cost per run from Python: one Identity on four floats, run the
+    way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
+    medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
+    moment to the next, and the lower is the cost of the run itself."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "run_cost",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
+    feeds = {"x": np.zeros((1, 4), dtype=np.float32)}
+    return min(
+        statistics.median(_interleaved([session], [feeds], [0], 2, runs)[0]) for _ in range(batches)
+    )
 
 
 def _reference_times(session: ort.InferenceSession) -> list[float]:

@@ -48,6 +48,18 @@ HEADS: tuple[tuple[int, int, int, int], ...] = (  # [batch, heads, tokens, head 
     (1, 12, 197, 64),
     (1, 16, 256, 64),
 )
+# Residual + LayerNorm, fused by ONNX Runtime into one kernel with its own speed: eight
+# sizes, so the class has enough samples for its own regression.
+RESIDUAL_TOKENS: tuple[tuple[int, int, int], ...] = (
+    (1, 16, 64),
+    (1, 32, 128),
+    (1, 64, 256),
+    (1, 128, 256),  # BERT-mini
+    (1, 128, 384),
+    (1, 197, 768),  # ViT-B/16
+    (1, 256, 512),
+    (1, 512, 1024),
+)
 # (frames, input features, hidden units): keyword spotting to speech encoders.
 RECURRENT: tuple[tuple[int, int, int], ...] = (
     (25, 32, 32),
@@ -122,6 +134,18 @@ def _with_constants(
 
 def _layer_norm(shape: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
     return [rng.uniform(0.5, 1.5, shape[-1]), rng.normal(0, 0.1, shape[-1])]
+
+
+def _residual_layer_norm(i: int, shape: Sequence[int], rng: np.random.Generator) -> _Branch:
+    """LayerNorm(x + residual), as a transformer block ends: ORT's SkipLayerNormalization."""
+    gamma, beta = (_weight(f"c{i}_{k}", v) for k, v in enumerate(_layer_norm(shape, rng)))
+    nodes = [
+        helper.make_node("Add", [f"x{i}", f"r{i}"], [f"s{i}"]),
+        helper.make_node(
+            "LayerNormalization", [f"s{i}", gamma.name, beta.name], [f"y{i}"], axis=-1
+        ),
+    ]
+    return _Branch(nodes, [_input(f"x{i}", shape), _input(f"r{i}", shape)], [gamma, beta], f"y{i}")
 
 
 def _batch_norm(shape: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
@@ -236,6 +260,7 @@ SWEEPS: dict[str, tuple[BranchBuilder, Sequence[Sequence[int]]]] = {
     "mul_channel": (_binary("Mul", broadcast_channel=True), IMAGES),
     "softmax": (_unary("Softmax", axis=-1), HEADS),
     "layer_norm": (_with_constants("LayerNormalization", _layer_norm, axis=-1), TOKENS),
+    "residual_layer_norm": (_residual_layer_norm, RESIDUAL_TOKENS),
     "batch_norm": (_with_constants("BatchNormalization", _batch_norm), IMAGES),
     "reduce_mean": (_unary("ReduceMean", axes=[-1]), TOKENS),  # axes an input from opset 18
     "global_avg_pool": (_unary("GlobalAveragePool"), IMAGES),
