@@ -143,7 +143,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     ks = [int(k) for k in args.clients.split(",")]
-    root = Path(tempfile.mkdtemp(prefix="tierml-batching-")) / "bundle"
+    with tempfile.TemporaryDirectory(prefix="tierml-batching-") as tmp:
+        run(args, ks, Path(tmp) / "bundle")
+
+
+def run(args: argparse.Namespace, ks: list[int], root: Path) -> None:
     plan = split_bundle(root)
     envs = tail_inputs(root, plan, 16)
     workers = 2 * max(ks)  # a handler thread per client in both modes

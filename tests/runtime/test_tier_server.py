@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import onnxruntime as ort
@@ -80,3 +81,11 @@ def test_tiers_are_pinned_off_the_clients_cores(deployed):
         pytest.skip("one core: nothing to pin apart")
     for tier, proc in deployed.procs.items():
         assert os.sched_getaffinity(proc.pid) == {cores[-1]}, tier
+
+
+def test_a_stopped_deployment_leaves_no_files_behind(emulated):
+    before = set(os.listdir(tempfile.gettempdir()))
+    with Deployment(emulated.root):
+        during = set(os.listdir(tempfile.gettempdir())) - before
+        assert during, "the tiers' configs, ready files and logs live in a work directory"
+    assert not set(os.listdir(tempfile.gettempdir())) - before

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,6 +99,8 @@ class Deployment:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+        # The tiers' configs, ready files and logs: nothing outlives the deployment.
+        shutil.rmtree(self._work, ignore_errors=True)
 
     def kill(self, tier: str) -> None:
         """SIGKILL one tier (a fault, for experiments): no goodbye, no drain."""
@@ -135,6 +138,7 @@ class Deployment:
     # -- internals ------------------------------------------------------------------------
     def _spawn(self, tier: str) -> None:
         spec = self.bundle.tier(tier)
+        self._work.mkdir(parents=True, exist_ok=True)  # again after a stop
         ready = self._work / f"{tier}.ready"
         ready.unlink(missing_ok=True)
         cpus = spec.cpus

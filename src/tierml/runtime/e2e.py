@@ -198,31 +198,34 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
         probe = _split_probe(first, an)
         entries.setdefault(candidate_key(probe), Entry(("split-probe",), probe))
         ids = {k: f"p{i}" for i, k in enumerate(entries)}
-        work = Path(tempfile.mkdtemp(prefix="tierml-e2e-"))
-        slowdowns = {"device": config.slowdowns[0], "edge": EDGE_SLOWDOWN, "cloud": 1.0}
-        build_bundle(
-            deployed,
-            first,
-            list(entries.values()),
-            slowdowns,
-            work / "bundle",
-            exits=binding,
-            base=an.graph if model.base else None,
-        )
-        progress(f"{label}: deploying {len(entries)} plans")
-        with Deployment(work / "bundle", seed=config.seed, timeout_s=30.0) as dep:
-            client = DeviceClient(work / "bundle", dep.addresses, seed=config.seed, timeout_s=30.0)
-            feeds = model_inputs(model, client.bundle, config.seed)
-            rounds = model.rounds or config.rounds
-            for (bw, s), problem in problems.items():
-                progress(f"{label}: {bw:g} Mbps, device {s:g}× slower")
-                point = measure_point(client, problem, ids, label, bw, s, feeds, config, rounds)
-                points.append(point)
-            pid = ids[candidate_key(probe)]
-            overheads.append(
-                measure_split_overhead(client, path, pid, feeds[0], config.overhead_rounds)
+        with tempfile.TemporaryDirectory(prefix="tierml-e2e-") as tmp:
+            work = Path(tmp)
+            slowdowns = {"device": config.slowdowns[0], "edge": EDGE_SLOWDOWN, "cloud": 1.0}
+            build_bundle(
+                deployed,
+                first,
+                list(entries.values()),
+                slowdowns,
+                work / "bundle",
+                exits=binding,
+                base=an.graph if model.base else None,
             )
-            client.close()
+            progress(f"{label}: deploying {len(entries)} plans")
+            with Deployment(work / "bundle", seed=config.seed, timeout_s=30.0) as dep:
+                client = DeviceClient(
+                    work / "bundle", dep.addresses, seed=config.seed, timeout_s=30.0
+                )
+                feeds = model_inputs(model, client.bundle, config.seed)
+                rounds = model.rounds or config.rounds
+                for (bw, s), problem in problems.items():
+                    progress(f"{label}: {bw:g} Mbps, device {s:g}× slower")
+                    point = measure_point(client, problem, ids, label, bw, s, feeds, config, rounds)
+                    points.append(point)
+                pid = ids[candidate_key(probe)]
+                overheads.append(
+                    measure_split_overhead(client, path, pid, feeds[0], config.overhead_rounds)
+                )
+                client.close()
     return {**_summary(points, overheads), "runtime_costs": dataclasses.asdict(costs)}
 
 

@@ -64,44 +64,47 @@ def _tiny_model(path: Path) -> None:
 
 
 def measure_runtime_costs(home: Path) -> RuntimeCosts:
-    work = Path(tempfile.mkdtemp(prefix="tierml-costs-"))
-    _tiny_model(work / "tiny.onnx")
-    an = analyse_model(work / "tiny.onnx")
-    measured, lm, codecs = planning_inputs(an, home=home, host=this_host())
-    tiers = [
-        EmulatedTier("device", TierKind.DEVICE, 1.0, True),
-        EmulatedTier("cloud", TierKind.CLOUD, 1.0, False),
-    ]
-    topo = emulated_topology(lm.host_throughput, tiers, {("device", "cloud"): LinkShape(1e4, 1e4)})
-    problem, _ = build_problem(an.graph, measured, lm, topo, codecs)
-    n = problem.graph.size
-    local, split = (
-        Candidate(
-            lay,
-            stage_of,
-            Knobs(("fp32",) * lay.size, ("fp32",) * (lay.size - 1), NO_EXITS, NO_NOISE),
+    with tempfile.TemporaryDirectory(prefix="tierml-costs-") as tmp:
+        work = Path(tmp)
+        _tiny_model(work / "tiny.onnx")
+        an = analyse_model(work / "tiny.onnx")
+        measured, lm, codecs = planning_inputs(an, home=home, host=this_host())
+        tiers = [
+            EmulatedTier("device", TierKind.DEVICE, 1.0, True),
+            EmulatedTier("cloud", TierKind.CLOUD, 1.0, False),
+        ]
+        topo = emulated_topology(
+            lm.host_throughput, tiers, {("device", "cloud"): LinkShape(1e4, 1e4)}
         )
-        for lay, stage_of in (
-            (next(la for la in layouts(problem) if la.size == 1), (0,) * n),
-            (next(la for la in layouts(problem) if la.size == 2), (0,) + (1,) * (n - 1)),
+        problem, _ = build_problem(an.graph, measured, lm, topo, codecs)
+        n = problem.graph.size
+        local, split = (
+            Candidate(
+                lay,
+                stage_of,
+                Knobs(("fp32",) * lay.size, ("fp32",) * (lay.size - 1), NO_EXITS, NO_NOISE),
+            )
+            for lay, stage_of in (
+                (next(la for la in layouts(problem) if la.size == 1), (0,) * n),
+                (next(la for la in layouts(problem) if la.size == 2), (0,) + (1,) * (n - 1)),
+            )
         )
-    )
-    entries = [Entry(("local",), local), Entry(("split",), split)]
-    build_bundle(an, problem, entries, {}, work / "bundle")
-    feeds = {"x": np.ones((1, WIDTH), np.float32)}
-    with Deployment(work / "bundle") as dep:
-        client = DeviceClient(work / "bundle", dep.addresses)
-        for link in client.links.values():
-            link.set_shape(UNLIMITED)
-        fixed: dict[str, list[float]] = {"p0": [], "p1": []}
-        for _ in range(3):
-            for pid in fixed:
-                client.infer(feeds, plan=pid)
-        for _ in range(REPEATS):
-            for pid, xs in fixed.items():
-                r = client.infer(feeds, plan=pid)
-                xs.append(r.total_ms - sum(h.get("compute_ms", 0.0) for h in r.hops))
-        client.close()
+        entries = [Entry(("local",), local), Entry(("split",), split)]
+        build_bundle(an, problem, entries, {}, work / "bundle")
+        feeds = {"x": np.ones((1, WIDTH), np.float32)}
+        with Deployment(work / "bundle") as dep:
+            client = DeviceClient(work / "bundle", dep.addresses)
+            for link in client.links.values():
+                link.set_shape(UNLIMITED)
+            fixed: dict[str, list[float]] = {"p0": [], "p1": []}
+            for _ in range(3):
+                for pid in fixed:
+                    client.infer(feeds, plan=pid)
+            for _ in range(REPEATS):
+                for pid, xs in fixed.items():
+                    r = client.infer(feeds, plan=pid)
+                    xs.append(r.total_ms - sum(h.get("compute_ms", 0.0) for h in r.hops))
+            client.close()
     stage = statistics.median(fixed["p0"])
     return RuntimeCosts(stage, max(0.0, statistics.median(fixed["p1"]) - 2 * stage))
 

@@ -64,6 +64,11 @@ class TraceConfig:
 def run_trace(
     config: TraceConfig, progress: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tierml-trace-") as tmp:
+        return _run_trace(config, progress, Path(tmp) / "bundle")
+
+
+def _run_trace(config: TraceConfig, progress: Callable[[str], None], root: Path) -> dict[str, Any]:
     home = config.home or Path.home() / ".tierml"
     an = analyse_model(config.model)
     measured, lm, codecs = planning_inputs(an, home=home, host=this_host())
@@ -82,7 +87,6 @@ def run_trace(
     config = dataclasses.replace(config, start_mbps=start_mbps)
     problem = problem_at(start_mbps)
     entries = build_portfolio(problem)
-    root = Path(tempfile.mkdtemp(prefix="tierml-trace-")) / "bundle"
     slowdowns = {"device": config.slowdown, "edge": EDGE_SLOWDOWN, "cloud": 1.0}
     bundle = build_bundle(an, problem, entries, slowdowns, root)
     candidates = {p.id: e.candidate for p, e in zip(bundle.plans, entries, strict=True)}
