@@ -7,18 +7,19 @@ from pathlib import Path
 import onnx
 import pytest
 
+from tierml.core.errors import CalibrationError
 from tierml.plan.segment_features import KernelGroup
 from tierml.profile.analysis import analyse_model
 from tierml.profile.kernel_profile import profile_kernels
 from tierml.profile.segment_timing import (
     MAX_REPETITIONS,
-    MEASURE_S,
     REMEASURE_ROUNDS,
     choose_segments,
     measure_segments,
     measure_segments_anchored,
     session_run_ms,
 )
+from tierml.profile.time_floors import FLOORS_ENV, MEASURE_S, time_floors
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
@@ -60,7 +61,8 @@ def test_measured_segments_add_up_to_the_model(squeezenet):
     assert nodes == sorted(n.index for n in analysed.graph.compute_nodes)
 
 
-def test_noisy_segments_are_remeasured_and_flagged(squeezenet):
+def test_noisy_segments_are_remeasured_and_flagged(squeezenet, monkeypatch):
+    monkeypatch.delenv(FLOORS_ENV, raising=False)  # the default floors
     analysed, _, groups = squeezenet
     part = choose_segments(analysed.graph, 2, groups=groups)
     # No real timing has zero spread: every segment counts as noisy at a bound of 0.
@@ -92,3 +94,12 @@ def test_the_host_speed_reference_is_timed_beside_the_segments(squeezenet):
 def test_a_sessions_own_run_cost_is_microseconds():
     run_ms = session_run_ms(runs=50, batches=2)
     assert 0.0005 < run_ms < 0.2  # an Identity on four floats: the run, not the work
+
+
+def test_the_time_floors_can_be_set_for_quick_runs_and_bad_values_are_refused(monkeypatch):
+    monkeypatch.setenv(FLOORS_ENV, "0,0.05")
+    assert time_floors() == (0.0, 0.05)
+    monkeypatch.setenv(FLOORS_ENV, "fast")
+    with pytest.raises(CalibrationError) as info:
+        time_floors()
+    assert FLOORS_ENV in str(info.value)

@@ -126,7 +126,6 @@ def profile(
                     "segments": check.segments,
                     "median_ape": check.median_ape,
                     "p90_ape": check.p90_ape,
-                    "host_speed": check.host_speed,
                 }
             )
             return

@@ -30,14 +30,14 @@ from tierml.core.model_graph import ModelGraph
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.profile.spread import relative_spread
+from tierml.profile.time_floors import time_floors
 
 NCHWC_SUFFIX = "_nchwc"
 
 
 # The first runs in a process are slower (cold code, caches and clocks): a standalone
 # LayerNorm on [1, 128, 256] here averaged 92 µs over its first 550 runs and 26 µs after.
-# Warm up for WARMUP_S, within MAX_WARMUP_EVENTS profiler events.
-WARMUP_S = 0.2
+# Warm up for the segment timings' warm-up floor, within MAX_WARMUP_EVENTS profiler events.
 MAX_WARMUP_EVENTS = 40_000
 
 
@@ -77,7 +77,7 @@ def profile_kernels(
     runs: int = 10,
 ) -> KernelProfile:
     """Run the model under ORT's profiler and attribute kernels: ``runs`` measured runs
-    after at least ``warmup`` runs and, for small models, up to WARMUP_S of them."""
+    after at least ``warmup`` runs and, for small models, up to the warm-up floor of them."""
     feeds = analysed.feeds
     with tempfile.TemporaryDirectory(prefix="tierml-prof-") as tmp:
         session, optimised = _profiling_session(analysed.proto, tmp, threads, opt_level)
@@ -85,7 +85,8 @@ def profile_kernels(
         most = max(warmup, MAX_WARMUP_EVENTS // max(len(analysed.graph.nodes), 1))
         began = time.perf_counter()
         done = 0
-        while done < warmup or (time.perf_counter() - began < WARMUP_S and done < most):
+        warmup_s = time_floors()[0]
+        while done < warmup or (time.perf_counter() - began < warmup_s and done < most):
             run_session(session, feeds, label=analysed.graph.name)
             done += 1
         wall: list[float] = []

@@ -30,16 +30,10 @@ from tierml.profile.inputs import Array
 from tierml.profile.kernel_profile import _kernel_times
 from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.profile.spread import NOISY_SPREAD, relative_spread
+from tierml.profile.time_floors import time_floors
 
 REMEASURE_ROUNDS = 2  # extra rounds for noisy segments, each with twice the repetitions
-# A round of a small model takes microseconds: a fixed count of warm-up runs leaves code,
-# caches and clocks cold (a standalone LayerNorm on [1, 128, 256] averaged 92 µs over its
-# first 550 runs in a process, 26 µs after), and ten runs are a few timer ticks. Warm up for at
-# least WARMUP_S and repeat for at least MEASURE_S (at most MAX_REPETITIONS rounds); large
-# models keep the counts given, since each of their rounds is long already.
-WARMUP_S = 0.2
-MEASURE_S = 0.3
-MAX_REPETITIONS = 2_000
+MAX_REPETITIONS = 2_000  # rounds, however short (the time floors: tierml.profile.time_floors)
 REFERENCE_RUNS = 40  # timed runs of the host-speed reference before and after (~20 ms each)
 
 
@@ -160,7 +154,7 @@ def measure_segments_anchored(
         if not noisy:
             break
         more = repetitions * 2 ** (round_ + 1)
-        times.update(_interleaved(sessions, feeds, noisy, 1, more))
+        times.update(_interleaved(sessions, feeds, noisy, 1, more, warmup_s=0.0))  # warm
     reference += _reference_times(ref) if ref is not None else []
     reference_ms = statistics.median(reference) if reference else None
     result = []
@@ -211,7 +205,7 @@ def _stage_feeds(
     return result
 
 
-def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 5) -> float:
+def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> float:
     """A session's own cost per run from Python: one Identity on four floats, run the
     way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
     medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
@@ -226,7 +220,8 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 5) -> fl
     session = make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
     feeds = {"x": np.zeros((1, 4), dtype=np.float32)}
     return min(
-        statistics.median(_interleaved([session], [feeds], [0], 2, runs)[0]) for _ in range(batches)
+        statistics.median(_interleaved([session], [feeds], [0], 2, runs, 0.0 if b else None)[0])
+        for b in range(batches)
     )
 
 
@@ -249,18 +244,21 @@ def _interleaved(
     which: Sequence[int] | range,
     warmup: int,
     repetitions: int,
+    warmup_s: float | None = None,
 ) -> dict[int, list[float]]:
+    floor_warmup_s, measure_s = time_floors()
+    warmup_s = floor_warmup_s if warmup_s is None else warmup_s
     times: dict[int, list[float]] = {i: [] for i in which}
     began = time.perf_counter()
     rounds = 0
-    while rounds < warmup or time.perf_counter() - began < WARMUP_S:
+    while rounds < warmup or time.perf_counter() - began < warmup_s:
         for i in which:
             sessions[i].run(None, feeds[i])
         rounds += 1
     began = time.perf_counter()
     rounds = 0
     while rounds < repetitions or (
-        time.perf_counter() - began < MEASURE_S and rounds < MAX_REPETITIONS
+        time.perf_counter() - began < measure_s and rounds < MAX_REPETITIONS
     ):
         for i in which:
             start = time.perf_counter_ns()
