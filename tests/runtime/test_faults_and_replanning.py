@@ -1,5 +1,5 @@
 """A tier killed mid-stream: no request lost, fallbacks recorded, re-plan when it returns.
-A 10× bandwidth drop: the estimate follows and the plan switches, in-flight requests finish."""
+A 20× bandwidth drop: the estimate follows and the plan switches, in-flight requests finish."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from tierml.runtime.adaptation import SWITCH_MARGIN, Replanner
 from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.deployment import Deployment
 from tierml.runtime.portfolio import best_deployed, price, scaled_origin_links
+
+# 20 → 1 Mbit/s on the device's links. At 2 Mbit/s (tenfold) the fixture's offloading plan
+# and the device-only one predict within 3 % of each other: inside the switch margin.
+DROP = 0.05
 
 
 def _input(emulated):
@@ -79,15 +83,19 @@ def test_a_killed_tier_loses_no_request_and_comes_back(emulated, victim):
     assert replanner.replans, "the return of the tier re-plans"
 
 
-def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
+def test_a_sharp_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
     feeds = _input(emulated)
     problem = emulated.problem
     ids = {p.id: e.candidate for p, e in zip(emulated.bundle.plans, emulated.entries,
                                              strict=True)}  # fmt: skip
     tiers_of = {p.id: p.remote_tiers for p in emulated.bundle.plans}
     nominal, _ = best_deployed(problem, ids, frozenset(), tiers_of)
-    low, _ = best_deployed(scaled_origin_links(problem, 0.1), ids, frozenset(), tiers_of)
-    assert nominal != low and tiers_of[nominal], "the fixture offloads at 20 Mbit/s, not at 2"
+    dropped = scaled_origin_links(problem, DROP)
+    low, _ = best_deployed(dropped, ids, frozenset(), tiers_of)
+    assert nominal != low and tiers_of[nominal], "the fixture offloads at 20 Mbit/s, not at 1"
+    # Clearly worse after the drop, beyond the switch margin: a near-tie would not switch.
+    gap = price(dropped, ids[low]).latency_ms / price(dropped, ids[nominal]).latency_ms
+    assert gap < 1 - SWITCH_MARGIN, gap
     with Deployment(emulated.root) as dep:
         client = DeviceClient(emulated.root, dep.addresses)
         replanner = _replanner(emulated, client)
@@ -96,7 +104,7 @@ def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
             replanner.observe(client.infer(feeds))
         assert client.current == nominal, "no switch while the link is as planned"
         for name in ("device->edge", "device->cloud"):
-            client.links[name].set_bandwidth(2.0, 2.0)  # 20 → 2 Mbit/s, both ways
+            client.links[name].set_bandwidth(20.0 * DROP, 20.0 * DROP)  # 20 → 1 Mbit/s
         stop, records, errors = threading.Event(), [], []
         workers = [threading.Thread(target=_stream,
                                     args=(client, feeds, stop, records, errors, replanner))
@@ -112,7 +120,7 @@ def test_a_tenfold_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
             w.join()
         client.close()
     assert not errors, errors[:1]
-    assert client.current != nominal, "the plan switched after the drop"
+    assert client.current != nominal, ("the plan switched after the drop", client.events[-4:])
     first = next(t for t in tiers_of[nominal])
     assert replanner.estimators[first].estimate.mbps < 0.8 * 20.0  # it saw the drop
     # The plan in use is the best deployed one at the estimate, up to the switch margin.
