@@ -1,26 +1,14 @@
-"""The baselines: every one present where its rule applies, and the search's own best is
-never beaten by one (the baselines are offered last, so that bound alone proves nothing)."""
+"""The baselines: every one present where its rule applies, priced even when infeasible."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from tierml.core.tiers import TierKind
-from tierml.plan.problem import Constraints, Objective
+from tierml.plan.problem import Constraints
 from tierml.plan.search import plan
 
 from .problems import random_problem
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_no_baseline_beats_the_search_on_its_own(seed):
-    problem = random_problem(seed, 9, chain=seed % 2 == 0,
-                             objective=Objective(1.0, 1.0, 20.0, 0.05))  # fmt: skip
-    result = plan(problem)
-    assert result.plan is not None
-    assert not [n for n in result.notes if "beat the search's own best" in n], result.notes
 
 
 def test_a_device_class_board_downstream_of_the_origin_is_the_edge():
