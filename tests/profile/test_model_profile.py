@@ -9,8 +9,12 @@ from pathlib import Path
 import onnx
 import pytest
 
+from tierml.plan.kernel_times import KernelCorrection
+from tierml.plan.op_classes import ThroughputClass
+from tierml.plan.segment_features import KernelGroup, segment_features
 from tierml.profile.analysis import analyse_model
 from tierml.profile.host import Host, this_host
+from tierml.profile.kernel_prediction import kernel_shares
 from tierml.profile.model_profile import (
     build_profile,
     cache_key,
@@ -19,6 +23,7 @@ from tierml.profile.model_profile import (
     profile_model,
     validate,
 )
+from tierml.profile.predict_from import PredictFrom
 from tierml.profile.predictor_store import load_latency_model
 from tierml.profile.sessions import OptLevel
 
@@ -117,7 +122,7 @@ def test_host_predictions_follow_the_hosts_speed_now(squeezenet, tmp_path):
     def profile(reference_ms):
         m = dataclasses.replace(measured, reference_ms=reference_ms)
         return build_profile(squeezenet, m, model, predictor="p", predictor_matches_host=True,
-                             host=this_host())  # fmt: skip
+                             host=this_host(), predict_from=PredictFrom.FEATURES)  # fmt: skip
 
     same, slower, unknown = (
         profile(measured.reference_ms),
@@ -131,3 +136,60 @@ def test_host_predictions_follow_the_hosts_speed_now(squeezenet, tmp_path):
         assert c.predicted_ms == pytest.approx(a.predicted_ms)
         assert a.measured_ms == b.measured_ms  # measurements are never rescaled
     assert validate(slower).host_speed == pytest.approx(1.5)
+
+
+def test_kernel_predictions_share_out_the_whole_run_timed_beside_the_segments(squeezenet, tmp_path):
+    loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
+    correction = KernelCorrection(launch_ms=-0.001, boundary_ms_per_mb=0.05)
+    model = dataclasses.replace(loaded.model, kernel_correction=correction)
+    measured = measure(squeezenet, segments=3, threads=1)
+    assert measured.whole_ms is not None and measured.run_ms is not None
+
+    def profile(m, lm, predict_from=PredictFrom.KERNELS):
+        return build_profile(squeezenet, m, lm, predictor="p", predictor_matches_host=True,
+                             host=this_host(), predict_from=predict_from)  # fmt: skip
+
+    by_kernels = profile(measured, model)
+    assert (
+        by_kernels.predicted_from == "kernels" and validate(by_kernels).predicted_from == "kernels"
+    )
+    # Σ segments = the whole run, plus a run cost and the boundary cost of every extra cut.
+    graph = squeezenet.graph
+    groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in measured.kernels.groups]
+    boundary = [segment_features(graph, groups, t.nodes).boundary_bytes for t in measured.segments]
+    model_bytes = sum(graph.tensors[t].nbytes for t in (*graph.inputs, *graph.outputs))
+    expected = (
+        measured.whole_ms
+        + (len(measured.segments) - 1) * measured.run_ms
+        + correction.boundary_ms_per_mb * (sum(boundary) - model_bytes) / 1e6
+    )
+    assert sum(r.predicted_ms for r in by_kernels.segments) == pytest.approx(expected)
+    # On a tier, each group scales by its throughput class's ratio, the fixed part by memory.
+    shares = kernel_shares(graph, measured.kernels, whole_ms=measured.whole_ms,
+                           run_ms=measured.run_ms, correction=correction)  # fmt: skip
+    assert shares is not None
+    seg, b = measured.segments[0], boundary[0]
+    twice = dict.fromkeys(ThroughputClass, 2.0)
+    assert shares.segment_ms(seg.nodes, b, twice) == pytest.approx(
+        2 * shares.segment_ms(seg.nodes, b)
+    )
+    conv_only = {**dict.fromkeys(ThroughputClass, 1.0), ThroughputClass.CONV: 3.0}
+    in_segment = {shares.group_of[n] for n in seg.nodes if n in shares.group_of}
+    convs = sum(
+        float(shares.ms[k]) for k in in_segment if shares.throughput[k] is ThroughputClass.CONV
+    )
+    assert convs > 0
+    assert shares.segment_ms(seg.nodes, b, conv_only) == pytest.approx(
+        shares.segment_ms(seg.nodes, b) + 2 * convs
+    )
+    # The regressions answer when asked, and when the profile or the parameters predate it.
+    for lm, m, asked in (
+        (model, measured, PredictFrom.FEATURES),
+        (loaded.model.__class__(**{**vars(model), "kernel_correction": None}), measured, None),
+        (model, dataclasses.replace(measured, whole_ms=None), None),
+    ):
+        other = profile(m, lm, asked or PredictFrom.KERNELS)
+        assert other.predicted_from == "features"
+        assert [r.predicted_ms for r in other.segments] != [
+            r.predicted_ms for r in by_kernels.segments
+        ]

@@ -27,6 +27,7 @@ from tierml.cli.render import (
     table,
     working,
 )
+from tierml.profile.predict_from import PredictFrom
 
 if TYPE_CHECKING:
     from tierml.profile.model_profile import ModelProfile
@@ -62,6 +63,14 @@ def profile(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Measure again instead of reusing the cache.")
     ] = False,
+    predictor: Annotated[
+        PredictFrom,
+        typer.Option(
+            "--predictor",
+            help="kernels: from this model's own kernel times; features: from the graph "
+            "alone, as for a model never run here.",
+        ),
+    ] = PredictFrom.KERNELS,
     codecs: Annotated[
         bool, typer.Option("--codecs", help="Also cost every codec at every cut (this host).")
     ] = False,
@@ -116,6 +125,7 @@ def profile(
             radio=radio_profile,
             params=str(params) if params is not None else None,
             use_cache=not no_cache,
+            predict_from=predictor,
         )
     if validate:
         check = validate_profile(result)
@@ -143,7 +153,7 @@ def profile(
             f"median APE {check.median_ape:.1%} · p90 APE {check.p90_ape:.1%} · "
             f"predictor {check.predictor}"
             + ("" if check.predictor_matches_host else " (fitted on another host)")
-            + _speed_note(check.host_speed)
+            + _source_note(check.predicted_from, check.host_speed)
         )
         return
     cut_costs = _cut_codec_costs(result) if codecs else None
@@ -193,7 +203,7 @@ def profile(
     out.print(
         f"whole model {result.full_ms:.3f} ms · predictor {result.predictor}"
         + ("" if result.predictor_matches_host else " (fitted on another host)")
-        + _speed_note(result.host_speed)
+        + _source_note(result.predicted_from, result.host_speed)
         + (f" · cuts sent over {result.link}" if result.link else "")
     )
     if cut_costs:
@@ -277,15 +287,22 @@ def calibrate(
     if fmt is OutputFormat.JSON:
         print_json(result.to_dict())
         return
+    by_kernels = result.kernel_families or {}
     console().print(
         table(
             "leave-one-model-out: each family predicted by a fit on all the others",
-            ["family", "segments", "median APE"],
-            [[f, n, f"{ape:.1%}"] for f, (n, ape) in result.families.items()],
+            ["family", "segments", "median APE (features)", "median APE (kernels)"],
+            [
+                [f, n, f"{ape:.1%}", f"{by_kernels[f]:.1%}" if f in by_kernels else "-"]
+                for f, (n, ape) in result.families.items()
+            ],
         )
     )
+    kernels = result.kernel_median_ape
     console().print(
-        f"median APE over held-out segments {result.median_ape:.1%} · parameters → {result.path}"
+        f"median APE over held-out segments: from graph features {result.median_ape:.1%}"
+        + (f", from the models' kernel times {kernels:.1%}" if kernels is not None else "")
+        + f" · parameters → {result.path}"
     )
 
 
@@ -352,7 +369,10 @@ def codecs(
     )
 
 
-def _speed_note(host_speed: float | None) -> str:
+def _source_note(predicted_from: str, host_speed: float | None) -> str:
+    if predicted_from == PredictFrom.KERNELS.value:
+        return " · predicted from this model's kernel times"
+    note = " · predicted from graph features"
     if host_speed is None:
-        return ""
-    return f" · host ×{host_speed:.2f} the time it took at calibration (predictions scaled)"
+        return note
+    return note + f" · host ×{host_speed:.2f} the time it took at calibration (scaled)"

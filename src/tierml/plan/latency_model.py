@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tierml.core.errors import CalibrationError
+from tierml.plan.kernel_times import KernelCorrection
 from tierml.plan.op_classes import OpClass, ThroughputClass, throughput_class
 from tierml.plan.segment_features import PartFeatures, SegmentFeatures
 
@@ -80,6 +81,9 @@ class LatencyModel:
     # The host-speed reference's time at calibration (tierml.profile.host_speed): a
     # measurement now is compared with predictions × (its reference time ÷ this one).
     reference_ms: float | None = None
+    # For models whose own kernels were measured (tierml.plan.kernel_times); None: files
+    # before it, which predict from the regressions only.
+    kernel_correction: KernelCorrection | None = None
 
     def weights_for(self, cls: OpClass) -> tuple[float, ...]:
         for key in (cls.value, f"tc:{throughput_class(cls).value}", GLOBAL):
@@ -145,6 +149,9 @@ class LatencyModel:
             "scale": self.scale,
             "intercept_scale": self.intercept_scale,
             "reference_ms": self.reference_ms,
+            "kernel_correction": None
+            if self.kernel_correction is None
+            else self.kernel_correction.to_dict(),
             "boundary_ms_per_mb": self.boundary_ms_per_mb,
             "host_throughput": dict(self.host_throughput),
             "weights": {k: list(v) for k, v in sorted(self.weights.items())},
@@ -171,6 +178,9 @@ class LatencyModel:
                 scale=float(data["scale"]),
                 intercept_scale=_optional_float(data, "intercept_scale"),
                 reference_ms=_optional_float(data, "reference_ms"),
+                kernel_correction=None
+                if data.get("kernel_correction") is None
+                else KernelCorrection.from_dict(data["kernel_correction"]),
                 boundary_ms_per_mb=float(data["boundary_ms_per_mb"]),
                 host_throughput={str(k): float(v) for k, v in data["host_throughput"].items()},
                 threads=int(data["threads"]),

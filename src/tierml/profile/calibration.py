@@ -14,6 +14,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tierml.core.errors import CalibrationError
+from tierml.plan.kernel_times import (
+    MeasuredSegment,
+    WholeRun,
+    fit_kernel_correction,
+)
+from tierml.plan.kernel_times import segment_apes as kernel_segment_apes
 from tierml.plan.latency_model import (
     LatencyModel,
     fit_kernel_weights,
@@ -52,6 +58,16 @@ class ModelMeasurements:
     kernels: tuple[tuple[PartFeatures, float], ...]
     segments: tuple[tuple[SegmentFeatures, float], ...]
     reference_ms: float | None = None  # the host-speed reference, timed with the segments
+    launches: tuple[int, ...] = ()  # ORT kernels per entry of ``kernels``
+    rounds: tuple[SegmentRound, ...] = ()  # whole runs beside the segments, per granularity
+
+    def whole_runs(self) -> list[tuple[WholeRun, tuple[MeasuredSegment, ...]]]:
+        """The kernel-time predictor's view: (tierml.plan.kernel_times)."""
+        kernel_ms = tuple(ms for _, ms in self.kernels)
+        return [
+            (WholeRun(kernel_ms, self.launches, r.whole_ms, r.run_ms, r.boundary_mb), r.segments)
+            for r in self.rounds
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +78,8 @@ class ModelMeasurements:
                 [[_part_dict(p) for p in s.parts], s.boundary_bytes, ms] for s, ms in self.segments
             ],
             "reference_ms": self.reference_ms,
+            "launches": list(self.launches),
+            "rounds": [r.to_dict() for r in self.rounds],
         }
 
     @classmethod
@@ -76,6 +94,8 @@ class ModelMeasurements:
                 for parts, b, ms in data["segments"]
             ),
             reference_ms=None if ref is None else float(ref),
+            launches=tuple(int(n) for n in data["launches"]),
+            rounds=tuple(SegmentRound.from_dict(r) for r in data["rounds"]),
         )
 
     def at_speed(self, reference_ms: float) -> ModelMeasurements:
@@ -86,6 +106,36 @@ class ModelMeasurements:
             kernels=tuple((p, ms * f) for p, ms in self.kernels),
             segments=tuple((s, ms * f) for s, ms in self.segments),
             reference_ms=reference_ms if self.reference_ms is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class SegmentRound:
+    """One granularity's segments with the whole model and an empty session beside them."""
+
+    whole_ms: float
+    run_ms: float
+    boundary_mb: float  # the model's inputs and outputs
+    segments: tuple[MeasuredSegment, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "whole_ms": self.whole_ms,
+            "run_ms": self.run_ms,
+            "boundary_mb": self.boundary_mb,
+            "segments": [[list(s.groups), s.boundary_mb, s.ms] for s in self.segments],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SegmentRound:
+        return cls(
+            float(data["whole_ms"]),
+            float(data["run_ms"]),
+            float(data["boundary_mb"]),
+            tuple(
+                MeasuredSegment(tuple(int(k) for k in g), float(b), float(ms))
+                for g, b, ms in data["segments"]
+            ),
         )
 
 
@@ -112,17 +162,34 @@ def measure_model(
         (part_features(graph, g.nodes, g.head, g.kernel_ops), g.ms) for g in profile.groups
     )
     weight = {n: g.ms / len(g.nodes) for g in profile.groups for n in g.nodes}
+    group_of = {n: k for k, g in enumerate(profile.groups) for n in g.nodes}
+    model_mb = sum(graph.tensors[t].nbytes for t in (*graph.inputs, *graph.outputs)) / 1e6
     segments: list[tuple[SegmentFeatures, float]] = []
     references: list[float] = []
+    rounds = []
     for count in segment_counts:
         partitioning = choose_segments(graph, count, groups=groups, weight=weight)
-        timings, reference = measure_segments_anchored(
-            analysed, partitioning, threads=threads, opt_level=opt_level, memory=False
+        run = measure_segments_anchored(
+            analysed, partitioning, threads=threads, opt_level=opt_level, memory=False, whole=True
         )
-        segments += [(segment_features(graph, groups, t.nodes), t.ms) for t in timings]
-        references += [] if reference is None else [reference]
+        features = [segment_features(graph, groups, t.nodes) for t in run.timings]
+        segments += [(f, t.ms) for f, t in zip(features, run.timings, strict=True)]
+        references += [] if run.reference_ms is None else [run.reference_ms]
+        measured = tuple(
+            MeasuredSegment(
+                tuple(sorted({group_of[n] for n in t.nodes if n in group_of})),
+                f.boundary_bytes / 1e6,
+                t.ms,
+            )
+            for f, t in zip(features, run.timings, strict=True)
+        )
+        assert run.whole_ms is not None and run.run_ms is not None  # timed with ``whole``
+        rounds.append(SegmentRound(run.whole_ms, run.run_ms, model_mb, measured))
     ref = statistics.median(references) if references else None
-    return ModelMeasurements(graph.name, family, kernels, tuple(segments), ref)
+    launches = tuple(max(len(g.kernels), 1) for g in profile.groups)
+    return ModelMeasurements(
+        graph.name, family, kernels, tuple(segments), ref, launches, tuple(rounds)
+    )
 
 
 def fit_latency_model(
@@ -167,6 +234,7 @@ def fit_latency_model(
         [ms for _, ms in segments],
         run_ms,
     )
+    whole_runs = [r for m in measurements for r in m.whole_runs()]
     return LatencyModel(
         weights=weights,
         samples=samples,
@@ -181,6 +249,7 @@ def fit_latency_model(
         fitted_on=tuple(m.name for m in measurements),
         created=created,
         reference_ms=speed,
+        kernel_correction=fit_kernel_correction(whole_runs) if whole_runs else None,
     )
 
 
@@ -189,6 +258,8 @@ class HeldOut:
     name: str
     family: str
     apes: tuple[float, ...]  # absolute percentage errors of its segments, as fractions
+    # The same segments predicted from the model's own kernel times (empty: not timed so)
+    kernel_apes: tuple[float, ...] = ()
 
     @property
     def median_ape(self) -> float:
@@ -212,7 +283,15 @@ def leave_one_model_out(
         for m in measurements:
             if m.family == family:
                 f = speed_factor(m.reference_ms, model.reference_ms)
-                result.append(HeldOut(m.name, family, segment_apes(model, m.segments, f)))
+                correction = model.kernel_correction
+                kernel_apes = (
+                    tuple(kernel_segment_apes(m.whole_runs(), correction))
+                    if correction is not None
+                    else ()
+                )
+                result.append(
+                    HeldOut(m.name, family, segment_apes(model, m.segments, f), kernel_apes)
+                )
     return result
 
 
@@ -260,12 +339,18 @@ class Calibration:
     def median_ape(self) -> float:
         return statistics.median(a for h in self.held_out for a in h.apes)
 
-    def per_family(self) -> dict[str, float]:
-        """Median held-out error per model family."""
+    @property
+    def kernel_median_ape(self) -> float | None:
+        """The same, predicted from each model's own kernel times."""
+        apes = [a for h in self.held_out for a in h.kernel_apes]
+        return statistics.median(apes) if apes else None
+
+    def per_family(self, *, kernels: bool = False) -> dict[str, float]:
+        """Median held-out error per model family (``kernels``: from its kernel times)."""
         apes: dict[str, list[float]] = {}
         for h in self.held_out:
-            apes.setdefault(h.family, []).extend(h.apes)
-        return {f: statistics.median(a) for f, a in sorted(apes.items())}
+            apes.setdefault(h.family, []).extend(h.kernel_apes if kernels else h.apes)
+        return {f: statistics.median(a) for f, a in sorted(apes.items()) if a}
 
 
 def calibrate(

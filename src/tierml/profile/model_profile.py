@@ -22,7 +22,9 @@ from tierml.plan.segment_features import KernelGroup, segment_features
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.host import Host
 from tierml.profile.host_speed import speed_factor
+from tierml.profile.kernel_prediction import kernel_shares
 from tierml.profile.kernel_profile import KernelProfile, NodeGroup, profile_kernels
+from tierml.profile.predict_from import PredictFrom
 from tierml.profile.predictor_store import load_latency_model
 from tierml.profile.segment_timing import (
     SegmentTiming,
@@ -34,7 +36,7 @@ from tierml.profile.sessions import OptLevel
 if TYPE_CHECKING:
     from tierml.core.tiers import LinkProfile, RadioProfile, TierProfile
 
-CACHE_FORMAT = "tierml.profile/1"
+CACHE_FORMAT = "tierml.profile/2"  # 2: the whole run timed beside the segments
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class Measured:
     kernels: KernelProfile
     segments: tuple[SegmentTiming, ...]
     reference_ms: float | None = None  # tierml.profile.host_speed, timed with the segments
+    # The whole model and an empty session, timed in the segments' rounds
+    # (tierml.plan.kernel_times shares the whole run out over the kernel groups).
+    whole_ms: float | None = None
+    run_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,9 @@ class ModelProfile:
     tier: str | None
     link: str | None
     predictor: str  # where the latency model came from
+    # "kernels": this model's own kernel times shared out of its whole run
+    # (tierml.plan.kernel_times); "features": the per-class regressions alone.
+    predicted_from: str
     predictor_matches_host: bool
     cached: bool
     segments: tuple[SegmentRow, ...]
@@ -112,10 +121,10 @@ def measure(
     groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in kernels.groups]
     weight = {n: g.ms / len(g.nodes) for g in kernels.groups for n in g.nodes}
     partitioning = choose_segments(analysed.graph, segments, groups=groups, weight=weight)
-    timings, reference = measure_segments_anchored(
-        analysed, partitioning, threads=threads, opt_level=opt_level
+    run = measure_segments_anchored(
+        analysed, partitioning, threads=threads, opt_level=opt_level, whole=True
     )
-    return Measured(kernels, tuple(timings), reference)
+    return Measured(kernels, tuple(run.timings), run.reference_ms, run.whole_ms, run.run_ms)
 
 
 def build_profile(
@@ -130,17 +139,39 @@ def build_profile(
     link: LinkProfile | None = None,
     radio: RadioProfile | None = None,
     cached: bool = False,
+    predict_from: PredictFrom = PredictFrom.KERNELS,
 ) -> ModelProfile:
+    """Rows per measured segment. ``PredictFrom.KERNELS`` uses the model's own kernel
+    times when the profile and the latency model allow; otherwise, the regressions."""
     graph = analysed.graph
     groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in measured.kernels.groups]
     ratios = latency_model.ratios_to(tier.throughput.by_class()) if tier is not None else None
     known = measured.reference_ms is not None and latency_model.reference_ms is not None
     speed = speed_factor(measured.reference_ms, latency_model.reference_ms)
+    shares = None
+    if predict_from is PredictFrom.KERNELS:
+        shares = kernel_shares(
+            graph,
+            measured.kernels,
+            whole_ms=measured.whole_ms,
+            run_ms=measured.run_ms,
+            correction=latency_model.kernel_correction,
+        )
     rows = []
     tier_total_ms = 0.0
     for t in measured.segments:
         features = segment_features(graph, groups, t.nodes)
-        tier_ms = latency_model.segment_ms(features, ratios) if ratios is not None else None
+        if shares is not None:
+            # Timed beside this host's whole run: no host-speed factor to apply.
+            host_ms = shares.segment_ms(t.nodes, features.boundary_bytes)
+            tier_ms = (
+                shares.segment_ms(t.nodes, features.boundary_bytes, ratios)
+                if ratios is not None
+                else None
+            )
+        else:
+            host_ms = latency_model.segment_ms(features) * speed
+            tier_ms = latency_model.segment_ms(features, ratios) if ratios is not None else None
         energy = cut_energy = None
         if tier is not None and tier_ms is not None:
             tier_total_ms += tier_ms
@@ -158,7 +189,7 @@ def build_profile(
                 measured_ms=t.ms,
                 spread=t.spread,
                 noisy=t.noisy,
-                predicted_ms=latency_model.segment_ms(features) * speed,
+                predicted_ms=host_ms,
                 tier_ms=tier_ms,
                 bytes_out=t.bytes_out,
                 memory_bytes=t.memory_bytes,
@@ -176,6 +207,7 @@ def build_profile(
         tier=tier.name if tier is not None else None,
         link=link.name if link is not None else None,
         predictor=predictor,
+        predicted_from=(PredictFrom.FEATURES if shares is None else PredictFrom.KERNELS).value,
         predictor_matches_host=predictor_matches_host,
         cached=cached,
         segments=tuple(rows),
@@ -215,6 +247,7 @@ class Validation:
     predictor: str
     predictor_matches_host: bool
     per_segment: tuple[tuple[float, float], ...]  # (measured, predicted) ms
+    predicted_from: str = "features"  # see ModelProfile.predicted_from
     host_speed: float | None = None  # see ModelProfile.host_speed
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +266,7 @@ def validate(profile: ModelProfile) -> Validation:
         predictor=profile.predictor,
         predictor_matches_host=profile.predictor_matches_host,
         per_segment=pairs,
+        predicted_from=profile.predicted_from,
         host_speed=profile.host_speed,
     )
 
@@ -278,10 +312,20 @@ def load_measured(path: Path) -> Measured | None:
         segments = tuple(
             SegmentTiming(**{**s, "nodes": tuple(s["nodes"])}) for s in data["segments"]
         )
-        ref = data.get("reference_ms")
-        return Measured(kernels, segments, None if ref is None else float(ref))
+        return Measured(
+            kernels,
+            segments,
+            _optional(data, "reference_ms"),
+            _optional(data, "whole_ms"),
+            _optional(data, "run_ms"),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _optional(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    return None if value is None else float(value)
 
 
 def _group(g: Mapping[str, Any]) -> NodeGroup:
@@ -307,6 +351,7 @@ def profile_model(
     radio: RadioProfile | None = None,
     params: str | None = None,
     use_cache: bool = True,
+    predict_from: PredictFrom = PredictFrom.KERNELS,
 ) -> ModelProfile:
     """Measure (or reuse the cached measurements), then predict with the latency model."""
     loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home, path=params)
@@ -329,4 +374,5 @@ def profile_model(
         link=link,
         radio=radio,
         cached=cached,
+        predict_from=predict_from,
     )

@@ -1,8 +1,10 @@
 """The planner's input from a profiled model and a topology: costs per node on every site.
 
-Per-node time on a site is the latency model's prediction for the kernel the node heads
-(as ONNX Runtime fuses it on this host), mapped to the site by its throughput ratios;
-fused nodes cost nothing on their own. Codec time per MB is this host's measured time,
+Per-node time on a site is the time of the kernel the node heads (as ONNX Runtime fuses it
+on this host), mapped to the site by its throughput ratios; fused nodes cost nothing on
+their own. The kernel's time is its own, measured and shared out of the whole model's
+run (``tierml.plan.kernel_times``), or the latency model's regression where the profile
+or the parameters predate that. Codec time per MB is this host's measured time,
 scaled by the memory-bandwidth ratio (codecs are memory-bound). What the adaptation
 profiles will measure (variant speed-ups, exits, privacy curves) comes from
 ``tierml.plan.assumed_curves`` until then, and the output says so.
@@ -32,6 +34,7 @@ from tierml.plan.problem import (
 )
 from tierml.plan.segment_features import part_features
 from tierml.profile.codec_timing import CodecTimings
+from tierml.profile.kernel_prediction import kernel_shares
 from tierml.profile.model_profile import Measured
 from tierml.topology.loading import ResolvedLink, ResolvedTier, ResolvedTopology
 
@@ -81,6 +84,8 @@ class HostKernels:
     ms: np.ndarray
     kernel_class: np.ndarray  # ThroughputClass values
     node_class: np.ndarray
+    run_ms: float  # a session's cost per run on this host
+    boundary_ms_per_mb: float  # per MB entering and leaving a stage
 
     def on(self, ratios: dict[ThroughputClass, float]) -> np.ndarray:
         """ms per node on a tier with these host → tier time ratios."""
@@ -97,6 +102,23 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
     node_class = np.array(
         [throughput_class(op_class(graph, graph.nodes[i])).value for i in order], dtype=object
     )
+    shares = kernel_shares(
+        graph,
+        measured.kernels,
+        whole_ms=measured.whole_ms,
+        run_ms=measured.run_ms,
+        correction=model.kernel_correction,
+    )
+    if shares is not None:
+        for k, group in enumerate(measured.kernels.groups):
+            members = [n for n in group.nodes if n in pos]
+            if members:
+                head = group.head if group.head in pos else members[0]
+                ms[pos[head]] += shares.ms[k]
+                kernel_class[pos[head]] = shares.throughput[k].value
+        return HostKernels(
+            ms, kernel_class, node_class, shares.run_ms, shares.correction.boundary_ms_per_mb
+        )
     parts = []
     grouped: set[int] = set()
     for group in measured.kernels.groups:
@@ -109,7 +131,7 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
     for head, part in parts:
         ms[pos[head]] += model.corrected_kernel_ms(part)
         kernel_class[pos[head]] = throughput_class(part.op_class).value
-    return HostKernels(ms, kernel_class, node_class)
+    return HostKernels(ms, kernel_class, node_class, model.run_ms, model.boundary_ms_per_mb)
 
 
 def build_problem(
@@ -247,7 +269,7 @@ def _site(
     }
     # An exit head (pooling + a small linear layer) is memory-bound: it reads its tap once.
     heads = tuple(
-        2 * e_bytes / (throughput.memory_gbps * 1e6) + model.run_ms * memory_ratio
+        2 * e_bytes / (throughput.memory_gbps * 1e6) + kernels.run_ms * memory_ratio
         for e_bytes in curves.exit_tap_bytes
     )
     enc = {c.name: 0.0 for c in codec_list}
@@ -260,8 +282,8 @@ def _site(
     common = {
         "tier": tier.name,
         "node_ms": variants,
-        "run_ms": model.run_ms * memory_ratio,
-        "boundary_ms_per_mb": model.boundary_ms_per_mb * memory_ratio,
+        "run_ms": kernels.run_ms * memory_ratio,
+        "boundary_ms_per_mb": kernels.boundary_ms_per_mb * memory_ratio,
         "encode_ms_per_mb": enc,
         "decode_ms_per_mb": dec,
         "exit_head_ms": heads,

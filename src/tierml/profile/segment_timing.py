@@ -4,6 +4,13 @@ Segments are timed interleaved (every repetition runs every segment once, in ord
 on the previous one's real outputs), so a slow period of the host hits all of them alike.
 A segment whose spread exceeds ``NOISY_SPREAD`` is measured again with more repetitions;
 if it stays noisy the figure is returned flagged, never silently.
+
+With ``whole``, the whole model and an empty session (one Identity) join every round, so
+the segments, the whole model and a session's bare run cost are timed at the same host
+speed: the kernel-time predictor (``tierml.plan.kernel_times``) shares the whole run out
+over the segments. The empty session runs right after the whole model, as a segment runs
+right after another: a run after a large one costs more (on this host an Identity took
+~80 µs after BERT-mini against ~6 µs back to back; the caches hold the other model).
 """
 
 from __future__ import annotations
@@ -35,6 +42,16 @@ from tierml.profile.time_floors import time_floors
 REMEASURE_ROUNDS = 2  # extra rounds for noisy segments, each with twice the repetitions
 MAX_REPETITIONS = 2_000  # rounds, however short (the time floors: tierml.profile.time_floors)
 REFERENCE_RUNS = 40  # timed runs of the host-speed reference before and after (~20 ms each)
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """One interleaved measurement of a model's segments."""
+
+    timings: list[SegmentTiming]
+    reference_ms: float | None  # the host-speed reference; None when not anchored
+    whole_ms: float | None = None  # the whole model's median, when timed alongside
+    run_ms: float | None = None  # an empty session's, right after the whole model
 
 
 @dataclass(frozen=True)
@@ -106,7 +123,7 @@ def measure_segments(
     memory: bool = True,
     noisy_spread: float = NOISY_SPREAD,
 ) -> list[SegmentTiming]:
-    timings, _ = measure_segments_anchored(
+    return measure_segments_anchored(
         analysed,
         partitioning,
         threads=threads,
@@ -116,8 +133,7 @@ def measure_segments(
         memory=memory,
         noisy_spread=noisy_spread,
         anchored=False,
-    )
-    return timings
+    ).timings
 
 
 def measure_segments_anchored(
@@ -131,15 +147,25 @@ def measure_segments_anchored(
     memory: bool = True,
     noisy_spread: float = NOISY_SPREAD,
     anchored: bool = True,
-) -> tuple[list[SegmentTiming], float | None]:
+    whole: bool = False,
+) -> SegmentRun:
     """The segments' timings and the host-speed reference's median time, timed just before
-    and after them (``tierml.profile.host_speed``; None when not ``anchored``)."""
+    and after them (``tierml.profile.host_speed``; None when not ``anchored``); with
+    ``whole``, also the whole model and an empty session, in the same rounds."""
     stages = extract_stages(analysed.proto, analysed.graph, partitioning, analysed.boundary_types)
     sessions = [
         make_session(s.model, threads=threads, opt_level=opt_level, label=f"segment {s.stage}")
         for s in stages
     ]
     feeds = _stage_feeds(analysed.feeds, stages, sessions)
+    timed = range(len(stages))
+    if whole:
+        sessions.append(
+            make_session(analysed.proto, threads=threads, opt_level=opt_level, label="model")
+        )
+        sessions.append(_empty_session(threads))
+        feeds += [dict(analysed.feeds), _EMPTY_FEEDS]
+        timed = range(len(stages) + 2)
     # The host-speed reference runs just before and just after the segments, not between
     # them: between, it would evict a small segment's data and bill the segment for it.
     ref = (
@@ -148,9 +174,9 @@ def measure_segments_anchored(
         else None
     )
     reference = _reference_times(ref) if ref is not None else []
-    times = _interleaved(sessions, feeds, range(len(stages)), warmup, repetitions)
+    times = _interleaved(sessions, feeds, timed, warmup, repetitions)
     for round_ in range(REMEASURE_ROUNDS):
-        noisy = [i for i, t in times.items() if relative_spread(t) > noisy_spread]
+        noisy = [i for i in range(len(stages)) if relative_spread(times[i]) > noisy_spread]
         if not noisy:
             break
         more = repetitions * 2 ** (round_ + 1)
@@ -176,7 +202,11 @@ def measure_segments_anchored(
                 else None,
             )
         )
-    return result, reference_ms
+    whole_ms = run_ms = None
+    if whole:
+        whole_ms = statistics.median(times[len(stages)])
+        run_ms = statistics.median(times[len(stages) + 1])
+    return SegmentRun(result, reference_ms, whole_ms, run_ms)
 
 
 def _param_bytes(graph: ModelGraph, nodes: Sequence[int]) -> int:
@@ -210,6 +240,20 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> fl
     way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
     medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
     moment to the next, and the lower is the cost of the run itself."""
+    session = _empty_session(threads)
+    return min(
+        statistics.median(
+            _interleaved([session], [_EMPTY_FEEDS], [0], 2, runs, 0.0 if b else None)[0]
+        )
+        for b in range(batches)
+    )
+
+
+_EMPTY_FEEDS = {"x": np.zeros((1, 4), dtype=np.float32)}
+
+
+def _empty_session(threads: int) -> ort.InferenceSession:
+    """One Identity on four floats: a session run and nothing else."""
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
         "run_cost",
@@ -217,12 +261,7 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> fl
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
-    feeds = {"x": np.zeros((1, 4), dtype=np.float32)}
-    return min(
-        statistics.median(_interleaved([session], [feeds], [0], 2, runs, 0.0 if b else None)[0])
-        for b in range(batches)
-    )
+    return make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
 
 
 def _reference_times(session: ort.InferenceSession) -> list[float]:

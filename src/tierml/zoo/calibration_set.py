@@ -117,17 +117,26 @@ def zoo_sources(
 @dataclass(frozen=True)
 class CalibrationRun:
     path: Path  # where the parameters were saved
-    median_ape: float  # over every held-out segment
+    median_ape: float  # over every held-out segment, predicted from graph features
     families: dict[str, tuple[int, float]]  # family → (segments, median held-out APE)
     models: int
+    # The same predicted from each model's own kernel times (tierml.plan.kernel_times)
+    kernel_median_ape: float | None = None
+    kernel_families: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "median_ape": self.median_ape,
+            "kernel_median_ape": self.kernel_median_ape,
             "models": self.models,
             "families": {
-                f: {"segments": n, "median_ape": a} for f, (n, a) in self.families.items()
+                f: {
+                    "segments": n,
+                    "median_ape": a,
+                    "kernel_median_ape": (self.kernel_families or {}).get(f),
+                }
+                for f, (n, a) in self.families.items()
             },
         }
 
@@ -187,7 +196,14 @@ def run_calibration(
     for family, ape in result.per_family().items():
         n = sum(len(h.apes) for h in result.held_out if h.family == family)
         families[family] = (n, ape)
-    return CalibrationRun(path, result.median_ape, families, len(result.measurements))
+    return CalibrationRun(
+        path,
+        result.median_ape,
+        families,
+        len(result.measurements),
+        result.kernel_median_ape,
+        result.per_family(kernels=True),
+    )
 
 
 def _file_sha(path: str) -> str:
