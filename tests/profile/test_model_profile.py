@@ -140,10 +140,10 @@ def test_host_predictions_follow_the_hosts_speed_now(squeezenet, tmp_path):
 
 def test_kernel_predictions_share_out_the_whole_run_timed_beside_the_segments(squeezenet, tmp_path):
     loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
-    correction = KernelCorrection(launch_ms=-0.001, boundary_ms_per_mb=0.05)
+    correction = KernelCorrection(run_ms=0.006, launch_ms=-0.001, boundary_ms_per_mb=0.05)
     model = dataclasses.replace(loaded.model, kernel_correction=correction)
     measured = measure(squeezenet, segments=3, threads=1)
-    assert measured.whole_ms is not None and measured.run_ms is not None
+    assert measured.whole_ms is not None
 
     def profile(m, lm, predict_from=PredictFrom.KERNELS):
         return build_profile(squeezenet, m, lm, predictor="p", predictor_matches_host=True,
@@ -160,13 +160,14 @@ def test_kernel_predictions_share_out_the_whole_run_timed_beside_the_segments(sq
     model_bytes = sum(graph.tensors[t].nbytes for t in (*graph.inputs, *graph.outputs))
     expected = (
         measured.whole_ms
-        + (len(measured.segments) - 1) * measured.run_ms
+        + (len(measured.segments) - 1) * correction.run_ms
         + correction.boundary_ms_per_mb * (sum(boundary) - model_bytes) / 1e6
     )
     assert sum(r.predicted_ms for r in by_kernels.segments) == pytest.approx(expected)
     # On a tier, each group scales by its throughput class's ratio, the fixed part by memory.
-    shares = kernel_shares(graph, measured.kernels, whole_ms=measured.whole_ms,
-                           run_ms=measured.run_ms, correction=correction)  # fmt: skip
+    shares = kernel_shares(
+        graph, measured.kernels, whole_ms=measured.whole_ms, correction=correction
+    )
     assert shares is not None
     seg, b = measured.segments[0], boundary[0]
     twice = dict.fromkeys(ThroughputClass, 2.0)

@@ -13,17 +13,22 @@ launching each kernel, and the host's speed drifts between the profiled runs and
 plain ones. So the kernel times are scaled to the whole model's plain run, timed in the
 same interleaved rounds as the segments (``tierml.profile.segment_timing``, ``whole``).
 For a model of kernel groups k (profiled time p_k ms, n_k kernel launches), whole plain
-run W ms, an empty session's run R ms and B_W MB entering and leaving the model:
+run W ms and B_W MB entering and leaving the model:
 
     q_k = max(λ·p_k + e·n_k, FLOOR_SHARE·λ·p_k)     a group's time in a plain run
     W   = R + β·B_W + Σ_k q_k                       fixes λ (one per model and moment)
     T_S = R + β·B_S + Σ_{k ∈ S} q_k                 a segment S of B_S MB in and out
 
-Two constants, the launch cost e (ms per kernel, negative where the profiler's own cost
-per kernel is larger) and the boundary cost β (ms per MB; a standalone segment copies its
-outputs out and reorders blocked layouts at its edges), are fitted on the calibration
-set by ``fit_kernel_correction``. The whole model is predicted exactly by construction;
-the error left is how well the whole run is shared out over its parts.
+R is a session's cost per run, measured by calibration (``session_run_ms``); two constants
+are fitted on the calibration set by ``fit_kernel_correction``: the launch cost e (ms per
+kernel, negative where the profiler's own cost per kernel is larger) and the boundary
+cost β (ms per MB; a standalone segment writes its outputs into fresh buffers and
+reorders blocked layouts at its edges). R is measured rather than fitted because the
+calibration set constrains it poorly: it is a few µs against segments of milliseconds,
+and fitted with the rest it came out anywhere from 4 to 19 µs, which a 10-µs segment of a
+keyword spotter cannot absorb.
+The whole model is predicted exactly by construction; the error left is how well the
+whole run is shared out over its parts.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ FLOOR_SHARE = 0.2
 # The search grid of ``fit_kernel_correction``: launch cost (ms per kernel) and boundary
 # cost (ms per MB). The profiler's overhead per kernel is a few µs; an output copy runs
 # at a few GB/s, i.e. a few tenths of a ms per MB.
+# In the fit, a segment more than this far off counts as this far off: a noisy µs-sized
+# segment, or a kernel the whole run hides, should not steer two constants for all.
+OUTLIER_APE = 0.5
 LAUNCH_STEP, BOUNDARY_STEP = 0.001, 0.04
 LAUNCH_GRID = tuple(float(x) for x in np.arange(-0.008, 0.008 + 1e-9, LAUNCH_STEP))
 BOUNDARY_GRID = tuple(float(x) for x in np.arange(0.0, 0.4 + 1e-9, BOUNDARY_STEP))
@@ -52,17 +60,24 @@ Vector = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class KernelCorrection:
-    """The two fitted constants; plain data, stored with the latency model."""
+    """The run cost and the two fitted constants; plain data, stored with the latency model."""
 
+    run_ms: float  # R: per session run (measured)
     launch_ms: float  # e: per kernel launch
     boundary_ms_per_mb: float  # β: per MB entering and leaving a segment
 
     def to_dict(self) -> dict[str, float]:
-        return {"launch_ms": self.launch_ms, "boundary_ms_per_mb": self.boundary_ms_per_mb}
+        return {
+            "run_ms": self.run_ms,
+            "launch_ms": self.launch_ms,
+            "boundary_ms_per_mb": self.boundary_ms_per_mb,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KernelCorrection:
-        return cls(float(data["launch_ms"]), float(data["boundary_ms_per_mb"]))
+        return cls(
+            float(data["run_ms"]), float(data["launch_ms"]), float(data["boundary_ms_per_mb"])
+        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,6 @@ class WholeRun:
     kernel_ms: tuple[float, ...]  # p_k, per kernel group (profiled)
     launches: tuple[int, ...]  # n_k, ORT kernels per group
     whole_ms: float  # W
-    run_ms: float  # R
     boundary_mb: float  # B_W: the model's inputs and outputs
 
 
@@ -90,7 +104,7 @@ def group_ms(run: WholeRun, correction: KernelCorrection) -> Vector:
     return _shares(
         np.asarray(run.kernel_ms, dtype=np.float64),
         np.asarray(run.launches, dtype=np.float64),
-        run.whole_ms - run.run_ms - correction.boundary_ms_per_mb * run.boundary_mb,
+        run.whole_ms - correction.run_ms - correction.boundary_ms_per_mb * run.boundary_mb,
         correction.launch_ms,
     )
 
@@ -122,12 +136,11 @@ def segment_ms(
     shares: Vector,
     groups: Sequence[int],
     boundary_mb: float,
-    run_ms: float,
     correction: KernelCorrection,
 ) -> float:
     """T_S for a segment made of ``groups`` (indices into ``shares``)."""
     kernels = float(shares[list(groups)].sum()) if groups else 0.0
-    return run_ms + correction.boundary_ms_per_mb * boundary_mb + kernels
+    return correction.run_ms + correction.boundary_ms_per_mb * boundary_mb + kernels
 
 
 @dataclass(frozen=True)
@@ -136,9 +149,8 @@ class _Prepared:
 
     p: Vector
     n: Vector
-    free_ms: float  # W - R
+    whole_ms: float
     boundary_mb: float
-    run_ms: float
     members: Vector  # segments x groups, 1 where the group runs in the segment
     segment_mb: Vector
     measured: Vector
@@ -157,9 +169,8 @@ def _prepare(runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]]) -> list
             _Prepared(
                 p=np.asarray(run.kernel_ms, dtype=np.float64),
                 n=np.asarray(run.launches, dtype=np.float64),
-                free_ms=run.whole_ms - run.run_ms,
+                whole_ms=run.whole_ms,
                 boundary_mb=run.boundary_mb,
-                run_ms=run.run_ms,
                 members=members,
                 segment_mb=np.array([s.boundary_mb for s in kept]),
                 measured=np.array([s.ms for s in kept]),
@@ -168,11 +179,11 @@ def _prepare(runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]]) -> list
     return prepared
 
 
-def _apes(prepared: Sequence[_Prepared], e: float, beta: float) -> Vector:
+def _apes(prepared: Sequence[_Prepared], run_ms: float, e: float, beta: float) -> Vector:
     parts = []
     for r in prepared:
-        shares = _shares(r.p, r.n, r.free_ms - beta * r.boundary_mb, e)
-        predicted = r.run_ms + beta * r.segment_mb + r.members @ shares
+        shares = _shares(r.p, r.n, r.whole_ms - run_ms - beta * r.boundary_mb, e)
+        predicted = run_ms + beta * r.segment_mb + r.members @ shares
         parts.append(np.abs(predicted - r.measured) / r.measured)
     out: Vector = np.concatenate(parts) if parts else np.zeros(0)
     return out
@@ -182,18 +193,19 @@ def segment_apes(
     runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]], correction: KernelCorrection
 ) -> list[float]:
     """Absolute percentage error of every measured segment, as fractions."""
-    apes = _apes(_prepare(runs), correction.launch_ms, correction.boundary_ms_per_mb)
+    c = correction
+    apes = _apes(_prepare(runs), c.run_ms, c.launch_ms, c.boundary_ms_per_mb)
     return [float(a) for a in apes]
 
 
 def fit_kernel_correction(
-    runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]],
+    runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]], run_ms: float
 ) -> KernelCorrection:
-    """The (e, β) with the least mean absolute percentage error over the segments.
+    """The (e, β) with the least mean absolute percentage error over the segments, each
+    error capped at ``OUTLIER_APE``, for a session run cost of ``run_ms``.
 
     A grid, then a finer one around its best, not a gradient: λ depends on both constants
-    through the floor, so the error is only piecewise smooth. The mean (not squared)
-    error keeps one noisy µs-sized segment from deciding."""
+    through the floor, so the error is only piecewise smooth."""
     prepared = _prepare(runs)
     if sum(r.measured.size for r in prepared) < 4:
         raise CalibrationError(
@@ -202,7 +214,7 @@ def fit_kernel_correction(
         )
 
     def error(point: tuple[float, float]) -> float:
-        return float(np.mean(_apes(prepared, *point)))
+        return float(np.mean(np.minimum(_apes(prepared, run_ms, *point), OUTLIER_APE)))
 
     coarse = [(e, b) for e in LAUNCH_GRID for b in BOUNDARY_GRID]
     e0, b0 = min(coarse, key=error)
@@ -211,5 +223,4 @@ def fit_kernel_correction(
         for de in range(-4, 5)
         for db in range(-4, 5)
     ]
-    e, beta = min(fine, key=error)
-    return KernelCorrection(e, beta)
+    return KernelCorrection(run_ms, *min(fine, key=error))

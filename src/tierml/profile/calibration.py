@@ -65,7 +65,7 @@ class ModelMeasurements:
         """The kernel-time predictor's view: (tierml.plan.kernel_times)."""
         kernel_ms = tuple(ms for _, ms in self.kernels)
         return [
-            (WholeRun(kernel_ms, self.launches, r.whole_ms, r.run_ms, r.boundary_mb), r.segments)
+            (WholeRun(kernel_ms, self.launches, r.whole_ms, r.boundary_mb), r.segments)
             for r in self.rounds
         ]
 
@@ -111,17 +111,15 @@ class ModelMeasurements:
 
 @dataclass(frozen=True)
 class SegmentRound:
-    """One granularity's segments with the whole model and an empty session beside them."""
+    """One granularity's segments with the whole model timed beside them."""
 
     whole_ms: float
-    run_ms: float
     boundary_mb: float  # the model's inputs and outputs
     segments: tuple[MeasuredSegment, ...]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "whole_ms": self.whole_ms,
-            "run_ms": self.run_ms,
             "boundary_mb": self.boundary_mb,
             "segments": [[list(s.groups), s.boundary_mb, s.ms] for s in self.segments],
         }
@@ -130,7 +128,6 @@ class SegmentRound:
     def from_dict(cls, data: Mapping[str, Any]) -> SegmentRound:
         return cls(
             float(data["whole_ms"]),
-            float(data["run_ms"]),
             float(data["boundary_mb"]),
             tuple(
                 MeasuredSegment(tuple(int(k) for k in g), float(b), float(ms))
@@ -183,8 +180,8 @@ def measure_model(
             )
             for f, t in zip(features, run.timings, strict=True)
         )
-        assert run.whole_ms is not None and run.run_ms is not None  # timed with ``whole``
-        rounds.append(SegmentRound(run.whole_ms, run.run_ms, model_mb, measured))
+        assert run.whole_ms is not None  # timed with ``whole``
+        rounds.append(SegmentRound(run.whole_ms, model_mb, measured))
     ref = statistics.median(references) if references else None
     launches = tuple(max(len(g.kernels), 1) for g in profile.groups)
     return ModelMeasurements(
@@ -249,7 +246,7 @@ def fit_latency_model(
         fitted_on=tuple(m.name for m in measurements),
         created=created,
         reference_ms=speed,
-        kernel_correction=fit_kernel_correction(whole_runs) if whole_runs else None,
+        kernel_correction=fit_kernel_correction(whole_runs, run_ms) if whole_runs else None,
     )
 
 

@@ -26,7 +26,6 @@ class KernelShares:
     ms: np.ndarray  # q_k
     throughput: tuple[ThroughputClass, ...]  # what scales each group on another tier
     group_of: Mapping[int, int]  # node index → group index
-    run_ms: float  # a session's run right after another model's
     correction: KernelCorrection
 
     def segment_ms(
@@ -39,7 +38,8 @@ class KernelShares:
         ratio = dict.fromkeys(ThroughputClass, 1.0) | dict(ratios or {})
         groups = {self.group_of[n] for n in nodes if n in self.group_of}
         kernels = sum(float(self.ms[k]) * ratio[self.throughput[k]] for k in groups)
-        fixed = self.run_ms + self.correction.boundary_ms_per_mb * boundary_bytes / 1e6
+        c = self.correction
+        fixed = c.run_ms + c.boundary_ms_per_mb * boundary_bytes / 1e6
         return fixed * ratio[ThroughputClass.MEMORY] + kernels
 
 
@@ -48,19 +48,17 @@ def kernel_shares(
     kernels: KernelProfile,
     *,
     whole_ms: float | None,
-    run_ms: float | None,
     correction: KernelCorrection | None,
 ) -> KernelShares | None:
     """The shares, or None when the profile has no whole run beside its segments (an
     older cache) or the latency model no kernel correction (older parameters)."""
-    if whole_ms is None or run_ms is None or correction is None or not kernels.groups:
+    if whole_ms is None or correction is None or not kernels.groups:
         return None
     boundary = sum(graph.tensors[t].nbytes for t in (*graph.inputs, *graph.outputs))
     run = WholeRun(
         kernel_ms=tuple(g.ms for g in kernels.groups),
         launches=tuple(max(len(g.kernels), 1) for g in kernels.groups),
         whole_ms=whole_ms,
-        run_ms=run_ms,
         boundary_mb=boundary / 1e6,
     )
     classes = tuple(
@@ -71,6 +69,5 @@ def kernel_shares(
         ms=group_ms(run, correction),
         throughput=classes,
         group_of={n: k for k, g in enumerate(kernels.groups) for n in g.nodes},
-        run_ms=run_ms,
         correction=correction,
     )

@@ -46,10 +46,9 @@ class Measured:
     kernels: KernelProfile
     segments: tuple[SegmentTiming, ...]
     reference_ms: float | None = None  # tierml.profile.host_speed, timed with the segments
-    # The whole model and an empty session, timed in the segments' rounds
-    # (tierml.plan.kernel_times shares the whole run out over the kernel groups).
+    # The whole model, timed in the segments' rounds (tierml.plan.kernel_times shares its
+    # run out over the kernel groups).
     whole_ms: float | None = None
-    run_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def measure(
     run = measure_segments_anchored(
         analysed, partitioning, threads=threads, opt_level=opt_level, whole=True
     )
-    return Measured(kernels, tuple(run.timings), run.reference_ms, run.whole_ms, run.run_ms)
+    return Measured(kernels, tuple(run.timings), run.reference_ms, run.whole_ms)
 
 
 def build_profile(
@@ -154,7 +153,6 @@ def build_profile(
             graph,
             measured.kernels,
             whole_ms=measured.whole_ms,
-            run_ms=measured.run_ms,
             correction=latency_model.kernel_correction,
         )
     rows = []
@@ -317,7 +315,6 @@ def load_measured(path: Path) -> Measured | None:
             segments,
             _optional(data, "reference_ms"),
             _optional(data, "whole_ms"),
-            _optional(data, "run_ms"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

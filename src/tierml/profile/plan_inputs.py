@@ -106,7 +106,6 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
         graph,
         measured.kernels,
         whole_ms=measured.whole_ms,
-        run_ms=measured.run_ms,
         correction=model.kernel_correction,
     )
     if shares is not None:
@@ -117,7 +116,11 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
                 ms[pos[head]] += shares.ms[k]
                 kernel_class[pos[head]] = shares.throughput[k].value
         return HostKernels(
-            ms, kernel_class, node_class, shares.run_ms, shares.correction.boundary_ms_per_mb
+            ms,
+            kernel_class,
+            node_class,
+            shares.correction.run_ms,
+            shares.correction.boundary_ms_per_mb,
         )
     parts = []
     grouped: set[int] = set()

@@ -5,12 +5,9 @@ on the previous one's real outputs), so a slow period of the host hits all of th
 A segment whose spread exceeds ``NOISY_SPREAD`` is measured again with more repetitions;
 if it stays noisy the figure is returned flagged, never silently.
 
-With ``whole``, the whole model and an empty session (one Identity) join every round, so
-the segments, the whole model and a session's bare run cost are timed at the same host
-speed: the kernel-time predictor (``tierml.plan.kernel_times``) shares the whole run out
-over the segments. The empty session runs right after the whole model, as a segment runs
-right after another: a run after a large one costs more (on this host an Identity took
-~80 µs after BERT-mini against ~6 µs back to back; the caches hold the other model).
+With ``whole``, the whole model joins every round, so it and the segments are timed at
+the same host speed: the kernel-time predictor (``tierml.plan.kernel_times``) shares the
+whole run out over the segments.
 """
 
 from __future__ import annotations
@@ -51,7 +48,6 @@ class SegmentRun:
     timings: list[SegmentTiming]
     reference_ms: float | None  # the host-speed reference; None when not anchored
     whole_ms: float | None = None  # the whole model's median, when timed alongside
-    run_ms: float | None = None  # an empty session's, right after the whole model
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def measure_segments_anchored(
 ) -> SegmentRun:
     """The segments' timings and the host-speed reference's median time, timed just before
     and after them (``tierml.profile.host_speed``; None when not ``anchored``); with
-    ``whole``, also the whole model and an empty session, in the same rounds."""
+    ``whole``, also the whole model, in the same rounds."""
     stages = extract_stages(analysed.proto, analysed.graph, partitioning, analysed.boundary_types)
     sessions = [
         make_session(s.model, threads=threads, opt_level=opt_level, label=f"segment {s.stage}")
@@ -163,9 +159,8 @@ def measure_segments_anchored(
         sessions.append(
             make_session(analysed.proto, threads=threads, opt_level=opt_level, label="model")
         )
-        sessions.append(_empty_session(threads))
-        feeds += [dict(analysed.feeds), _EMPTY_FEEDS]
-        timed = range(len(stages) + 2)
+        feeds.append(dict(analysed.feeds))
+        timed = range(len(stages) + 1)
     # The host-speed reference runs just before and just after the segments, not between
     # them: between, it would evict a small segment's data and bill the segment for it.
     ref = (
@@ -202,11 +197,8 @@ def measure_segments_anchored(
                 else None,
             )
         )
-    whole_ms = run_ms = None
-    if whole:
-        whole_ms = statistics.median(times[len(stages)])
-        run_ms = statistics.median(times[len(stages) + 1])
-    return SegmentRun(result, reference_ms, whole_ms, run_ms)
+    whole_ms = statistics.median(times[len(stages)]) if whole else None
+    return SegmentRun(result, reference_ms, whole_ms)
 
 
 def _param_bytes(graph: ModelGraph, nodes: Sequence[int]) -> int:
@@ -240,20 +232,6 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> fl
     way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
     medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
     moment to the next, and the lower is the cost of the run itself."""
-    session = _empty_session(threads)
-    return min(
-        statistics.median(
-            _interleaved([session], [_EMPTY_FEEDS], [0], 2, runs, 0.0 if b else None)[0]
-        )
-        for b in range(batches)
-    )
-
-
-_EMPTY_FEEDS = {"x": np.zeros((1, 4), dtype=np.float32)}
-
-
-def _empty_session(threads: int) -> ort.InferenceSession:
-    """One Identity on four floats: a session run and nothing else."""
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
         "run_cost",
@@ -261,7 +239,12 @@ def _empty_session(threads: int) -> ort.InferenceSession:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
+    session = make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
+    feeds = {"x": np.zeros((1, 4), dtype=np.float32)}
+    return min(
+        statistics.median(_interleaved([session], [feeds], [0], 2, runs, 0.0 if b else None)[0])
+        for b in range(batches)
+    )
 
 
 def _reference_times(session: ort.InferenceSession) -> list[float]:
