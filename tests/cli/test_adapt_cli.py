@@ -227,6 +227,35 @@ def test_bottleneck_register_adds_the_joined_partitions_as_a_variant(model, tmp_
     assert hashlib.sha256(joined).hexdigest() == variant["sha256"]
 
 
+# A sensor board that runs convolutions ~200x slower than a mid-range phone: an exit that
+# skips the last block saves far more than its pooling head costs. On the phone itself the
+# whole CNN takes ~20 µs, and an exit saves less than a session run of its head.
+SLOW_SENSOR = """
+format = "tierml.catalog/1"
+
+[tier.slow-sensor]
+kind = "device"
+description = "a sensor board with a slow CPU"
+cores = 1
+memory_mb = 256
+conv_gflops = 0.2
+gemm_gflops = 0.1
+memory_gbps = 2.0
+power_active_w = 0.5
+power_idle_w = 0.01
+battery = true
+
+[tier.slow-sensor.sources]
+cores = "test"
+memory_mb = "test"
+conv_gflops = "test"
+gemm_gflops = "test"
+memory_gbps = "test"
+power_active_w = "test"
+power_idle_w = "test"
+"""
+
+
 def test_measured_exits_plan_into_a_bundle_cut_from_the_multi_exit_model(model, tmp_path):
     from tierml.runtime.bundle import load_bundle
 
@@ -234,12 +263,20 @@ def test_measured_exits_plan_into_a_bundle_cut_from_the_multi_exit_model(model, 
     r = invoke("adapt", "exits", model, "--data", "digits", "--tap", "@2", "--epochs", "2",
                "--out", tmp_path / "exits.onnx", "--profile", curves)  # fmt: skip
     assert r.exit_code == 0, r.output
+    home = tmp_path / "home"
+    (home / "catalog").mkdir(parents=True)
+    (home / "catalog" / "sensor.toml").write_text(SLOW_SENSOR)
+    topology = tmp_path / "sensor.toml"
+    topology.write_text(
+        (EXAMPLES / "phone-edge-cloud-4g.toml")
+        .read_text()
+        .replace('profile = "phone-midrange"', 'profile = "slow-sensor"')
+    )
     r = runner.invoke(
         app,
-        [str(a) for a in ("plan", model, "--topology",
-                          EXAMPLES / "phone-edge-cloud-4g.toml", "--curves", curves,
+        [str(a) for a in ("plan", model, "--topology", topology, "--curves", curves,
                           "--out", tmp_path / "bundle", "--format", "json")],
-        env={"TIERML_HOME": str(tmp_path / "home")},
+        env={"TIERML_HOME": str(home)},
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     bundle = load_bundle(tmp_path / "bundle")
