@@ -143,7 +143,7 @@ def test_kernel_predictions_share_out_the_whole_run_timed_beside_the_segments(sq
     correction = KernelCorrection(run_ms=0.006, launch_ms=-0.001, boundary_ms_per_mb=0.05)
     model = dataclasses.replace(loaded.model, kernel_correction=correction)
     measured = measure(squeezenet, segments=3, threads=1)
-    assert measured.whole_ms is not None
+    assert measured.whole_ms is not None and measured.run_ms is not None
 
     def profile(m, lm, predict_from=PredictFrom.KERNELS):
         return build_profile(squeezenet, m, lm, predictor="p", predictor_matches_host=True,
@@ -160,13 +160,17 @@ def test_kernel_predictions_share_out_the_whole_run_timed_beside_the_segments(sq
     model_bytes = sum(graph.tensors[t].nbytes for t in (*graph.inputs, *graph.outputs))
     expected = (
         measured.whole_ms
-        + (len(measured.segments) - 1) * correction.run_ms
+        + (len(measured.segments) - 1) * measured.run_ms  # timed now, not at calibration
         + correction.boundary_ms_per_mb * (sum(boundary) - model_bytes) / 1e6
     )
     assert sum(r.predicted_ms for r in by_kernels.segments) == pytest.approx(expected)
     # On a tier, each group scales by its throughput class's ratio, the fixed part by memory.
     shares = kernel_shares(
-        graph, measured.kernels, whole_ms=measured.whole_ms, correction=correction
+        graph,
+        measured.kernels,
+        whole_ms=measured.whole_ms,
+        correction=correction,
+        run_ms=measured.run_ms,
     )
     assert shares is not None
     seg, b = measured.segments[0], boundary[0]

@@ -84,7 +84,7 @@ def test_the_host_speed_reference_is_timed_beside_the_segments(squeezenet):
     analysed, _, groups = squeezenet
     part = choose_segments(analysed.graph, 2, groups=groups)
     run = measure_segments_anchored(analysed, part, memory=False)
-    assert len(run.timings) == 2 and run.whole_ms is None
+    assert len(run.timings) == 2 and run.whole_ms is None and run.run_ms is None
     # ~21 MMACs: well under a millisecond on a CPU, and more than a few µs.
     assert run.reference_ms is not None and 0.02 < run.reference_ms < 20.0
     plain = measure_segments_anchored(analysed, part, memory=False, anchored=False)
@@ -95,10 +95,12 @@ def test_the_whole_model_is_timed_in_the_segments_rounds(squeezenet):
     analysed, _, groups = squeezenet
     part = choose_segments(analysed.graph, 3, groups=groups)
     run = measure_segments_anchored(analysed, part, memory=False, anchored=False, whole=True)
-    assert run.whole_ms is not None
+    assert run.whole_ms is not None and run.run_ms is not None
     segments = sum(t.ms for t in run.timings)
-    # The whole model runs the segments' kernels in one session: close to their sum.
+    # The whole model runs the segments' kernels in one session: close to their sum; an
+    # empty session's run is a sliver of it.
     assert 0.5 * segments < run.whole_ms < 1.5 * segments
+    assert 0 < run.run_ms < 0.1 * run.whole_ms
 
 
 def test_a_sessions_own_run_cost_is_microseconds():

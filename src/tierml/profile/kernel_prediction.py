@@ -9,7 +9,7 @@ each group's throughput class (the assumption ``tierml.plan.latency_model`` stat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,11 +49,16 @@ def kernel_shares(
     *,
     whole_ms: float | None,
     correction: KernelCorrection | None,
+    run_ms: float | None = None,
 ) -> KernelShares | None:
     """The shares, or None when the profile has no whole run beside its segments (an
-    older cache) or the latency model no kernel correction (older parameters)."""
+    older cache) or the latency model no kernel correction (older parameters).
+    ``run_ms``, a session's run cost timed beside the segments, replaces the one measured
+    at calibration: the host's fixed cost per run moves between ~5 and ~8 µs here."""
     if whole_ms is None or correction is None or not kernels.groups:
         return None
+    if run_ms is not None:
+        correction = replace(correction, run_ms=run_ms)
     boundary = sum(graph.tensors[t].nbytes for t in (*graph.inputs, *graph.outputs))
     run = WholeRun(
         kernel_ms=tuple(g.ms for g in kernels.groups),

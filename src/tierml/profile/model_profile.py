@@ -49,6 +49,7 @@ class Measured:
     # The whole model, timed in the segments' rounds (tierml.plan.kernel_times shares its
     # run out over the kernel groups).
     whole_ms: float | None = None
+    run_ms: float | None = None  # an empty session's run, timed in the same rounds
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def measure(
     run = measure_segments_anchored(
         analysed, partitioning, threads=threads, opt_level=opt_level, whole=True
     )
-    return Measured(kernels, tuple(run.timings), run.reference_ms, run.whole_ms)
+    return Measured(kernels, tuple(run.timings), run.reference_ms, run.whole_ms, run.run_ms)
 
 
 def build_profile(
@@ -153,6 +154,7 @@ def build_profile(
             graph,
             measured.kernels,
             whole_ms=measured.whole_ms,
+            run_ms=measured.run_ms,
             correction=latency_model.kernel_correction,
         )
     rows = []
@@ -315,6 +317,7 @@ def load_measured(path: Path) -> Measured | None:
             segments,
             _optional(data, "reference_ms"),
             _optional(data, "whole_ms"),
+            _optional(data, "run_ms"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -106,6 +106,7 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
         graph,
         measured.kernels,
         whole_ms=measured.whole_ms,
+        run_ms=measured.run_ms,
         correction=model.kernel_correction,
     )
     if shares is not None:

@@ -7,7 +7,11 @@ if it stays noisy the figure is returned flagged, never silently.
 
 With ``whole``, the whole model joins every round, so it and the segments are timed at
 the same host speed: the kernel-time predictor (``tierml.plan.kernel_times``) shares the
-whole run out over the segments.
+whole run out over the segments. An empty session (one Identity) then runs twice, and the
+second run is a session's bare cost per run at that moment: on a shared 2-vCPU host it
+flips between ~5 and ~8 µs, which is most of a 10-µs segment of a digit classifier. (The
+first run absorbs what a run pays right after a long one: ~0.1 ms after a 12-ms BERT-mini
+here, ~8 µs after a LeNet-5 segment.)
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class SegmentRun:
     timings: list[SegmentTiming]
     reference_ms: float | None  # the host-speed reference; None when not anchored
     whole_ms: float | None = None  # the whole model's median, when timed alongside
+    run_ms: float | None = None  # an empty session's median, likewise
 
 
 @dataclass(frozen=True)
@@ -159,8 +164,10 @@ def measure_segments_anchored(
         sessions.append(
             make_session(analysed.proto, threads=threads, opt_level=opt_level, label="model")
         )
-        feeds.append(dict(analysed.feeds))
-        timed = range(len(stages) + 1)
+        empty = _empty_session(threads)
+        sessions += [empty, empty]
+        feeds += [dict(analysed.feeds), _EMPTY_FEEDS, _EMPTY_FEEDS]
+        timed = range(len(stages) + 3)
     # The host-speed reference runs just before and just after the segments, not between
     # them: between, it would evict a small segment's data and bill the segment for it.
     ref = (
@@ -197,8 +204,11 @@ def measure_segments_anchored(
                 else None,
             )
         )
-    whole_ms = statistics.median(times[len(stages)]) if whole else None
-    return SegmentRun(result, reference_ms, whole_ms)
+    whole_ms = run_ms = None
+    if whole:
+        whole_ms = statistics.median(times[len(stages)])
+        run_ms = statistics.median(times[len(stages) + 2])
+    return SegmentRun(result, reference_ms, whole_ms, run_ms)
 
 
 def _param_bytes(graph: ModelGraph, nodes: Sequence[int]) -> int:
@@ -232,6 +242,20 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> fl
     way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
     medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
     moment to the next, and the lower is the cost of the run itself."""
+    session = _empty_session(threads)
+    return min(
+        statistics.median(
+            _interleaved([session], [_EMPTY_FEEDS], [0], 2, runs, 0.0 if b else None)[0]
+        )
+        for b in range(batches)
+    )
+
+
+_EMPTY_FEEDS = {"x": np.zeros((1, 4), dtype=np.float32)}
+
+
+def _empty_session(threads: int) -> ort.InferenceSession:
+    """One Identity on four floats: a session run and nothing else."""
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
         "run_cost",
@@ -239,12 +263,7 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> fl
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
-    feeds = {"x": np.zeros((1, 4), dtype=np.float32)}
-    return min(
-        statistics.median(_interleaved([session], [feeds], [0], 2, runs, 0.0 if b else None)[0])
-        for b in range(batches)
-    )
+    return make_session(model, threads=threads, opt_level=OptLevel.ALL, label="run cost")
 
 
 def _reference_times(session: ort.InferenceSession) -> list[float]:
