@@ -108,3 +108,18 @@ def test_the_correction_travels_with_the_latency_model():
     )
     assert model.kernel_correction == KernelCorrection(0.006, -0.002, 0.1)
     assert LatencyModel.from_dict(model.to_dict()) == model
+
+
+def test_a_run_cost_timed_with_the_run_replaces_the_calibrations():
+    run = _run()
+    timed = WholeRun(run.kernel_ms, run.launches, run.whole_ms, run.boundary_mb, run_ms=0.02)
+    correction = KernelCorrection(0.005, -0.001, 0.05)
+    shares = group_ms(timed, correction)
+    # 15 µs more per run leaves 15 µs less to share out over the kernels.
+    assert shares.sum() == pytest.approx(group_ms(run, correction).sum() - 0.015)
+    whole = segment_ms(shares, range(len(shares)), timed.boundary_mb, correction, timed.run_ms)
+    assert whole == pytest.approx(timed.whole_ms)
+    segments = _segments(run, correction, 4)
+    assert segment_apes([(timed, segments)], correction) != segment_apes(
+        [(run, segments)], correction
+    )

@@ -19,7 +19,8 @@ run W ms and B_W MB entering and leaving the model:
     W   = R + β·B_W + Σ_k q_k                       fixes λ (one per model and moment)
     T_S = R + β·B_S + Σ_{k ∈ S} q_k                 a segment S of B_S MB in and out
 
-R is a session's cost per run, measured by calibration (``session_run_ms``); two constants
+R is a session's bare cost per run, timed in the same rounds (an empty session; where a
+measurement lacks it, the one calibration measured, ``session_run_ms``); two constants
 are fitted on the calibration set by ``fit_kernel_correction``: the launch cost e (ms per
 kernel, negative where the profiler's own cost per kernel is larger) and the boundary
 cost β (ms per MB; a standalone segment writes its outputs into fresh buffers and
@@ -62,7 +63,7 @@ Vector = npt.NDArray[np.float64]
 class KernelCorrection:
     """The run cost and the two fitted constants; plain data, stored with the latency model."""
 
-    run_ms: float  # R: per session run (measured)
+    run_ms: float  # R: per session run, measured at calibration (when a run has none)
     launch_ms: float  # e: per kernel launch
     boundary_ms_per_mb: float  # β: per MB entering and leaving a segment
 
@@ -88,6 +89,7 @@ class WholeRun:
     launches: tuple[int, ...]  # n_k, ORT kernels per group
     whole_ms: float  # W
     boundary_mb: float  # B_W: the model's inputs and outputs
+    run_ms: float | None = None  # R timed in the same rounds; None: the correction's
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def group_ms(run: WholeRun, correction: KernelCorrection) -> Vector:
     return _shares(
         np.asarray(run.kernel_ms, dtype=np.float64),
         np.asarray(run.launches, dtype=np.float64),
-        run.whole_ms - correction.run_ms - correction.boundary_ms_per_mb * run.boundary_mb,
+        run.whole_ms - run_cost(run, correction) - correction.boundary_ms_per_mb * run.boundary_mb,
         correction.launch_ms,
     )
 
@@ -132,15 +134,23 @@ def _shares(p: Vector, n: Vector, target: float, e: float) -> Vector:
     return out
 
 
+def run_cost(run: WholeRun, correction: KernelCorrection) -> float:
+    """R for this run: timed with it, else the one measured at calibration."""
+    return correction.run_ms if run.run_ms is None else run.run_ms
+
+
 def segment_ms(
     shares: Vector,
     groups: Sequence[int],
     boundary_mb: float,
     correction: KernelCorrection,
+    run_ms: float | None = None,
 ) -> float:
-    """T_S for a segment made of ``groups`` (indices into ``shares``)."""
+    """T_S for a segment made of ``groups`` (indices into ``shares``); ``run_ms`` is R
+    when timed with the run, else the correction's."""
     kernels = float(shares[list(groups)].sum()) if groups else 0.0
-    return correction.run_ms + correction.boundary_ms_per_mb * boundary_mb + kernels
+    fixed = correction.run_ms if run_ms is None else run_ms
+    return fixed + correction.boundary_ms_per_mb * boundary_mb + kernels
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,7 @@ class _Prepared:
     n: Vector
     whole_ms: float
     boundary_mb: float
+    run_ms: float | None
     members: Vector  # segments x groups, 1 where the group runs in the segment
     segment_mb: Vector
     measured: Vector
@@ -171,6 +182,7 @@ def _prepare(runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]]) -> list
                 n=np.asarray(run.launches, dtype=np.float64),
                 whole_ms=run.whole_ms,
                 boundary_mb=run.boundary_mb,
+                run_ms=run.run_ms,
                 members=members,
                 segment_mb=np.array([s.boundary_mb for s in kept]),
                 measured=np.array([s.ms for s in kept]),
@@ -182,8 +194,9 @@ def _prepare(runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]]) -> list
 def _apes(prepared: Sequence[_Prepared], run_ms: float, e: float, beta: float) -> Vector:
     parts = []
     for r in prepared:
-        shares = _shares(r.p, r.n, r.whole_ms - run_ms - beta * r.boundary_mb, e)
-        predicted = run_ms + beta * r.segment_mb + r.members @ shares
+        fixed = run_ms if r.run_ms is None else r.run_ms
+        shares = _shares(r.p, r.n, r.whole_ms - fixed - beta * r.boundary_mb, e)
+        predicted = fixed + beta * r.segment_mb + r.members @ shares
         parts.append(np.abs(predicted - r.measured) / r.measured)
     out: Vector = np.concatenate(parts) if parts else np.zeros(0)
     return out
@@ -202,7 +215,7 @@ def fit_kernel_correction(
     runs: Sequence[tuple[WholeRun, Sequence[MeasuredSegment]]], run_ms: float
 ) -> KernelCorrection:
     """The (e, β) with the least mean absolute percentage error over the segments, each
-    error capped at ``OUTLIER_APE``, for a session run cost of ``run_ms``.
+    error capped at ``OUTLIER_APE``; ``run_ms`` is R for the runs timed without one.
 
     A grid, then a finer one around its best, not a gradient: λ depends on both constants
     through the floor, so the error is only piecewise smooth."""

@@ -65,7 +65,7 @@ class ModelMeasurements:
         """The kernel-time predictor's view: (tierml.plan.kernel_times)."""
         kernel_ms = tuple(ms for _, ms in self.kernels)
         return [
-            (WholeRun(kernel_ms, self.launches, r.whole_ms, r.boundary_mb), r.segments)
+            (WholeRun(kernel_ms, self.launches, r.whole_ms, r.boundary_mb, r.run_ms), r.segments)
             for r in self.rounds
         ]
 
@@ -116,10 +116,12 @@ class SegmentRound:
     whole_ms: float
     boundary_mb: float  # the model's inputs and outputs
     segments: tuple[MeasuredSegment, ...]
+    run_ms: float | None = None  # an empty session's run, timed in the same rounds
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "whole_ms": self.whole_ms,
+            "empty_run_ms": self.run_ms,
             "boundary_mb": self.boundary_mb,
             "segments": [[list(s.groups), s.boundary_mb, s.ms] for s in self.segments],
         }
@@ -133,6 +135,8 @@ class SegmentRound:
                 MeasuredSegment(tuple(int(k) for k in g), float(b), float(ms))
                 for g, b, ms in data["segments"]
             ),
+            # required: rounds cached before it timed the run cost differently
+            None if data["empty_run_ms"] is None else float(data["empty_run_ms"]),
         )
 
 
@@ -181,7 +185,7 @@ def measure_model(
             for f, t in zip(features, run.timings, strict=True)
         )
         assert run.whole_ms is not None  # timed with ``whole``
-        rounds.append(SegmentRound(run.whole_ms, model_mb, measured))
+        rounds.append(SegmentRound(run.whole_ms, model_mb, measured, run.run_ms))
     ref = statistics.median(references) if references else None
     launches = tuple(max(len(g.kernels), 1) for g in profile.groups)
     return ModelMeasurements(
