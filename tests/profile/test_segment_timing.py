@@ -115,3 +115,29 @@ def test_the_time_floors_can_be_set_for_quick_runs_and_bad_values_are_refused(mo
     with pytest.raises(CalibrationError) as info:
         time_floors()
     assert FLOORS_ENV in str(info.value)
+
+
+def test_with_the_whole_model_a_noisy_pass_times_everything_again(squeezenet, monkeypatch):
+    # The predictor divides segments by the whole run: both must come from the same moments.
+    import tierml.profile.segment_timing as timing
+
+    analysed, _, groups = squeezenet
+    part = choose_segments(analysed.graph, 2, groups=groups)
+    calls = []
+    real = timing._interleaved
+
+    def recorded(sessions, feeds, which, *args, **kwargs):
+        calls.append(list(which))
+        return real(sessions, feeds, which, *args, **kwargs)
+
+    monkeypatch.setattr(timing, "_interleaved", recorded)
+    measure_segments_anchored(
+        analysed, part, memory=False, anchored=False, whole=True, repetitions=3, noisy_spread=0.0
+    )
+    everything = [0, 1, 2, 3, 4]  # two segments, the whole model, the empty session twice
+    assert calls == [everything] * (1 + REMEASURE_ROUNDS)
+    calls.clear()
+    measure_segments_anchored(
+        analysed, part, memory=False, anchored=False, repetitions=3, noisy_spread=0.0
+    )
+    assert calls[0] == [0, 1] and all(c and set(c) <= {0, 1} for c in calls[1:])

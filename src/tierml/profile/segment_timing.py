@@ -182,7 +182,12 @@ def measure_segments_anchored(
         if not noisy:
             break
         more = repetitions * 2 ** (round_ + 1)
-        times.update(_interleaved(sessions, feeds, noisy, 1, more, warmup_s=0.0))  # warm
+        # With the whole model, everything is timed again: the predictor compares the
+        # segments with the whole run and the run cost, so all three must come from the
+        # same moments (on a host flipping between two speeds, a re-measured segment's
+        # median and the first pass's whole-model median sat on different speeds).
+        again = list(timed) if whole else noisy
+        times.update(_interleaved(sessions, feeds, again, 1, more, warmup_s=0.0))  # warm
     reference += _reference_times(ref) if ref is not None else []
     reference_ms = statistics.median(reference) if reference else None
     result = []
