@@ -1,5 +1,9 @@
 """The latency predictor: per-op-class regression, a segment correction, host → target.
 
+This predicts from graph features alone: for a model that has not run on this host. A
+profiled model is predicted from its own kernel times (``tierml.plan.kernel_times``),
+whose fitted constants this model also carries (``kernel_correction``).
+
 Kernel time (after Neurosurgeon, Kang et al. ASPLOS 2017, one regression per layer type):
 for a kernel of class c, t = a_c + b_c·MACs + c_c·activation bytes + d_c·weight bytes, all
 coefficients ≥ 0: a fixed launch cost, then compute-bound and memory-bound terms. The fit
