@@ -46,12 +46,12 @@ from tierml.core.errors import CalibrationError
 # A group's share never falls below this part of its scaled profiled time: a µs-sized
 # kernel with a negative launch cost would otherwise cost nothing.
 FLOOR_SHARE = 0.2
-# The search grid of ``fit_kernel_correction``: launch cost (ms per kernel) and boundary
-# cost (ms per MB). The profiler's overhead per kernel is a few µs; an output copy runs
-# at a few GB/s, i.e. a few tenths of a ms per MB.
 # In the fit, a segment more than this far off counts as this far off: a noisy µs-sized
 # segment, or a kernel the whole run hides, should not steer two constants for all.
 OUTLIER_APE = 0.5
+# The search grid of ``fit_kernel_correction``: launch cost (ms per kernel) and boundary
+# cost (ms per MB). The profiler's overhead per kernel is a few µs; an output copy runs
+# at a few GB/s, i.e. a few tenths of a ms per MB.
 LAUNCH_STEP, BOUNDARY_STEP = 0.001, 0.04
 LAUNCH_GRID = tuple(float(x) for x in np.arange(-0.008, 0.008 + 1e-9, LAUNCH_STEP))
 BOUNDARY_GRID = tuple(float(x) for x in np.arange(0.0, 0.4 + 1e-9, BOUNDARY_STEP))
