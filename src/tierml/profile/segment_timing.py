@@ -40,7 +40,9 @@ from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.profile.spread import NOISY_SPREAD, relative_spread
 from tierml.profile.time_floors import time_floors
 
-REMEASURE_ROUNDS = 2  # extra rounds for noisy segments, each with twice the repetitions
+# Extra passes while a segment is noisy: twice, then four times the repetitions for the
+# noisy segments alone; with the whole model, everything again, samples pooled.
+REMEASURE_ROUNDS = 2
 MAX_REPETITIONS = 2_000  # rounds, however short (the time floors: tierml.profile.time_floors)
 REFERENCE_RUNS = 40  # timed runs of the host-speed reference before and after (~20 ms each)
 
@@ -181,13 +183,17 @@ def measure_segments_anchored(
         noisy = [i for i in range(len(stages)) if relative_spread(times[i]) > noisy_spread]
         if not noisy:
             break
+        if whole:
+            # Everything is timed again and the samples pooled: the predictor compares the
+            # segments with the whole run and the run cost, so all three must come from
+            # the same moments (on a host flipping between two speeds, a segment re-timed
+            # alone and the first pass's whole run sat on different speeds).
+            fresh = _interleaved(sessions, feeds, timed, 1, repetitions, warmup_s=0.0)
+            for i, samples in fresh.items():
+                times[i] += samples
+            continue
         more = repetitions * 2 ** (round_ + 1)
-        # With the whole model, everything is timed again: the predictor compares the
-        # segments with the whole run and the run cost, so all three must come from the
-        # same moments (on a host flipping between two speeds, a re-measured segment's
-        # median and the first pass's whole-model median sat on different speeds).
-        again = list(timed) if whole else noisy
-        times.update(_interleaved(sessions, feeds, again, 1, more, warmup_s=0.0))  # warm
+        times.update(_interleaved(sessions, feeds, noisy, 1, more, warmup_s=0.0))  # warm
     reference += _reference_times(ref) if ref is not None else []
     reference_ms = statistics.median(reference) if reference else None
     result = []
