@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from catalog_board import BOARD
 from typer.testing import CliRunner
 
 from tierml.cli.main import adapting, app
@@ -227,33 +228,10 @@ def test_bottleneck_register_adds_the_joined_partitions_as_a_variant(model, tmp_
     assert hashlib.sha256(joined).hexdigest() == variant["sha256"]
 
 
-# A sensor board that runs convolutions ~200x slower than a mid-range phone: an exit that
-# skips the last block saves far more than its pooling head costs. On the phone itself the
+# A board that runs convolutions ~200x slower than a mid-range phone: an exit that skips
+# the last block saves far more than its pooling head costs. On the phone itself the
 # whole CNN takes ~20 µs, and an exit saves less than a session run of its head.
-SLOW_SENSOR = """
-format = "tierml.catalog/1"
-
-[tier.slow-sensor]
-kind = "device"
-description = "a sensor board with a slow CPU"
-cores = 1
-memory_mb = 256
-conv_gflops = 0.2
-gemm_gflops = 0.1
-memory_gbps = 2.0
-power_active_w = 0.5
-power_idle_w = 0.01
-battery = true
-
-[tier.slow-sensor.sources]
-cores = "test"
-memory_mb = "test"
-conv_gflops = "test"
-gemm_gflops = "test"
-memory_gbps = "test"
-power_active_w = "test"
-power_idle_w = "test"
-"""
+SLOW_BOARD = BOARD.format(conv=0.2, gemm=0.1, memory=2.0)
 
 
 def test_measured_exits_plan_into_a_bundle_cut_from_the_multi_exit_model(model, tmp_path):
@@ -265,12 +243,12 @@ def test_measured_exits_plan_into_a_bundle_cut_from_the_multi_exit_model(model, 
     assert r.exit_code == 0, r.output
     home = tmp_path / "home"
     (home / "catalog").mkdir(parents=True)
-    (home / "catalog" / "sensor.toml").write_text(SLOW_SENSOR)
-    topology = tmp_path / "sensor.toml"
+    (home / "catalog" / "board.toml").write_text(SLOW_BOARD)
+    topology = tmp_path / "board-edge-cloud.toml"
     topology.write_text(
         (EXAMPLES / "phone-edge-cloud-4g.toml")
         .read_text()
-        .replace('profile = "phone-midrange"', 'profile = "slow-sensor"')
+        .replace('profile = "phone-midrange"', 'profile = "slow-board"')
     )
     r = runner.invoke(
         app,

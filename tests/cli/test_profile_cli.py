@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from catalog_board import BOARD
 from onnx import TensorProto, helper
 
 from cli_process import tierml
@@ -96,57 +97,6 @@ def test_calibrate_on_given_models_stores_a_version(home, tmp_path):
     # The new calibration is what `profile` now uses on this host.
     again = tierml(home, "profile", SQUEEZENET, "--format", "json")
     assert json.loads(again.stdout)["predictor"] == data["path"]
-
-
-BOARD = """
-format = "tierml.catalog/1"
-
-[tier.slow-board]
-kind = "device"
-description = "a board a tenth of this host's speed"
-cores = 1
-memory_mb = 1024
-conv_gflops = {conv}
-gemm_gflops = {gemm}
-memory_gbps = {memory}
-power_active_w = 4.0
-power_idle_w = 1.0
-battery = true
-
-[tier.slow-board.sources]
-cores = "test"
-memory_mb = "test"
-conv_gflops = "test"
-gemm_gflops = "test"
-memory_gbps = "test"
-power_active_w = "test"
-power_idle_w = "test"
-
-[link.test-lte]
-description = "LTE uplink"
-uplink_mbps = 5.85
-downlink_mbps = 12.74
-rtt_ms = 70.0
-loss = 0.0
-radio = "test-lte"
-
-[link.test-lte.sources]
-uplink_mbps = "test"
-downlink_mbps = "test"
-rtt_ms = "test"
-loss = "test"
-
-[radio.test-lte]
-description = "LTE power model"
-uplink_mw_per_mbps = 438.39
-downlink_mw_per_mbps = 51.97
-base_mw = 1288.04
-
-[radio.test-lte.sources]
-uplink_mw_per_mbps = "test"
-downlink_mw_per_mbps = "test"
-base_mw = "test"
-"""
 
 
 def test_profile_predicts_a_catalog_tier_and_energy_per_cut(home, tmp_path):

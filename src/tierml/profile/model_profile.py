@@ -22,7 +22,7 @@ from tierml.plan.segment_features import KernelGroup, segment_features
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.host import Host
 from tierml.profile.host_speed import speed_factor
-from tierml.profile.kernel_prediction import kernel_shares
+from tierml.profile.kernel_prediction import KernelShares, kernel_shares
 from tierml.profile.kernel_profile import KernelProfile, NodeGroup, profile_kernels
 from tierml.profile.predict_from import PredictFrom
 from tierml.profile.predictor_store import load_latency_model
@@ -34,7 +34,9 @@ from tierml.profile.segment_timing import (
 from tierml.profile.sessions import OptLevel
 
 if TYPE_CHECKING:
+    from tierml.core.model_graph import ModelGraph
     from tierml.core.tiers import LinkProfile, RadioProfile, TierProfile
+    from tierml.plan.kernel_times import KernelCorrection
 
 CACHE_FORMAT = "tierml.profile/2"  # 2: the whole run timed beside the segments
 
@@ -50,6 +52,18 @@ class Measured:
     # run out over the kernel groups).
     whole_ms: float | None = None
     run_ms: float | None = None  # an empty session's run, timed in the same rounds
+
+    def kernel_shares(
+        self, graph: ModelGraph, correction: KernelCorrection | None
+    ) -> KernelShares | None:
+        """Every kernel group's share of the whole run (None: no whole run or correction)."""
+        return kernel_shares(
+            graph,
+            self.kernels,
+            whole_ms=self.whole_ms,
+            run_ms=self.run_ms,
+            correction=correction,
+        )
 
 
 @dataclass(frozen=True)
@@ -150,13 +164,7 @@ def build_profile(
     speed = speed_factor(measured.reference_ms, latency_model.reference_ms)
     shares = None
     if predict_from is PredictFrom.KERNELS:
-        shares = kernel_shares(
-            graph,
-            measured.kernels,
-            whole_ms=measured.whole_ms,
-            run_ms=measured.run_ms,
-            correction=latency_model.kernel_correction,
-        )
+        shares = measured.kernel_shares(graph, latency_model.kernel_correction)
     rows = []
     tier_total_ms = 0.0
     for t in measured.segments:

@@ -34,7 +34,6 @@ from tierml.plan.problem import (
 )
 from tierml.plan.segment_features import part_features
 from tierml.profile.codec_timing import CodecTimings
-from tierml.profile.kernel_prediction import kernel_shares
 from tierml.profile.model_profile import Measured
 from tierml.topology.loading import ResolvedLink, ResolvedTier, ResolvedTopology
 
@@ -102,13 +101,7 @@ def host_kernels(graph: ModelGraph, measured: Measured, model: LatencyModel) -> 
     node_class = np.array(
         [throughput_class(op_class(graph, graph.nodes[i])).value for i in order], dtype=object
     )
-    shares = kernel_shares(
-        graph,
-        measured.kernels,
-        whole_ms=measured.whole_ms,
-        run_ms=measured.run_ms,
-        correction=model.kernel_correction,
-    )
+    shares = measured.kernel_shares(graph, model.kernel_correction)
     if shares is not None:
         for k, group in enumerate(measured.kernels.groups):
             members = [n for n in group.nodes if n in pos]
