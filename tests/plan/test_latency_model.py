@@ -134,28 +134,39 @@ def test_ratios_need_both_throughputs():
     assert info.value.code == "E_CALIBRATION"
 
 
-def test_segment_correction_recovers_its_constants():
-    rng = random.Random(3)
-    variable = [rng.uniform(0.1, 50) for _ in range(40)]
-    fixed = [rng.uniform(0.002, 0.2) for _ in range(40)]
-    boundary = [rng.uniform(0, 5) for _ in range(40)]
+def synthetic_segments(
+    seed: int,
+    variable_range: tuple[float, float],
+    highs: tuple[float, float],
+    constants: tuple[float, float, float, float],
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """40 segments' (variable, fixed, boundary) sums (fixed and boundary drawn up to
+    ``highs``), and the times ``run + scale·variable + intercept_scale·fixed +
+    boundary_ms_per_mb·boundary``."""
+    rng = random.Random(seed)
+    variable = [rng.uniform(*variable_range) for _ in range(40)]
+    fixed = [rng.uniform(0.002, highs[0]) for _ in range(40)]
+    boundary = [rng.uniform(0, highs[1]) for _ in range(40)]
+    run, scale, intercept, per_mb = constants
     measured = [
-        0.03 + 1.1 * v + 0.4 * f + 0.2 * b
+        run + scale * v + intercept * f + per_mb * b
         for v, f, b in zip(variable, fixed, boundary, strict=True)
     ]
+    return variable, fixed, boundary, measured
+
+
+def test_segment_correction_recovers_its_constants():
+    variable, fixed, boundary, measured = synthetic_segments(
+        3, (0.1, 50), (0.2, 5), (0.03, 1.1, 0.4, 0.2)
+    )
     fitted = fit_segment_correction(variable, fixed, boundary, measured)
     assert fitted == pytest.approx((0.03, 1.1, 0.4, 0.2), rel=1e-6)
 
 
 def test_a_measured_run_cost_is_kept_and_the_rest_fitted_around_it():
-    rng = random.Random(5)
-    variable = [rng.uniform(0.001, 5) for _ in range(40)]
-    fixed = [rng.uniform(0.002, 0.05) for _ in range(40)]
-    boundary = [rng.uniform(0, 2) for _ in range(40)]
-    measured = [
-        0.005 + 1.05 * v + 0.5 * f + 0.01 * b
-        for v, f, b in zip(variable, fixed, boundary, strict=True)
-    ]
+    variable, fixed, boundary, measured = synthetic_segments(
+        5, (0.001, 5), (0.05, 2), (0.005, 1.05, 0.5, 0.01)
+    )
     fitted = fit_segment_correction(variable, fixed, boundary, measured, run_ms=0.005)
     assert fitted == pytest.approx((0.005, 1.05, 0.5, 0.01), rel=1e-6)
     # A wrong run cost is kept as given; the other terms absorb what they can.
