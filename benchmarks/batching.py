@@ -31,8 +31,11 @@ from typing import Any
 import numpy as np
 
 from tierml.core.tiers import TierKind
+from tierml.experiments.e2e import value_codecs
+from tierml.experiments.emulation import EmulatedTier, emulated_topology
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
+from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_EXITS, NO_NOISE
 from tierml.profile.analysis import analyse_model
 from tierml.profile.host import this_host
@@ -43,11 +46,8 @@ from tierml.runtime.batching import DEFAULT_WINDOW_MS
 from tierml.runtime.bundle import PlanSpec
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e import value_codecs
-from tierml.runtime.emulation import EmulatedTier, emulated_topology
 from tierml.runtime.forward import call_stage, stub_for
 from tierml.runtime.link_shaping import LinkShape
-from tierml.runtime.portfolio import Entry
 from tierml.runtime.stage_exec import StageRunner
 from zoo_cache import zoo_model
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tierml.experiments.e2e import STRATEGIES, E2EConfig, run_e2e
+from tierml.experiments.e2e_models import E2EModel, exit_model, zoo_models
 from tierml.profile.predictor_store import tierml_home
-from tierml.runtime.e2e import STRATEGIES, E2EConfig, run_e2e
-from tierml.runtime.e2e_models import E2EModel, exit_model, zoo_models
 
 
 def print_grid(points: list[dict[str, Any]], key: str) -> None:

@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
+from tierml.experiments.e2e_models import zoo_models
+from tierml.experiments.trace_replay import TraceConfig, run_trace
 from tierml.profile.predictor_store import tierml_home
-from tierml.runtime.e2e_models import zoo_models
-from tierml.runtime.trace_replay import TraceConfig, run_trace
 
 
 def main() -> None:

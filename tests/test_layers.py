@@ -24,6 +24,7 @@ RANKS = {
     "zoo": 4,  # builds calibration sets: may use profile/
     "registry": 4,
     "runtime": 5,
+    "experiments": 5.2,  # benchmarks and replays driving the runtime; only demo/cli use it
     "demo": 5.5,  # ties adapt, registry, plan and runtime together
     "server": 6,
     "cli": 6,

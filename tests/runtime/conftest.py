@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from runtime_tiers import LINKS, TIERS
+from tierml.experiments.e2e import value_codecs
+from tierml.experiments.emulation import emulated_topology
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
+from tierml.plan.portfolio import Entry, build_portfolio
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.host import this_host
@@ -17,9 +20,6 @@ from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
 from tierml.runtime.bundle_build import build_bundle
-from tierml.runtime.e2e import value_codecs
-from tierml.runtime.emulation import emulated_topology
-from tierml.runtime.portfolio import Entry, build_portfolio
 
 
 @dataclass(frozen=True)

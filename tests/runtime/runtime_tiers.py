@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tierml.core.tiers import TierKind
-from tierml.runtime.emulation import EmulatedTier
+from tierml.experiments.emulation import EmulatedTier
 from tierml.runtime.link_shaping import LinkShape
 
 TIERS = [

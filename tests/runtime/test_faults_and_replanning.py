@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from tierml.plan.portfolio import best_deployed, price, scaled_origin_links
 from tierml.runtime.adaptation import SWITCH_MARGIN, Replanner
 from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.portfolio import best_deployed, price, scaled_origin_links
 
 # 20 → 1 Mbit/s on the device's links. At 2 Mbit/s (tenfold) the fixture's offloading plan
 # and the device-only one predict within 3 % of each other: inside the switch margin.

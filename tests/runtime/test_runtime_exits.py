@@ -11,9 +11,11 @@ import pytest
 from onnx import helper, numpy_helper
 
 from runtime_tiers import LINKS, TIERS
+from tierml.experiments.emulation import emulated_topology
 from tierml.graph import enumerate_cuts
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
+from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_NOISE, ExitOption, ExitPoint
 from tierml.profile.analysis import analyse_model
 from tierml.profile.host import this_host
@@ -22,8 +24,6 @@ from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.emulation import emulated_topology
-from tierml.runtime.portfolio import Entry
 
 
 def _with_exit(model: onnx.ModelProto, tap: str, channels: int) -> onnx.ModelProto:

@@ -174,9 +174,9 @@ def bench_e2e(
 
     Example: tierml bench e2e --format json
     """
+    from tierml.experiments.e2e import E2EConfig, run_e2e
+    from tierml.experiments.e2e_models import E2EModel, exit_model, zoo_models
     from tierml.profile.predictor_store import tierml_home
-    from tierml.runtime.e2e import E2EConfig, run_e2e
-    from tierml.runtime.e2e_models import E2EModel, exit_model, zoo_models
 
     home = tierml_home()
     if model:
@@ -248,9 +248,9 @@ def bench_trace(
 
     Example: tierml bench trace --requests 100 --format json
     """
+    from tierml.experiments.e2e_models import zoo_models
+    from tierml.experiments.trace_replay import TraceConfig, run_trace
     from tierml.profile.predictor_store import tierml_home
-    from tierml.runtime.e2e_models import zoo_models
-    from tierml.runtime.trace_replay import TraceConfig, run_trace
 
     home = tierml_home()
     path = (

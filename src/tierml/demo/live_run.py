@@ -18,12 +18,12 @@ from typing import Any
 
 from tierml.core.errors import TiermlError
 from tierml.demo.events import DemoObserver, StreamStats
+from tierml.experiments.e2e_models import Feeds
 from tierml.plan.candidate import Candidate
 from tierml.plan.problem import PlanProblem
 from tierml.runtime.adaptation import Replanner
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e_models import Feeds
 
 # (fraction of the run, event): when each happens.
 MAX_EXTENSION = 3

@@ -18,11 +18,11 @@ import numpy as np
 from tierml.adapt.data import load_dataset, split
 from tierml.adapt.exits import EPOCHS as EXIT_EPOCHS
 from tierml.core.errors import RegistryDuplicateError
+from tierml.experiments.e2e_models import E2EModel, trained_exit_model
 from tierml.registry.adapted_artifacts import exits_recorded
 from tierml.registry.building import add_recipe, build_variants
 from tierml.registry.store import Registry
 from tierml.registry.versions import register_version, show_model
-from tierml.runtime.e2e_models import E2EModel, trained_exit_model
 
 ARCH = "vgg-style"
 # After block 1 and block 2 (`tierml cuts`: @4 and @9 are their max-pool outputs), as

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tierml.runtime.e2e import STRATEGIES
+from tierml.experiments.e2e import STRATEGIES
 
 FIGURES = {
     "latency_vs_bandwidth": "Measured p50 latency per strategy across uplink bandwidths",

@@ -23,16 +23,7 @@ from tierml.demo.events import DemoObserver
 from tierml.demo.live_run import StreamConfig, run_stream
 from tierml.demo.model_step import demo_model, exit_curve, register
 from tierml.demo.report import write_report, write_summary
-from tierml.plan.problem import Constraints, PlanProblem
-from tierml.plan.search import plan as solve
-from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
-from tierml.profile.plan_inputs import cost_graph
-from tierml.profile.planning import planning_inputs
-from tierml.runtime.bundle_build import ExitBinding, build_bundle
-from tierml.runtime.client import DeviceClient
-from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e import (
+from tierml.experiments.e2e import (
     BACKBONE,
     DEVICE_CLOUD_RTT_MS,
     DEVICE_EDGE_RTT_MS,
@@ -43,11 +34,20 @@ from tierml.runtime.e2e import (
     measure_point,
     point_problem,
 )
-from tierml.runtime.e2e_models import model_inputs
-from tierml.runtime.emulation import EMULATION as TIER_EMULATION
+from tierml.experiments.e2e_models import model_inputs
+from tierml.experiments.runtime_costs import measure_runtime_costs
+from tierml.plan.portfolio import Entry, build_portfolio, candidate_key, price
+from tierml.plan.problem import Constraints, PlanProblem
+from tierml.plan.search import plan as solve
+from tierml.profile.analysis import analyse_model
+from tierml.profile.host import this_host
+from tierml.profile.plan_inputs import cost_graph
+from tierml.profile.planning import planning_inputs
+from tierml.runtime.bundle_build import ExitBinding, build_bundle
+from tierml.runtime.client import DeviceClient
+from tierml.runtime.deployment import Deployment
 from tierml.runtime.link_shaping import EMULATION as LINK_EMULATION
-from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key, price
-from tierml.runtime.runtime_costs import measure_runtime_costs
+from tierml.runtime.stage_exec import EMULATION as TIER_EMULATION
 
 # A microcontroller-class camera: this host's core ÷ 200. At ÷ 100 the camera's exit path
 # (~15 ms) sits within the measurement noise of the edge plan (~14 ms + the input's wire

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import grpc
 
 from tierml.plan.candidate import Candidate
+from tierml.plan.portfolio import best_deployed, candidate_key, price, with_origin_links
 from tierml.plan.problem import Hop, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.runtime.client import DeviceClient, InferenceRecord
-from tierml.runtime.portfolio import best_deployed, candidate_key, price, with_origin_links
 
 ALPHA = 0.5  # EWMA weight of a new (windowed median) sample
 WINDOW = 5

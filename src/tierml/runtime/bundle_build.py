@@ -16,6 +16,7 @@ from tierml.graph import extract_stages
 from tierml.graph.cuts import partitioning_from_stages
 from tierml.plan.candidate import Candidate
 from tierml.plan.metrics import evaluate
+from tierml.plan.portfolio import Entry, relayout
 from tierml.plan.problem import NO_EXITS, PlanProblem
 from tierml.profile.analysis import AnalysedModel
 from tierml.runtime.bundle import (
@@ -29,7 +30,6 @@ from tierml.runtime.bundle import (
     write_bundle,
 )
 from tierml.runtime.link_shaping import LinkShape
-from tierml.runtime.portfolio import Entry, relayout
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ STEADY_RUNS = 15  # back-to-back runs whose median a slower tier's wait scales
 # ORT's own default, and the level the profiler measures and the predictor is fitted at:
 # on conv nets its layout transforms (NCHWc) run ~1.7× faster than EXTENDED on this CPU.
 RUNTIME_OPT_LEVEL = OptLevel.ALL
+# How a slower tier is emulated, as reports state it.
+EMULATION = "slower tiers wait their steady-state time measured here × (slowdown − 1)"
 
 _ORT_TYPES = {
     "tensor(float)": "float32",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from tierml.adapt.curves_file import read
 from tierml.core.errors import PlanInputError
 from tierml.core.tiers import TierProfile
+from tierml.plan.portfolio import build_portfolio
 from tierml.plan.problem import PlanProblem
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.host import Host
@@ -15,8 +17,6 @@ from tierml.profile.plan_inputs import host_kernels
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
-from tierml.runtime.emulation import catalog_slowdown
-from tierml.runtime.portfolio import build_portfolio
 from tierml.topology.loading import ResolvedTopology
 
 
@@ -93,3 +93,16 @@ def _multi_exit_model(doc: dict[str, object], curves_file: Path) -> AnalysedMode
             "records the grafted model the bundle is cut from.",
         )
     return analyse_model(path)
+
+
+def catalog_slowdown(
+    host_throughput: Mapping[str, float], profile: TierProfile, class_ms: Mapping[str, float]
+) -> float:
+    """How much slower than this host a catalog tier runs a model whose host time splits
+    into ``class_ms`` per throughput class (conv, gemm, memory)."""
+    tier = profile.throughput.by_class()
+    total = sum(class_ms.values())
+    if total <= 0:
+        return 1.0
+    scaled = sum(ms * host_throughput[c] / tier[c] for c, ms in class_ms.items())
+    return scaled / total

@@ -26,11 +26,16 @@ import onnxruntime as ort
 
 from tierml.adapt.curves_file import MeasuredCurves, load_curves, read
 from tierml.core.tiers import TierKind
+from tierml.experiments.e2e_models import E2EModel, Feeds, model_inputs
+from tierml.experiments.emulation import EmulatedTier, anchored_to_measurement, emulated_topology
+from tierml.experiments.runtime_costs import RuntimeCosts, measure_runtime_costs, with_runtime_costs
+from tierml.experiments.split_overhead import measure_split_overhead
 from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.latency_model import LatencyModel
 from tierml.plan.layout import layouts
 from tierml.plan.metrics import evaluate
+from tierml.plan.portfolio import Entry, build_portfolio, candidate_key
 from tierml.plan.problem import NO_EXITS, NO_NOISE, Constraints, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import AnalysedModel, analyse_model
@@ -44,13 +49,8 @@ from tierml.profile.sessions import OptLevel
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e_models import E2EModel, Feeds, model_inputs
-from tierml.runtime.emulation import EMULATION as TIER_EMULATION
-from tierml.runtime.emulation import EmulatedTier, anchored_to_measurement, emulated_topology
 from tierml.runtime.link_shaping import EMULATION, LinkShape
-from tierml.runtime.portfolio import Entry, build_portfolio, candidate_key
-from tierml.runtime.runtime_costs import RuntimeCosts, measure_runtime_costs, with_runtime_costs
-from tierml.runtime.split_overhead import measure_split_overhead
+from tierml.runtime.stage_exec import EMULATION as TIER_EMULATION
 
 STRATEGIES = ("tierml", "device-only", "edge-only", "cloud-only", "neurosurgeon", "dads")
 EDGE_SLOWDOWN = 2.0

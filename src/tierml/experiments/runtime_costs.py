@@ -19,8 +19,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from tierml.core.tiers import TierKind
+from tierml.experiments.emulation import EmulatedTier, emulated_topology
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
+from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
 from tierml.profile.analysis import analyse_model
 from tierml.profile.host import this_host
@@ -29,9 +31,7 @@ from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.emulation import EmulatedTier, emulated_topology
 from tierml.runtime.link_shaping import UNLIMITED, LinkShape
-from tierml.runtime.portfolio import Entry
 
 WIDTH = 64
 REPEATS = 30

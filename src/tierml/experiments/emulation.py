@@ -1,11 +1,10 @@
-"""Tiers emulated on this host: speeds relative to it, and the planning problem to match.
+"""Host-relative tiers for experiments: speeds relative to this host, and the planning
+problem to match.
 
-A local deployment runs every tier on this machine. A tier ``slowdown``× slower than the
-host waits (measured time × (slowdown − 1)) after each partition; a tier the catalog says
-is faster than the host cannot be emulated and runs at host speed (slowdown 1, said so in
-the notes). Planning for an emulated deployment uses tier profiles whose throughput is the
-host's (from the calibrated latency model) divided by the slowdown, so prediction and
-emulation describe the same machine.
+The benchmarks deploy tiers ``slowdown``× slower than this host (each waits its measured
+time × (slowdown − 1) after a partition, ``runtime.stage_exec``). Planning for them uses
+tier profiles whose throughput is the host's (from the calibrated latency model) divided
+by the slowdown, so prediction and emulation describe the same machine.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ from tierml.plan.problem import Constraints, Objective, PlanProblem, Workload
 from tierml.runtime.link_shaping import LinkShape
 from tierml.topology.loading import ResolvedLink, ResolvedTier, ResolvedTopology
 from tierml.topology.schema import Topology
-
-EMULATION = "slower tiers wait their steady-state time measured here × (slowdown − 1)"
 
 
 @dataclass(frozen=True)
@@ -105,19 +102,6 @@ def emulated_topology(
         origin="emulated",
     )
     return ResolvedTopology(topology, resolved_tiers, resolved_links)
-
-
-def catalog_slowdown(
-    host_throughput: Mapping[str, float], profile: TierProfile, class_ms: Mapping[str, float]
-) -> float:
-    """How much slower than this host a catalog tier runs a model whose host time splits
-    into ``class_ms`` per throughput class (conv, gemm, memory)."""
-    tier = profile.throughput.by_class()
-    total = sum(class_ms.values())
-    if total <= 0:
-        return 1.0
-    scaled = sum(ms * host_throughput[c] / tier[c] for c, ms in class_ms.items())
-    return scaled / total
 
 
 def anchored_to_measurement(

@@ -21,6 +21,16 @@ from typing import Any
 import numpy as np
 
 from tierml.core.errors import TiermlError
+from tierml.experiments.e2e import (
+    EDGE_SLOWDOWN,
+    emulated_links,
+    emulated_tiers,
+    host_totals,
+    value_codecs,
+)
+from tierml.experiments.emulation import anchored_to_measurement, emulated_topology
+from tierml.experiments.runtime_costs import measure_runtime_costs, with_runtime_costs
+from tierml.plan.portfolio import build_portfolio, candidate_key
 from tierml.plan.problem import PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import analyse_model
@@ -31,17 +41,7 @@ from tierml.runtime.adaptation import Replanner
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.client import DeviceClient
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.e2e import (
-    EDGE_SLOWDOWN,
-    emulated_links,
-    emulated_tiers,
-    host_totals,
-    value_codecs,
-)
-from tierml.runtime.emulation import anchored_to_measurement, emulated_topology
 from tierml.runtime.link_shaping import EMULATION
-from tierml.runtime.portfolio import build_portfolio, candidate_key
-from tierml.runtime.runtime_costs import measure_runtime_costs, with_runtime_costs
 
 START_CANDIDATES_MBPS = (500.0, 200.0, 100.0, 50.0, 20.0, 10.0, 5.0, 2.0)
 
