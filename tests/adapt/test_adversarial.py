@@ -55,7 +55,7 @@ def test_non_positive_weight_is_refused_before_training(digits_model, weights):
 def test_unknown_defence_names_every_defence(digits_model):
     with pytest.raises(AdaptParameterError, match="adversarial") as info:
         commands.privacy(digits_model, "digits", "@2", defend="obfuscate")
-    assert "noise|regularise|adversarial" in info.value.hint
+    assert "noise, regularise, adversarial" in info.value.hint
     assert info.value.code == "E_ADAPT_PARAM"
 
 

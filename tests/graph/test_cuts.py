@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from dag_models import build_dag, dag_specs
-from tierml.core.errors import InvalidCutError, UnknownTensorError
+from tierml.core.errors import InvalidCutError, Remedy, UnknownTensorError
 from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import (
     enumerate_cuts,
@@ -171,7 +171,8 @@ def test_cut_missing_a_skip_tensor_names_it():
     graph = graph_of(_residual())
     with pytest.raises(InvalidCutError, match="missing tensor 'a'") as info:
         partition_at(graph, [["b"]])
-    assert "--cut b,a" in info.value.hint
+    assert info.value.remedy is Remedy.ADD_CUT_TENSOR
+    assert info.value.details["tensors"] == ("b", "a")
     part = partition_at(graph, [["b", "a"]])
     assert set(part.cuts[0].tensors) == {"a", "b"}
     assert part.cuts[0].nbytes == 2 * 2 * 8 * 4

@@ -7,15 +7,17 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tierml.cli.options import shapes_of
 from tierml.core.errors import (
     DynamicShapeError,
     InputDataError,
     ModelLoadError,
     ModelNotRunnableError,
+    Remedy,
     UnsupportedModelError,
 )
 from tierml.graph import load_model
-from tierml.profile.analysis import analyse_model, parse_shape_options
+from tierml.profile.analysis import analyse_model
 from tierml.runtime.split_check import check_split
 
 
@@ -115,7 +117,7 @@ def test_unresolved_dynamic_dim_is_named_with_the_option():
     with pytest.raises(DynamicShapeError) as info:
         analyse_model(_seq_model())
     assert "'ids' dimension 1 'seq'" in info.value.message
-    assert "--shape ids=" in info.value.hint
+    assert info.value.remedy is Remedy.FIX_SHAPE and info.value.details["input"] == "ids"
 
 
 def test_shape_option_and_real_inputs_fix_dynamic_dims():
@@ -162,7 +164,7 @@ def test_bad_shape_and_input_options(kwargs, message):
 @pytest.mark.parametrize("option", ["x", "x=", "=1,2", "x=1,a"])
 def test_malformed_shape_option(option):
     with pytest.raises(InputDataError, match="NAME=d0"):
-        parse_shape_options([option])
+        shapes_of([option])
 
 
 def test_data_dependent_shape_is_observed_from_real_inputs(tmp_path):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, numpy_helper
 from torch import nn
 
-from tierml.core.errors import DynamicShapeError
+from tierml.core.errors import DynamicShapeError, Remedy
 from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import enumerate_cuts, partitioning_at_positions
 from tierml.graph.cuts import CandidateCut, compute_order
@@ -565,7 +565,8 @@ def test_dynamic_time_needs_a_shape(exported, exporter):
             call()
         assert info.value.code == "E_DYNAMIC_DIM"
         assert "'feats' dimension 1 'time'" in info.value.message
-        assert "--shape feats=N,N,40" in info.value.hint
+        assert info.value.remedy is Remedy.FIX_SHAPE
+        assert (info.value.details["input"], info.value.details["example"]) == ("feats", "N,N,40")
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

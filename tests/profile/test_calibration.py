@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from tierml.core.errors import CalibrationError
+from tierml.core.errors import CalibrationError, Remedy
 from tierml.plan.latency_model import LatencyModel
 from tierml.profile.calibration import (
     CalibrationSource,
@@ -99,7 +99,7 @@ def test_without_a_calibration_the_packaged_parameters_load(tmp_path):
 def test_unshipped_thread_count_says_to_calibrate(tmp_path):
     with pytest.raises(CalibrationError) as info:
         load_latency_model(host="nowhere", threads=64, home=tmp_path)
-    assert "tierml calibrate --threads 64" in info.value.hint
+    assert info.value.remedy is Remedy.CALIBRATE and info.value.details["threads"] == 64
 
 
 @pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other"})])

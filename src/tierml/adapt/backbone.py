@@ -17,7 +17,7 @@ import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 
-from tierml.core.errors import AdaptError, ModelNotRunnableError
+from tierml.core.errors import AdaptError, ModelNotRunnableError, Remedy
 from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import (
     build_model_graph,
@@ -70,7 +70,10 @@ class Backbone:
             raise AdaptError(
                 f"Cut '{spec}' is crossed by {len(tensors)} tensors ({', '.join(tensors)}); "
                 "adaptation needs a cut of exactly one activation.",
-                hint="Pick a cut from `tierml cuts MODEL` with a single tensor.",
+                hint="Pick a valid cut crossed by a single tensor.",
+                remedy=Remedy.LIST_CUTS,
+                cut=spec,
+                tensors=tuple(tensors),
             )
         return tensors[0]
 
@@ -120,7 +123,7 @@ def backbone_of(proto: onnx.ModelProto, name: str, label: str | None = None) -> 
         raise AdaptError(
             f"{label} takes {len(graph.inputs)} inputs; adaptation needs one image "
             "input [N, C, H, W].",
-            hint="Adapt an image classifier, e.g. one from `tierml adapt train`.",
+            hint="Adapt an image classifier with one input [N, C, H, W].",
         )
     out = graph.outputs[0]
     out_shape = graph.tensors[out].shape

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from tierml.core.errors import CurvesFileError
+from tierml.core.errors import CurvesFileError, Remedy
 from tierml.plan.assumed_curves import Curves, curves_for, depth_leakage
 from tierml.plan.problem import (
     BASE_VARIANT,
@@ -66,8 +66,9 @@ def read(path: Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise CurvesFileError(
             f"No curves file at {path}.",
-            hint="Write one with `tierml adapt exits|codecs|bottleneck` or "
-            "`tierml privacy` (--profile FILE).",
+            hint="Measure the curves with an adaptation (exits, codecs, bottleneck, privacy).",
+            remedy=Remedy.ADAPT_CURVES,
+            path=str(path),
         ) from exc
     except (OSError, ValueError) as exc:
         raise CurvesFileError(f"Cannot read {path} as JSON: {exc}.", hint="") from exc

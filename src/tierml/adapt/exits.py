@@ -22,7 +22,7 @@ import onnx
 from tierml.adapt.backbone import Backbone, session
 from tierml.adapt.data import Split
 from tierml.adapt.graft import graft, opset_of
-from tierml.core.errors import AdaptError, AdaptParameterError
+from tierml.core.errors import AdaptError, AdaptParameterError, Remedy
 
 F32 = npt.NDArray[np.float32]
 MAX_SOFTMAX = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
@@ -181,7 +181,9 @@ def train_exits(
 def _checked_taps(backbone: Backbone, taps: list[str]) -> list[str]:
     """The taps' tensors, validated, in topological order."""
     if not taps:
-        raise AdaptParameterError("No exit tap given.", hint="Pass --tap TENSOR (repeatable).")
+        raise AdaptParameterError(
+            "No exit tap given.", hint="Give at least one tap tensor.", remedy=Remedy.EXIT_TAP
+        )
     tensors = [backbone.cut_tensor(t) for t in taps]
     for t in tensors:
         if len(backbone.tensor_shape(t)) != 3:

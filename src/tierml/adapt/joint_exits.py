@@ -31,7 +31,7 @@ from tierml.adapt.backbone import Backbone
 from tierml.adapt.data import Split
 from tierml.adapt.heads import ExitHead
 from tierml.adapt.torch_graph import OnnxModule
-from tierml.core.errors import AdaptError
+from tierml.core.errors import AdaptError, Remedy
 
 F32 = npt.NDArray[np.float32]
 # A fine-tune: a quarter of the heads' training rate (as the NoPeek fine-tune,
@@ -67,7 +67,9 @@ def stages_at(backbone: Backbone, tensors: list[str]) -> list[OnnxModule]:
             raise AdaptError(
                 f"The stage ending at tap '{want}' returns {got}: a later stage reads "
                 "another of its tensors, so the backbone cannot be chained at these taps.",
-                hint="Tap tensors that alone cut the model (`tierml cuts MODEL`).",
+                hint="Tap tensors that alone cut the model.",
+                remedy=Remedy.LIST_CUTS,
+                tensor=want,
             )
         stage = OnnxModule(part.model, trainable=True)
         for node in part.model.graph.node:

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from tierml.adapt.backbone import Backbone
 from tierml.adapt.data import Split
 from tierml.adapt.ssim import ssim
-from tierml.core.errors import AdaptParameterError
+from tierml.core.errors import AdaptParameterError, Remedy
 
 F32 = npt.NDArray[np.float32]
 MECHANISMS = ("laplace", "gaussian")
@@ -84,7 +84,9 @@ def check_epsilons(epsilons: list[float] | None) -> None:
         if not (math.isfinite(e) and e > 0):
             raise AdaptParameterError(
                 f"ε = {e} is not a positive number.",
-                hint="Privacy budgets are ε > 0, e.g. --epsilon 100.",
+                hint="Privacy budgets are ε > 0, e.g. 100.",
+                remedy=Remedy.EPSILON,
+                value=e,
             )
 
 
@@ -93,20 +95,30 @@ def check_defence(defence: str, mechanism: str, weights: tuple[float, ...] | Non
         raise AdaptParameterError(
             f"Unknown defence {defence!r} / mechanism {mechanism!r}: the defences are "
             f"{', '.join(DEFENCES)}, the mechanisms {', '.join(MECHANISMS)}.",
-            hint="--defend noise|regularise|adversarial, --mechanism laplace|gaussian",
+            hint=f"Defences: {', '.join(DEFENCES)}; mechanisms: {', '.join(MECHANISMS)}.",
+            remedy=Remedy.DEFENCE,
+            defence=defence,
+            mechanism=mechanism,
         )
     for w in weights or ():
         if not (math.isfinite(w) and w > 0):
             raise AdaptParameterError(
                 f"λ = {w} is not a positive number.",
-                hint="The weight of a fine-tune's privacy term is λ > 0, e.g. --weight 90.",
+                hint="The weight of a fine-tune's privacy term is λ > 0, e.g. 90.",
+                remedy=Remedy.DEFENCE_WEIGHT,
+                value=w,
             )
     if weights is not None and not weights:
-        raise AdaptParameterError("An empty λ sweep.", hint="Give λ > 0, e.g. --weight 90.")
+        raise AdaptParameterError(
+            "An empty λ sweep.", hint="Give λ > 0, e.g. 90.", remedy=Remedy.DEFENCE_WEIGHT
+        )
     if weights and defence == "noise":
         raise AdaptParameterError(
             "λ weighs a fine-tune's privacy term; the noise defence has none.",
-            hint="--defend regularise|adversarial with --weight, or --epsilon for noise.",
+            hint="Weigh the regularise or adversarial defence; give the noise defence ε.",
+            remedy=Remedy.DEFENCE,
+            defence=defence,
+            mechanism=mechanism,
         )
 
 

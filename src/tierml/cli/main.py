@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
 from tierml.cli import adapting, demo, planning, profiling, registry, running
 from tierml.cli.catalog import catalog_app
+from tierml.cli.hints import cli_hint, resolve_command
 from tierml.cli.options import (
     BatchOpt,
     FormatOpt,
@@ -313,11 +315,13 @@ app.command("privacy")(adapting.privacy)
 
 
 def main() -> None:
-    """Entry point: typer handles usage errors; library errors become one line, exit 2."""
+    """Entry point: typer handles usage errors; library errors become one line, exit 2,
+    with the hint phrased in the options of the command that failed."""
     try:
         app()
     except TiermlError as exc:
         if _state["debug"]:
             raise
-        sys.stderr.write(exc.one_line() + "\n")
+        command = resolve_command(typer.main.get_command(app), sys.argv[1:])
+        sys.stderr.write(exc.one_line(cli_hint(exc, command)) + "\n")
         sys.exit(2)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tierml.cli.render import OutputFormat
+from tierml.core.errors import InputDataError
 
 ModelArg = Annotated[Path, typer.Argument(help="Path to an ONNX model.", show_default=False)]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
@@ -40,6 +41,17 @@ CatalogOpt = Annotated[
 
 
 def shapes_of(options: list[str] | None) -> dict[str, tuple[int, ...]]:
-    from tierml.profile.analysis import parse_shape_options
-
-    return parse_shape_options(options or [])
+    """``["x=1,3,224,224", ...]`` → {"x": (1, 3, 224, 224)}; InputDataError when malformed."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for option in options or []:
+        name, sep, dims = option.rpartition("=")
+        try:
+            values = tuple(int(d) for d in dims.split(",")) if sep and name else None
+        except ValueError:
+            values = None
+        if not values:
+            raise InputDataError(
+                f"--shape '{option}' is not NAME=d0,d1,...", hint="Example: --shape input_ids=1,128"
+            )
+        shapes[name] = values
+    return shapes

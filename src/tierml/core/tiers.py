@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
-from tierml.core.errors import UnknownProfileError
+from tierml.core.errors import Remedy, UnknownProfileError
 
 
 class TierKind(StrEnum):
@@ -173,5 +173,8 @@ def _lookup(entries: Mapping[str, T], name: str, what: str) -> T:
     known = ", ".join(sorted(entries)) or "none"
     raise UnknownProfileError(
         f'No {what} profile named "{name}"; known: {known}.',
-        hint="Pick one of those, or add it in a catalog file (--catalog FILE.toml).",
+        hint="Pick one of those, or add it in a catalog file.",
+        remedy=Remedy.ADD_CATALOG,
+        value=name,
+        candidates=tuple(sorted(entries)),
     )

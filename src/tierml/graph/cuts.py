@@ -18,7 +18,7 @@ import difflib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from tierml.core.errors import InvalidCutError, UnknownTensorError
+from tierml.core.errors import InvalidCutError, Remedy, UnknownTensorError
 from tierml.core.model_graph import Cut, ModelGraph, Partitioning, TensorKind
 
 _CUTTABLE = (TensorKind.ACTIVATION, TensorKind.INPUT)
@@ -191,10 +191,17 @@ def partition_at(graph: ModelGraph, cuts: Sequence[Sequence[str]]) -> Partitioni
     missing (or superfluous) tensor otherwise.
     """
     if not cuts:
-        raise InvalidCutError("No cut given.", hint="Pass --cut TENSOR[,TENSOR...].")
+        raise InvalidCutError(
+            "No cut given.", hint="Name the tensors that cross.", remedy=Remedy.CUT_SYNTAX
+        )
     for k, names in enumerate(cuts):
         if not names:
-            raise InvalidCutError(f"Cut {k + 1} names no tensor.", hint="Use --cut T1,T2.")
+            raise InvalidCutError(
+                f"Cut {k + 1} names no tensor.",
+                hint="Name the tensors that cross it.",
+                remedy=Remedy.CUT_SYNTAX,
+                cut=k + 1,
+            )
         for name in names:
             _check_cuttable(graph, name)
     errors: list[InvalidCutError] = []
@@ -291,14 +298,25 @@ def _check_cuttable(graph: ModelGraph, name: str) -> None:
     if t is None:
         close = difflib.get_close_matches(name, list(graph.tensors), n=3)
         hint = (
-            f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-        ) + "`tierml inspect MODEL` lists every tensor."
-        raise UnknownTensorError(f"The model has no tensor named '{name}'.", hint=hint)
+            f"Did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else "The model's inspection lists every tensor."
+        )
+        raise UnknownTensorError(
+            f"The model has no tensor named '{name}'.",
+            hint=hint,
+            remedy=None if close else Remedy.INSPECT_MODEL,
+            tensor=name,
+            candidates=tuple(close),
+        )
     if t.kind not in _CUTTABLE:
         raise InvalidCutError(
             f"Tensor '{name}' is a {t.kind.value} (it depends on no input); weights and "
             "constants are copied into the stages that need them, not cut.",
-            hint="Cut at an activation; `tierml inspect MODEL` lists them.",
+            hint="Cut at an activation.",
+            remedy=Remedy.INSPECT_MODEL,
+            tensor=name,
+            kind=t.kind.value,
         )
 
 
@@ -343,7 +361,11 @@ def _check_cut_matches(graph: ModelGraph, part: Partitioning, k: int, names: Seq
         raise InvalidCutError(
             f"Cut {k + 1} is missing tensor '{name}': produced by node {producer!r} upstream "
             f"and read by node {graph.nodes[reader].name!r} downstream.",
-            hint=f"Add it: --cut {','.join([*names, name])}",
+            hint=f"Add '{name}' to the cut.",
+            remedy=Remedy.ADD_CUT_TENSOR,
+            cut=k + 1,
+            tensor=name,
+            tensors=(*names, name),
         )
     for name in names:
         if name not in crossing:
@@ -357,14 +379,19 @@ def partition_from_specs(graph: ModelGraph, specs: Sequence[str]) -> Partitionin
     """Parse ``--cut`` options: ``T1,T2`` names tensors; ``@N`` is valid cut N of
     ``tierml cuts`` (topological order). One stage more than specs."""
     if not specs:
-        raise InvalidCutError("No cut given.", hint="Pass --cut TENSOR[,TENSOR...] or --cut @N.")
+        raise InvalidCutError(
+            "No cut given.",
+            hint="Name the tensors that cross, or a valid cut's index.",
+            remedy=Remedy.CUT_SYNTAX,
+        )
     indexed = [s.strip().startswith("@") for s in specs]
     if not any(indexed):
         return partition_at(graph, [[t.strip() for t in s.split(",") if t.strip()] for s in specs])
     if not all(indexed):
         raise InvalidCutError(
             f"Cuts {list(specs)} mix @N indices and tensor names.",
-            hint="Use either form for every --cut.",
+            hint="Use either form for every cut.",
+            remedy=Remedy.CUT_SYNTAX,
         )
     candidates = enumerate_cuts(graph)
     positions = []
@@ -377,12 +404,16 @@ def partition_from_specs(graph: ModelGraph, specs: Sequence[str]) -> Partitionin
             raise InvalidCutError(
                 f"Cut '{spec}' is not one of the model's {len(candidates)} valid cuts "
                 f"(@0 … @{len(candidates) - 1}).",
-                hint="`tierml cuts MODEL` lists them.",
+                hint="Use an index of the list of valid cuts.",
+                remedy=Remedy.LIST_CUTS,
+                value=spec,
+                limit=len(candidates) - 1,
             )
         positions.append(candidates[index].position)
     if sorted(set(positions)) != positions:
         raise InvalidCutError(
             f"Cuts {list(specs)} must be distinct and in device → cloud order.",
-            hint="Give increasing indices, e.g. --cut @3 --cut @10.",
+            hint="Give distinct, increasing cut indices (e.g. @3 then @10).",
+            remedy=Remedy.CUT_SYNTAX,
         )
     return partitioning_at_positions(graph, positions)

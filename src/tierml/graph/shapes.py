@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
-from tierml.core.errors import DynamicShapeError, InputDataError
+from tierml.core.errors import DynamicShapeError, InputDataError, Remedy
 
 Shape = tuple[int, ...]
 
@@ -112,8 +112,10 @@ def resolve_input_shapes(
         if dims is None:
             raise DynamicShapeError(
                 f"Input '{name}' declares no shape.",
-                hint=f"Fix it with --shape {name}=d0,d1,... or give real arrays with "
-                "--inputs FILE.npz.",
+                hint=f"Give input '{name}' a shape, or give real input arrays.",
+                remedy=Remedy.FIX_SHAPE,
+                input=name,
+                example="d0,d1,...",
             )
         out: list[int] = []
         for axis, d in enumerate(dims):
@@ -122,7 +124,11 @@ def resolve_input_shapes(
                     raise DynamicShapeError(
                         f"Input '{name}' has a fixed batch dimension {d}; it cannot run at "
                         f"batch size {batch_size}.",
-                        hint=f"Use --batch {d}, or re-export the model with a dynamic batch.",
+                        hint=f"Use batch size {d}, or re-export the model with a dynamic batch.",
+                        remedy=Remedy.SET_BATCH,
+                        input=name,
+                        value=d,
+                        limit=batch_size,
                     )
                 out.append(d)
             elif axis == 0:
@@ -132,8 +138,12 @@ def resolve_input_shapes(
                 example = ",".join(str(x) if isinstance(x, int) else "N" for x in dims)
                 raise DynamicShapeError(
                     f"Input '{name}' dimension {axis} {label} is dynamic and unresolved.",
-                    hint=f"Fix it with --shape {name}={example} (N = your size) or give "
-                    "real arrays with --inputs FILE.npz.",
+                    hint=f"Give input '{name}' the shape {example} (N = your size), or give "
+                    "real input arrays.",
+                    remedy=Remedy.FIX_SHAPE,
+                    input=name,
+                    axis=axis,
+                    example=example,
                 )
         resolved[name] = tuple(out)
     return resolved

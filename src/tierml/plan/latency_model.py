@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tierml.core.errors import CalibrationError
+from tierml.core.errors import CalibrationError, Remedy
 from tierml.plan.kernel_times import KernelCorrection
 from tierml.plan.op_classes import OpClass, ThroughputClass, throughput_class
 from tierml.plan.segment_features import PartFeatures, SegmentFeatures
@@ -94,7 +94,10 @@ class LatencyModel:
             if key in self.weights:
                 return self.weights[key]
         raise CalibrationError(
-            "The latency model has no global fit.", hint="Re-run `tierml calibrate`."
+            "The latency model has no global fit.",
+            hint="Calibrate the predictor again.",
+            remedy=Remedy.CALIBRATE,
+            threads=self.threads,
         )
 
     def kernel_ms(self, part: PartFeatures) -> float:
@@ -136,7 +139,10 @@ class LatencyModel:
             if host <= 0 or tier <= 0:
                 raise CalibrationError(
                     f"No {tc.value} throughput to compare host ({host}) and tier ({tier}).",
-                    hint="Re-run `tierml calibrate`, or give the tier's throughput.",
+                    hint="Calibrate the predictor again, or give the tier's throughput.",
+                    remedy=Remedy.CALIBRATE,
+                    threads=self.threads,
+                    throughput_class=tc.value,
                 )
             ratios[tc] = host / tier
         return ratios
@@ -169,7 +175,10 @@ class LatencyModel:
         if found != FORMAT:
             raise CalibrationError(
                 f"{source} has format {found!r}; this tierml reads {FORMAT!r}.",
-                hint="Re-run `tierml calibrate` to fit parameters for this version.",
+                hint="Calibrate again to fit parameters for this version.",
+                remedy=Remedy.CALIBRATION_FILE,
+                value=str(found),
+                expected=FORMAT,
             )
         try:
             weights = {str(k): tuple(float(x) for x in v) for k, v in data["weights"].items()}
@@ -197,7 +206,8 @@ class LatencyModel:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CalibrationError(
                 f"{source} is not a valid latency model: {exc}",
-                hint="Re-run `tierml calibrate`, or pass the file it wrote.",
+                hint="Calibrate again, or give the file a calibration wrote.",
+                remedy=Remedy.CALIBRATION_FILE,
             ) from exc
 
 

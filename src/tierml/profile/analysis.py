@@ -15,7 +15,6 @@ from pathlib import Path
 
 import onnx
 
-from tierml.core.errors import InputDataError
 from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import build_model_graph, concrete, infer_types, load_model
 from tierml.graph.extract import boundary_types as stage_boundary_types
@@ -45,24 +44,6 @@ class AnalysedModel:
         if self.real_feeds is not None:
             return self.real_feeds
         return generate_inputs(self.proto, self.input_shapes, seed=self.seed)
-
-
-def parse_shape_options(options: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """``["x=1,3,224,224", ...]`` → {"x": (1, 3, 224, 224)}; InputDataError when malformed."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for option in options:
-        name, sep, dims = option.rpartition("=")
-        try:
-            values = tuple(int(d) for d in dims.split(",")) if sep and name else None
-        except ValueError:
-            values = None
-        if not values:
-            raise InputDataError(
-                f"--shape '{option}' is not NAME=d0,d1,...",
-                hint="Example: --shape input_ids=1,128",
-            )
-        shapes[name] = values
-    return shapes
 
 
 def analyse_model(

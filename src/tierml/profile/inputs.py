@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from tierml.core.errors import InputDataError
+from tierml.core.errors import InputDataError, Remedy
 from tierml.graph.shapes import Shape, elem_type_name, real_inputs
 
 Array = np.ndarray[Any, Any]
@@ -79,6 +79,9 @@ def generate_inputs(
         else:
             raise InputDataError(
                 f"Cannot generate values for input '{value.name}' of dtype {dtype}.",
-                hint="Give real arrays with --inputs FILE.npz.",
+                hint="Give real input arrays.",
+                remedy=Remedy.REAL_INPUTS,
+                input=value.name,
+                dtype=dtype,
             )
     return feeds

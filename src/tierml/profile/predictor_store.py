@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tierml.core.errors import CalibrationError
+from tierml.core.errors import CalibrationError, Remedy
 from tierml.plan.latency_model import LatencyModel
 
 PACKAGED = "latency-model-t{threads}.json"
@@ -46,7 +46,9 @@ def save_latency_model(model: LatencyModel, home: Path) -> Path:
     except OSError as exc:
         raise CalibrationError(
             f"Cannot write latency-model parameters under {folder}: {exc.strerror}.",
-            hint="Set TIERML_HOME to a writable directory.",
+            hint="Use a writable tierml home.",
+            remedy=Remedy.WRITABLE_HOME,
+            path=str(folder),
         ) from exc
     return path
 
@@ -71,7 +73,9 @@ def load_latency_model(
         raise CalibrationError(
             f"No latency model for {threads} thread(s) on this host (fingerprint {host}); "
             f"shipped: {', '.join(shipped) or 'none'}.",
-            hint=f"Run `tierml calibrate --threads {threads}` first.",
+            hint=f"Calibrate the predictor for {threads} thread(s) on this host first.",
+            remedy=Remedy.CALIBRATE,
+            threads=threads,
         )
     data = json.loads(packaged.read_text())
     model = LatencyModel.from_dict(data, source=f"packaged {name}")
@@ -91,11 +95,15 @@ def _read(path: Path) -> LatencyModel:
     except FileNotFoundError as exc:
         raise CalibrationError(
             f"Latency-model file {path} does not exist.",
-            hint="Pass a file written by `tierml calibrate`.",
+            hint="Give a latency-model file written by a calibration.",
+            remedy=Remedy.CALIBRATION_FILE,
+            path=str(path),
         ) from exc
     except (OSError, ValueError) as exc:
         raise CalibrationError(
             f"Latency-model file {path} cannot be read as JSON: {exc}.",
-            hint="Pass a file written by `tierml calibrate`, or re-run it.",
+            hint="Give a latency-model file written by a calibration, or calibrate again.",
+            remedy=Remedy.CALIBRATION_FILE,
+            path=str(path),
         ) from exc
     return LatencyModel.from_dict(data, source=str(path))

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from tierml.core.errors import InputDataError, ModelNotRunnableError
+from tierml.core.errors import InputDataError, ModelNotRunnableError, Remedy
 
 
 class OptLevel(StrEnum):
@@ -89,11 +89,13 @@ def run_session(
         if "INVALID_ARGUMENT" in str(exc) or "Invalid" in type(exc).__name__:
             raise InputDataError(
                 f"{label} rejected its inputs: {reason}",
-                hint="Check input names, dtypes and shapes against `tierml inspect`.",
+                hint="Check the input names, dtypes and shapes against the model's.",
+                remedy=Remedy.INSPECT_MODEL,
             ) from exc
         raise ModelNotRunnableError(
             f"ONNX Runtime failed running {label}: {reason}",
-            hint="Give real inputs with --inputs FILE.npz if the model needs valid values.",
+            hint="Give real input arrays if the model needs valid values.",
+            remedy=Remedy.REAL_INPUTS,
         ) from exc
     return dict(zip(names, values, strict=True))
 

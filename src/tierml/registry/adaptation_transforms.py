@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tierml.core.errors import EvalDataError, UnknownTransformError
+from tierml.core.errors import EvalDataError, Remedy, UnknownTransformError
 from tierml.registry.evaluation import EvalSet, EvalSplit
 
 if TYPE_CHECKING:  # adapt is imported inside the functions: torch loads only to train
@@ -122,7 +122,8 @@ def _split(
     if data is None:
         raise EvalDataError(
             f"{what} trains on the version's evaluation set, and this version has none.",
-            hint="Register the version with --eval DATA.npz (inputs and integer labels).",
+            hint="Register the version with an evaluation set (inputs and integer labels).",
+            remedy=Remedy.REGISTER_EVAL,
         )
     x = data.inputs.get(backbone.input_name)
     if x is None or x.dtype != np.float32:
@@ -183,7 +184,11 @@ def check_noise_source(
         raise EvalDataError(
             "noise with clip=0 calibrates the clipping norm on the version's evaluation set, "
             "and this version has none.",
-            hint="Give a clipping norm (--param clip=C) or register the version with --eval.",
+            hint="Give a clipping norm (parameter clip) or register the version with an "
+            "evaluation set.",
+            remedy=Remedy.TRANSFORM_PARAM,
+            key="clip",
+            example="1.0",
         )
 
 

@@ -25,7 +25,7 @@ import onnx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tierml.core.errors import RegistryDuplicateError, RegistryNotFoundError
+from tierml.core.errors import RegistryDuplicateError, RegistryNotFoundError, Remedy
 from tierml.graph.loading import load_model
 from tierml.registry.adaptation_transforms import BOTTLENECK_FIGURES, exit_spec
 from tierml.registry.building import add_recipe, check_against_newest, record_variant
@@ -249,7 +249,11 @@ def _target(
             numbers = ", ".join(f"v{x.number} {x.sha256[:12]}" for x in m.versions) or "none"
             raise RegistryNotFoundError(
                 f'{model} (sha256 {sha[:12]}) is not a version of "{name}" (versions: {numbers}).',
-                hint=f"Register the base first: tierml model add {name} {model} --eval DATA.npz",
+                hint=f"Register the base as a version of {name} first.",
+                remedy=Remedy.REGISTER_MODEL,
+                model=name,
+                file=str(model),
+                sha256=sha,
             )
         r = s.scalars(
             select(RecipeRow).where(RecipeRow.model_id == m.id, RecipeRow.name == recipe)
@@ -264,12 +268,19 @@ def _target(
         raise RegistryDuplicateError(
             f'Model "{name}" already has a recipe "{recipe}" with other parameters '
             f"({r.transform} {r.params}).",
-            hint="See it with: tierml model show " + name,
+            hint="Use the existing recipe, or choose another name.",
+            remedy=Remedy.SHOW_MODEL,
+            model=name,
+            recipe=recipe,
         )
     if built:
         raise RegistryDuplicateError(
             f'Version {v.number} of "{name}" already has the variant "{recipe}".',
-            hint=f"See it with: tierml variant list {name} --version {v.number}",
+            hint="Use the built variant.",
+            remedy=Remedy.SHOW_VARIANTS,
+            model=name,
+            version=v.number,
+            recipe=recipe,
         )
     if t.check_source is not None:  # the taps or cut, and the version's eval set
         source = onnx.load_from_string(registry.artifacts.read(v.sha256))

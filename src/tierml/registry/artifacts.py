@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierml.core.errors import ArtifactIntegrityError, RegistryError
+from tierml.core.errors import ArtifactIntegrityError, RegistryError, Remedy
 
 TMP_PREFIX = ".tmp-"
 # A temporary file younger than this may belong to a build still running in another
@@ -62,7 +62,9 @@ class ArtifactStore:
         except OSError as exc:
             raise RegistryError(
                 f"Cannot write artifacts under {self.root}: {exc.strerror}.",
-                hint="Set TIERML_HOME to a writable directory.",
+                hint="Use a writable tierml home.",
+                remedy=Remedy.WRITABLE_HOME,
+                path=str(self.root),
             ) from exc
         try:
             with os.fdopen(fd, "wb") as f:

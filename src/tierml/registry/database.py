@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from tierml.core.errors import RegistryError
+from tierml.core.errors import RegistryError, Remedy
 
 URL_ENV = "TIERML_REGISTRY_URL"
 HEAD = "r0001"
@@ -43,7 +43,9 @@ def open_engine(url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise RegistryError(
             f"Cannot open the registry database {_safe(url)}: {_first_line(exc)}",
-            hint=f"Check the URL ({URL_ENV} or --db) and that the database server is up.",
+            hint="Check the database URL and that the database server is up.",
+            remedy=Remedy.REGISTRY_URL,
+            url=_safe(url),
         ) from exc
     return engine
 

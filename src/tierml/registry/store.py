@@ -21,6 +21,7 @@ from tierml.core.errors import (
     ArtifactIntegrityError,
     RegistryDuplicateError,
     RegistryNotFoundError,
+    Remedy,
 )
 from tierml.registry.artifacts import ArtifactStore, Collected
 from tierml.registry.database import default_url, open_engine, reading, writing
@@ -127,7 +128,9 @@ def get_model(s: Session, name: str) -> ModelRow:
         known = ", ".join(s.scalars(select(ModelRow.name).order_by(ModelRow.name))) or "none"
         raise RegistryNotFoundError(
             f'No model named "{name}" in the registry (models: {known}).',
-            hint="Register it with: tierml model add NAME FILE.onnx",
+            hint="Register it first.",
+            remedy=Remedy.REGISTER_MODEL,
+            model=name,
         )
     return row
 
@@ -143,7 +146,10 @@ def get_version(s: Session, model: ModelRow, number: int | None) -> VersionRow:
     if row is None:
         raise RegistryNotFoundError(
             f'Model "{model.name}" has no version {number if number is not None else "yet"}.',
-            hint=f"See its versions with: tierml model show {model.name}",
+            hint="Use one of its versions.",
+            remedy=Remedy.SHOW_MODEL,
+            model=model.name,
+            version=number,
         )
     return row
 
@@ -156,7 +162,10 @@ def get_recipe(s: Session, model: ModelRow, name: str) -> RecipeRow:
         known = ", ".join(r.name for r in model.recipes) or "none"
         raise RegistryNotFoundError(
             f'Model "{model.name}" has no recipe "{name}" (recipes: {known}).',
-            hint=f"Declare it with: tierml variant add-recipe {model.name} {name} --transform T",
+            hint="Declare the recipe first.",
+            remedy=Remedy.ADD_RECIPE,
+            model=model.name,
+            recipe=name,
         )
     return row
 

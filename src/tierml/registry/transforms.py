@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from tierml.core.errors import EvalDataError, UnknownTransformError
+from tierml.core.errors import EvalDataError, Remedy, UnknownTransformError
 from tierml.registry import adaptation_transforms as adapting
 from tierml.registry.evaluation import EvalSet, EvalSplit
 
@@ -90,7 +90,11 @@ def _check_ratio(params: Mapping[str, Any]) -> None:
     if not 0.0 < ratio < 1.0:
         raise UnknownTransformError(
             f"prune ratio must be between 0 and 1 (exclusive), got {ratio}.",
-            hint="Example: --param ratio=0.25 removes a quarter of each prunable layer.",
+            hint="A ratio of 0.25 removes a quarter of each prunable layer.",
+            remedy=Remedy.TRANSFORM_PARAM,
+            key="ratio",
+            example="0.25",
+            value=ratio,
         )
 
 
@@ -123,7 +127,8 @@ def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSe
     if data is None or not data.samples:
         raise EvalDataError(
             "int8-static needs calibration data and this version has no evaluation set.",
-            hint="Register the version with --eval DATA.npz; its inputs calibrate the ranges.",
+            hint="Register the version with an evaluation set; its inputs calibrate the ranges.",
+            remedy=Remedy.REGISTER_EVAL,
         )
     samples = data.inputs
     count = min(int(params["calibration_samples"]), len(next(iter(samples.values()))))
@@ -273,6 +278,10 @@ def _coerce(transform: str, key: str, value: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         raise UnknownTransformError(
             f'Parameter {key} of {transform} must be a {type(default).__name__}, got "{value}".',
-            hint=f"Example: --param {key}={default}",
+            hint=f"Give {key} a {type(default).__name__}, e.g. {default}.",
+            remedy=Remedy.TRANSFORM_PARAM,
+            key=key,
+            example=str(default),
+            value=str(value),
         ) from None
     return value

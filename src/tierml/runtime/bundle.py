@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tierml.core.errors import DeploymentError
+from tierml.core.errors import DeploymentError, Remedy
 from tierml.runtime.link_shaping import LinkShape
 
 BUNDLE_FORMAT = "tierml.bundle/1"
@@ -134,7 +134,8 @@ class Bundle:
         if d.get("format") != BUNDLE_FORMAT:
             raise DeploymentError(
                 f"Bundle format {d.get('format')!r} is not {BUNDLE_FORMAT}.",
-                hint="Rebuild it with `tierml plan … --out DIR`.",
+                hint="Rebuild the bundle from a plan.",
+                remedy=Remedy.REBUILD_BUNDLE,
             )
         try:
             return cls(
@@ -157,7 +158,8 @@ class Bundle:
         except (KeyError, TypeError, ValueError) as exc:
             raise DeploymentError(
                 f"Bundle spec is malformed ({type(exc).__name__}: {exc}).",
-                hint="Rebuild it with `tierml plan … --out DIR`.",
+                hint="Rebuild the bundle from a plan.",
+                remedy=Remedy.REBUILD_BUNDLE,
             ) from exc
 
 
@@ -199,7 +201,9 @@ def load_bundle(directory: str | os.PathLike[str]) -> Bundle:
     except OSError as exc:
         raise DeploymentError(
             f"Cannot read {path}: {exc.strerror or exc}.",
-            hint="Point at a directory written by `tierml plan … --out DIR`.",
+            hint="Point at a bundle directory written by planning.",
+            remedy=Remedy.REBUILD_BUNDLE,
+            path=str(path),
         ) from exc
     except json.JSONDecodeError as exc:
         raise DeploymentError(f"{path} is not valid JSON: {exc}.") from exc
@@ -217,7 +221,10 @@ def write_bundle(
     out = Path(directory)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DeploymentError(
-            f"'{out}' exists and is not empty.", hint="Choose a new directory or --overwrite."
+            f"'{out}' exists and is not empty.",
+            hint="Choose a new directory, or allow overwriting it.",
+            remedy=Remedy.OVERWRITE,
+            path=str(out),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from tierml.core.errors import ModelLoadError, ModelNotRunnableError
+from tierml.core.errors import ModelLoadError, ModelNotRunnableError, Remedy
 from tierml.graph import StageModel
 from tierml.profile.inputs import Array
 from tierml.profile.sessions import OptLevel, make_session
@@ -66,7 +66,10 @@ class ChainedModel:
         manifest_path = root / MANIFEST_FILE
         if not manifest_path.is_file():
             raise ModelLoadError(
-                f"'{root}' has no {MANIFEST_FILE}.", hint="Point at a `tierml split` --out dir."
+                f"'{root}' has no {MANIFEST_FILE}.",
+                hint="Point at a directory a split wrote.",
+                remedy=Remedy.RESPLIT,
+                path=str(root),
             )
         import json
 
@@ -77,7 +80,9 @@ class ChainedModel:
             if verify and (not path.is_file() or file_sha256(path) != entry.sha256):
                 raise ModelLoadError(
                     f"Stage file '{path}' is missing or does not match its manifest checksum.",
-                    hint="Re-run `tierml split`; the directory was modified.",
+                    hint="Split the model again; the directory was modified.",
+                    remedy=Remedy.RESPLIT,
+                    path=str(path),
                 )
             sessions.append(
                 make_session(str(path), threads=threads, opt_level=opt_level, label=entry.file)
@@ -118,7 +123,9 @@ class ChainedModel:
             except Exception as exc:
                 raise ModelNotRunnableError(
                     f"Stage {stage} failed: {' '.join(str(exc).split())[:300]}",
-                    hint="Check the inputs match the model (`tierml inspect`).",
+                    hint="Check the inputs match the model's.",
+                    remedy=Remedy.INSPECT_MODEL,
+                    stage=stage,
                 ) from exc
             env.update(zip(out_names, values, strict=True))
         return env

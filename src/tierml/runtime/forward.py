@@ -18,7 +18,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
+from tierml.core.errors import InputDataError, RemoteError, TiermlError, TierUnavailableError
 from tierml.runtime.bundle import StageSpec
 from tierml.runtime.cut_noise import clip_and_noise
 from tierml.runtime.link_shaping import ShapedLink
@@ -42,12 +42,6 @@ DOWN_CODES = {
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.CANCELLED,
 }
-
-
-class RemoteError(TiermlError):
-    """A tier refused a request (bad input, unknown partition) — not a fault to route around."""
-
-    code = "E_REMOTE"
 
 
 @dataclass

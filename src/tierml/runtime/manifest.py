@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tierml.core.errors import ModelLoadError
+from tierml.core.errors import ModelLoadError, Remedy
 
 MANIFEST_FORMAT = "tierml.partitions/1"
 MANIFEST_FILE = "manifest.json"
@@ -57,7 +57,8 @@ class Manifest:
         if data.get("format") != MANIFEST_FORMAT:
             raise ModelLoadError(
                 f"Manifest format {data.get('format')!r} is not {MANIFEST_FORMAT!r}.",
-                hint="Re-run `tierml split` with this version of tierml.",
+                hint="Split the model again with this version of tierml.",
+                remedy=Remedy.RESPLIT,
             )
         try:
             return cls(
@@ -89,5 +90,6 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(
                 f"Manifest is malformed ({type(exc).__name__}: {exc}).",
-                hint="Re-run `tierml split` to regenerate it.",
+                hint="Split the model again to regenerate it.",
+                remedy=Remedy.RESPLIT,
             ) from exc

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from tierml.core.errors import OutputPathError
+from tierml.core.errors import OutputPathError, Remedy
 from tierml.core.model_graph import ModelGraph, Partitioning
 from tierml.graph import StageModel, extract_stages, partition_from_specs
 from tierml.profile.analysis import AnalysedModel, analyse_model
@@ -99,11 +99,18 @@ def write_partitions(
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise OutputPathError(f"--out '{out}' exists and is not a directory.")
+        raise OutputPathError(
+            f"'{out}' exists and is not a directory.",
+            hint="Choose a directory path.",
+            remedy=Remedy.WRITABLE_OUT,
+            path=str(out),
+        )
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputPathError(
-            f"--out '{out}' exists and is not empty.",
-            hint="Choose a new directory or pass --overwrite.",
+            f"'{out}' exists and is not empty.",
+            hint="Choose a new directory, or allow overwriting it.",
+            remedy=Remedy.OVERWRITE,
+            path=str(out),
         )
     stages = build_stages(analysed, partitioning)
     try:

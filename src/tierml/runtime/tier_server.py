@@ -33,7 +33,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from tierml.core.errors import InputDataError, TiermlError, TierUnavailableError
+from tierml.core.errors import InputDataError, RemoteError, TiermlError, TierUnavailableError
 from tierml.runtime.batching import (
     DEFAULT_WINDOW_MS,
     BatchSlice,
@@ -48,7 +48,6 @@ from tierml.runtime.forward import (
     MAX_HOLD_MS,
     MAX_MESSAGE_BYTES,
     PROBE_MODEL,
-    RemoteError,
     call_stage,
     hops_json,
     stub_for,

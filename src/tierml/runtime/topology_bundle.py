@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tierml.adapt.curves_file import read
-from tierml.core.errors import PlanInputError
+from tierml.core.errors import PlanInputError, Remedy
 from tierml.core.tiers import TierProfile
 from tierml.plan.portfolio import build_portfolio
 from tierml.plan.problem import PlanProblem
@@ -89,8 +89,10 @@ def _multi_exit_model(doc: dict[str, object], curves_file: Path) -> AnalysedMode
         raise PlanInputError(
             f"The exits in {curves_file} name no multi-exit model file that exists "
             f"({path or 'none recorded'}).",
-            hint="Run `tierml adapt exits MODEL --data DATA --profile CURVES` again: it "
-            "records the grafted model the bundle is cut from.",
+            hint="Train the exits again into this curves file: it records the grafted model "
+            "the bundle is cut from.",
+            remedy=Remedy.ADAPT_EXITS_AGAIN,
+            path=str(curves_file),
         )
     return analyse_model(path)
 

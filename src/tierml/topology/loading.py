@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierml.core.errors import TopologyError, UnknownProfileError
+from tierml.core.errors import Remedy, TopologyError, UnknownProfileError
 from tierml.core.tiers import (
     Catalog,
     FaasProfile,
@@ -133,7 +133,8 @@ def resolve(topology: Topology, catalog: Catalog) -> ResolvedTopology:
     if problems:
         raise TopologyError(
             f"{len(problems)} problem(s) in the topology: " + "; ".join(problems),
-            hint="Use names from `tierml catalog list`, or add them with --catalog.",
+            hint="Use profile names the catalog has, or add them in a catalog file.",
+            remedy=Remedy.ADD_CATALOG,
             problems=tuple(problems),
         )
     return ResolvedTopology(topology, tuple(tiers), tuple(links))

@@ -19,7 +19,7 @@ from typing import Any
 
 import onnx
 
-from tierml.core.errors import OutputPathError
+from tierml.core.errors import OutputPathError, Remedy
 from tierml.profile.calibration import CalibrationSource, ModelMeasurements, calibrate
 from tierml.profile.host import this_host
 from tierml.profile.predictor_store import save_latency_model
@@ -190,7 +190,10 @@ def run_calibration(
             out.write_text(json.dumps(result.model.to_dict(), indent=1))
         except OSError as exc:
             raise OutputPathError(
-                f"Cannot write {out}: {exc.strerror}.", hint="Pick a writable --out path."
+                f"Cannot write {out}: {exc.strerror}.",
+                hint="Pick a writable output path.",
+                remedy=Remedy.WRITABLE_OUT,
+                path=str(out),
             ) from exc
     families = {}
     for family, ape in result.per_family().items():
