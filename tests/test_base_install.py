@@ -27,12 +27,6 @@ DEVICE_SIDE_PACKAGES = ("tierml.core", "tierml.graph", "tierml.codecs", "tierml.
 DEVICE_SIDE_MODULES = ("tierml.cli.main",)
 # Runtime modules that build bundles from a plan: the planning side, which has the `plan` extra.
 PLANNING_SIDE_MODULES = {"tierml.runtime.bundle_build", "tierml.runtime.topology_bundle"}
-# Device side, but importing an extra's package at import time today (module: the chain).
-NEEDS_AN_EXTRA = {
-    "tierml.runtime.adaptation": (
-        "re-planner → tierml.plan.portfolio → tierml.plan.search → tierml.plan.mincut → scipy"
-    ),
-}
 # The extras' packages: were any installed in the base venv, the import test would prove nothing.
 EXTRA_PACKAGES = (
     "sqlalchemy",
@@ -81,7 +75,7 @@ def device_side_modules() -> list[str]:
         package = importlib.import_module(name)
         found.append(name)
         found += [m.name for m in pkgutil.walk_packages(package.__path__, name + ".")]
-    return sorted(set(found) - PLANNING_SIDE_MODULES - set(NEEDS_AN_EXTRA))
+    return sorted(set(found) - PLANNING_SIDE_MODULES)
 
 
 def import_errors(modules: list[str], cwd: Path) -> dict[str, str]:
@@ -119,15 +113,6 @@ def test_device_side_imports_with_the_base_only(tmp_path: Path) -> None:
     assert not errors, "device-side modules that fail to import with the base alone:\n" + "\n".join(
         f"  {name}: {error}" for name, error in sorted(errors.items())
     )
-
-
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="imports scipy through the planner at import time"
-)
-@pytest.mark.parametrize("module", sorted(NEEDS_AN_EXTRA))
-def test_device_side_module_that_needs_an_extra(module: str, tmp_path: Path) -> None:
-    # Strict: once the module imports with the base alone, this fails; drop it from the list.
-    assert import_errors([module], tmp_path) == {}, NEEDS_AN_EXTRA[module]
 
 
 def test_command_line_starts(tmp_path: Path) -> None:

@@ -25,10 +25,14 @@ RANKS = {
     "registry": 4,
     "runtime": 5,
     "experiments": 5.2,  # benchmarks and replays driving the runtime; only demo/cli use it
-    "demo": 5.5,  # ties adapt, registry, plan and runtime together
-    "server": 6,
-    "cli": 6,
+    "api": 5.8,  # one function per user action: the only door into the layers below
+    "demo": 6,  # the main job: calls the API, and the experiments for its measurements
+    "server": 7,
+    "cli": 7,
 }
+# What the thin clients (the command line, the control plane) may import: the API, the
+# core types and errors, and their own modules. Nothing assembles a flow below the API.
+THIN_CLIENTS = {"cli": {"api", "core", "cli", "demo", "generated_doc"}, "server": {"api", "core", "server"}}
 PURE = {"core", "graph", "plan"}
 # Nothing that touches the outside world may be imported by the pure layers.
 IMPURE_MODULES = {
@@ -86,6 +90,19 @@ def test_imports_point_down_only():
             if target != layer and RANKS[target] >= RANKS[layer]:
                 violations.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
     assert not violations, "imports must point down:\n" + "\n".join(violations)
+
+
+def test_thin_clients_call_the_api_only():
+    violations = []
+    for path in PACKAGE.rglob("*.py"):
+        allowed = THIN_CLIENTS.get(layer_of(path) or "")
+        if allowed is None:
+            continue
+        for line, module in imports_of(path):
+            parts = module.split(".")
+            if parts[0] == "tierml" and len(parts) > 1 and parts[1] not in allowed:
+                violations.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
+    assert not violations, "thin clients go through tierml.api:\n" + "\n".join(violations)
 
 
 def test_pure_layers_do_no_io():

@@ -34,7 +34,7 @@ match on `code`; `error.to_dict()` is the JSON form (`code`, `message`, `hint`, 
 
 
 def meaning(cls: type[TiermlError]) -> str:
-    return " ".join(inspect.getdoc(cls).split()) if cls.__doc__ else ""
+    return " ".join((inspect.getdoc(cls) or "").split())
 
 
 def render() -> str:

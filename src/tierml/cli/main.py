@@ -22,7 +22,7 @@ from tierml.cli.options import (
     InputsOpt,
     ModelArg,
     ShapeOpt,
-    shapes_of,
+    model_input,
 )
 from tierml.cli.render import (
     OutputFormat,
@@ -35,7 +35,7 @@ from tierml.cli.render import (
     table,
     working,
 )
-from tierml.core.errors import TiermlError
+from tierml.core.errors import InvalidCutError, TiermlError
 
 app = typer.Typer(
     name="tierml",
@@ -78,9 +78,9 @@ def inspect(
 
     Example: tierml inspect resnet50.onnx --format json
     """
-    from tierml.profile.inspection import inspect_model
+    from tierml import api
 
-    result = inspect_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
+    result = api.inspect(model_input(model, batch, shape, inputs))
     if fmt is OutputFormat.JSON:
         print_json(result.to_dict())
         return
@@ -125,14 +125,13 @@ def cuts(
 
     Example: tierml cuts resnet18.onnx   (then: tierml split resnet18.onnx --cut @12 --out d)
     """
-    from dataclasses import asdict
+    from tierml import api
 
-    from tierml.profile.inspection import list_cuts
-
-    rows = list_cuts(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
+    report = api.cuts(model_input(model, batch, shape, inputs))
     if fmt is OutputFormat.JSON:
-        print_json({"model": model.stem, "cuts": [asdict(r) for r in rows]})
+        print_json(report.to_dict())
         return
+    rows = report.cuts
     console().print(
         table(
             f"{model.stem}: {len(rows)} valid cuts",
@@ -182,15 +181,12 @@ def split(
       tierml split model.onnx --cut /layer1/Relu_output_0 --cut /layer3/Relu_output_0 --out p/
       tierml split model.onnx --check --cuts 10 --format json
     """
-    from tierml.core.errors import InvalidCutError
+    from tierml import api
 
+    given = model_input(model, batch, shape, inputs)
     if check:
-        from tierml.runtime.split_check import check_split
-
         with working("checking chained stages against the model"):
-            result = check_split(
-                model, cuts=k, batch_size=batch, shapes=shapes_of(shape), inputs=inputs
-            )
+            result = api.check_split(given, cuts=k)
         if fmt is OutputFormat.JSON:
             print_json(result.to_dict())
         else:
@@ -223,17 +219,7 @@ def split(
             "split needs --cut and --out (or --check).",
             hint="Example: tierml split model.onnx --cut @3 --out parts/",
         )
-    from tierml.runtime.partitions import split_model
-
-    manifest = split_model(
-        model,
-        cut,
-        out,
-        batch_size=batch,
-        shapes=shapes_of(shape),
-        inputs=inputs,
-        overwrite=overwrite,
-    )
+    manifest = api.split(given, cut, out, overwrite=overwrite)
     if fmt is OutputFormat.JSON:
         print_json(manifest.to_dict())
         return
@@ -264,12 +250,13 @@ def split(
 @zoo_app.command("list")
 def zoo_list(fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """List the reference zoo models. Example: tierml zoo list"""
-    from tierml.zoo import EXPORTERS, ZOO_NAMES
+    from tierml import api
 
+    listing = api.zoo_list()
     if fmt is OutputFormat.JSON:
-        print_json({"models": list(ZOO_NAMES), "exporters": list(EXPORTERS)})
+        print_json(listing.to_dict())
         return
-    console().print(table("zoo", ["model"], [[n] for n in ZOO_NAMES]))
+    console().print(table("zoo", ["model"], [[n] for n in listing.models]))
 
 
 @zoo_app.command("build")
@@ -287,18 +274,16 @@ def zoo_build(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Export a zoo model to ONNX. Example: tierml zoo build resnet18 --out resnet18.onnx"""
-    from tierml.zoo import export_zoo_model
+    from tierml import api
 
     with working(f"exporting {name} ({exporter})"):
-        path = export_zoo_model(
+        done = api.zoo_build(
             name, out, exporter=exporter, image_size=image_size, seq_len=seq_len, seed=seed
         )
     if fmt is OutputFormat.JSON:
-        print_json(
-            {"model": name, "exporter": exporter, "path": str(path), "bytes": path.stat().st_size}
-        )
+        print_json(done.to_dict())
     else:
-        console().print(f"{name} ({exporter}) → {path} ({human_bytes(path.stat().st_size)})")
+        console().print(f"{name} ({exporter}) → {done.path} ({human_bytes(done.bytes)})")
 
 
 app.command("demo")(demo.demo)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tierml.cli.render import OutputFormat
 from tierml.core.errors import InputDataError
+
+if TYPE_CHECKING:  # the API loads onnx and ONNX Runtime: only when a command runs
+    from tierml.api.model_input import ModelInput
+    from tierml.core.workspace import Workspace
 
 ModelArg = Annotated[Path, typer.Argument(help="Path to an ONNX model.", show_default=False)]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
@@ -55,3 +59,24 @@ def shapes_of(options: list[str] | None) -> dict[str, tuple[int, ...]]:
             )
         shapes[name] = values
     return shapes
+
+
+def model_input(
+    model: Path, batch: int | None, shape: list[str] | None, inputs: Path | None = None
+) -> ModelInput:
+    """The model options every model command takes, as the API's specification."""
+    from tierml.api.model_input import ModelInput
+
+    return ModelInput(model, batch=batch, shapes=shapes_of(shape), inputs=inputs)
+
+
+_workspaces: dict[str | None, Workspace] = {}
+
+
+def workspace(registry_url: str | None = None) -> Workspace:
+    """This process's workspace (from the environment; ``--db`` wins over its variable)."""
+    from tierml.api.workspace import open_workspace
+
+    if registry_url not in _workspaces:
+        _workspaces[registry_url] = open_workspace(registry_url=registry_url)
+    return _workspaces[registry_url]

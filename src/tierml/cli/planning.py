@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -11,17 +11,14 @@ from tierml.cli.options import (
     BatchOpt,
     CatalogOpt,
     FormatOpt,
+    InputsOpt,
     ModelArg,
     ShapeOpt,
     ThreadsOpt,
-    shapes_of,
+    model_input,
+    workspace,
 )
 from tierml.cli.render import OutputFormat, console, print_json, table, working
-
-if TYPE_CHECKING:
-    from tierml.plan.baselines import Baseline
-    from tierml.plan.problem import PlanProblem
-    from tierml.plan.result import Plan
 
 
 def plan(
@@ -65,6 +62,7 @@ def plan(
     catalog: CatalogOpt = None,
     batch: BatchOpt = None,
     shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Plan where each part of the model runs: tiers, variants, codecs, exits, noise.
@@ -76,95 +74,25 @@ def plan(
       tierml plan model.onnx --topology topo.toml --out bundle/  # then tierml deploy
       tierml plan model.onnx --topology topo.toml --curves model.curves.json
     """
-    import time
+    from tierml import api
 
-    from tierml.plan.explain import explain as explain_plan
-    from tierml.plan.explain import relax_json
-    from tierml.plan.pareto import pareto_front
-    from tierml.plan.search import plan as solve
-    from tierml.profile.analysis import analyse_model
-    from tierml.profile.host import this_host
-    from tierml.profile.planning import planning_problem
-    from tierml.profile.predictor_store import tierml_home
-
-    analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape))
-    loaded = None
-    if curves is not None:
-        from tierml.adapt.curves_file import load_curves
-        from tierml.profile.plan_inputs import cost_graph
-
-        loaded = load_curves(curves, cost_graph(analysed.graph), assumed=assume_knobs)
     with working("profiling and planning"):
-        problem, used, resolved = planning_problem(
-            analysed,
-            topology,
-            home=tierml_home(),
-            host=this_host(),
-            catalog_files=catalog,
-            threads=threads,
-            assumed=assume_knobs,
-            measured_curves=loaded.curves if loaded else None,
-            measured_codecs=loaded.codecs if loaded else (),
-            codec_ms=loaded.codec_ms if loaded else None,
+        report = api.plan(
+            workspace(),
+            model_input(model, batch, shape, inputs),
+            api.PlanOptions(
+                topology=topology,
+                explain=explain,
+                pareto=pareto,
+                assume_knobs=assume_knobs,
+                curves=curves,
+                out_dir=out_dir,
+                overwrite=overwrite,
+                threads=threads,
+                catalog_files=tuple(catalog or ()),
+            ),
         )
-    start = time.perf_counter()
-    result = solve(problem)
-    solve_ms = (time.perf_counter() - start) * 1e3
-    out: dict[str, Any] = {
-        "model": analysed.graph.name,
-        "topology": resolved.topology.name,
-        "curves": used.source,
-        "feasible": result.feasible,
-        "plan": _plan_json(problem, result.plan) if result.plan else None,
-        "predicted": _predicted(result.plan) if result.plan else None,
-        "binding": result.binding,
-        "relax": relax_json(result),
-        "closest": _plan_json(problem, result.closest) if result.closest else None,
-        "closest_predicted": _predicted(result.closest) if result.closest else None,
-        "baselines": {
-            name: (
-                None
-                if b is None
-                else {
-                    **_predicted(b),
-                    "feasible": b.metrics.feasible,
-                    "layout": list(b.candidate.layout.key),
-                    "violations": sorted(b.metrics.violations),
-                }
-            )
-            for name, b in result.baselines.items()
-        },
-        "exact": result.exact,
-        "notes": list(result.notes),
-        "structures": result.structures,
-        "solve_ms": solve_ms,
-    }
-    if explain:
-        out["explain"] = explain_plan(problem, result)
-    if pareto:
-        out["pareto"] = [
-            {**_predicted(p), "layout": list(p.candidate.layout.key)} for p in pareto_front(problem)
-        ]
-    if out_dir is not None:
-        from tierml.runtime.topology_bundle import bundle_for_topology
-
-        bundle = bundle_for_topology(
-            analysed,
-            problem,
-            resolved,
-            out_dir,
-            home=tierml_home(),
-            host=this_host(),
-            threads=threads,
-            curves_file=curves,
-            assumed=assume_knobs,
-            overwrite=overwrite,
-        )
-        out["bundle"] = {
-            "path": str(out_dir),
-            "plans": len(bundle.plans),
-            "notes": list(bundle.notes),
-        }
+    out = report.to_dict()
     if fmt is OutputFormat.JSON:
         print_json(out)
         return
@@ -174,61 +102,6 @@ def plan(
             f"bundle: {out_dir} ({out['bundle']['plans']} plans); "
             f"run it with: tierml deploy {out_dir} --local"
         )
-
-
-def _predicted(p: Plan | Baseline) -> dict[str, float]:
-    m = p.metrics
-    return {
-        "latency_ms": m.latency_ms,
-        "p95_ms": m.p95_ms,
-        "bottleneck_ms": m.bottleneck_ms,
-        "cost_per_million": m.cost_per_million,
-        "energy_mj": m.energy_mj,
-        "accuracy": m.accuracy,
-        "leakage": m.leakage,
-        "objective": m.objective,
-    }
-
-
-def _plan_json(problem: PlanProblem, p: Plan) -> dict[str, Any]:
-    g, c, m = problem.graph, p.candidate, p.metrics
-    stages = []
-    for s in m.stages:
-        exits = [e.name for e in problem.exits if c.stage_of[e.tap] == s.slot]
-        codec_out = c.knobs.codecs[s.slot] if s.slot < len(c.knobs.codecs) else None
-        stages.append(
-            {
-                "tier": s.tier,
-                "site": s.site,
-                "nodes": len(s.nodes),
-                "first": g.nodes[s.nodes[0]] if s.nodes else None,
-                "last": g.nodes[s.nodes[-1]] if s.nodes else None,
-                "variant": s.variant if s.nodes else None,
-                "codec_out": codec_out,
-                "exits": exits,
-                "predicted_ms": s.compute_ms + s.codec_ms + s.cold_start_ms,
-                "instances": s.instances,
-                "memory_mb": s.memory_mb,
-            }
-        )
-    return {
-        "stages": stages,
-        "links": [
-            {
-                "codec": lk.codec,
-                "tensors": list(lk.tensors),
-                "raw_bytes": lk.raw_bytes,
-                "wire_bytes": lk.wire_bytes,
-                "transfer_ms": lk.transfer_ms,
-                "rtt_ms": lk.rtt_ms,
-            }
-            for lk in m.links
-        ],
-        "exit_setting": c.knobs.exits,
-        "exit_share": list(m.exit_share),
-        "noise": c.knobs.noise,
-        "stage_of": list(c.stage_of),
-    }
 
 
 def _render(out: dict[str, Any]) -> None:

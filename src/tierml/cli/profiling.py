@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,8 @@ from tierml.cli.options import (
     ModelArg,
     ShapeOpt,
     ThreadsOpt,
-    shapes_of,
+    model_input,
+    workspace,
 )
 from tierml.cli.render import (
     OutputFormat,
@@ -27,10 +28,13 @@ from tierml.cli.render import (
     table,
     working,
 )
-from tierml.profile.predict_from import PredictFrom
 
-if TYPE_CHECKING:
-    from tierml.profile.model_profile import ModelProfile
+
+class PredictFrom(StrEnum):
+    """The latency predictor a profile uses (``tierml.api.ProfileOptions.predictor``)."""
+
+    KERNELS = "kernels"
+    FEATURES = "features"
 
 
 def profile(
@@ -89,56 +93,32 @@ def profile(
       tierml profile model.onnx --validate --format json
       tierml profile mobilenet.onnx --codecs
     """
-    from tierml.profile.analysis import analyse_model
-    from tierml.profile.host import this_host
-    from tierml.profile.model_profile import profile_model
-    from tierml.profile.model_profile import validate as validate_profile
-    from tierml.profile.predictor_store import tierml_home
+    from tierml import api
 
-    tier_profile = link_profile = radio_profile = None
-    if link is not None and tier is None:
-        from tierml.core.errors import UnknownProfileError
-
-        raise UnknownProfileError(
-            f'--link "{link}" needs the tier that sends over it.',
-            hint="Add --tier NAME (see `tierml catalog list`).",
-        )
-    if tier is not None:
-        from tierml.catalog import load_catalog
-
-        found = load_catalog(catalog or [], home=tierml_home())
-        tier_profile = found.tier(tier)
-        if link is not None:
-            link_profile = found.link(link)
-            if link_profile.radio is not None:
-                radio_profile = found.radio(link_profile.radio)
-    analysed = analyse_model(model, batch_size=batch, shapes=shapes_of(shape), inputs=inputs)
     with working("profiling"):
-        result = profile_model(
-            analysed,
-            home=tierml_home(),
-            host=this_host(),
-            segments=segments,
-            threads=threads,
-            tier=tier_profile,
-            link=link_profile,
-            radio=radio_profile,
-            params=str(params) if params is not None else None,
-            use_cache=not no_cache,
-            predict_from=predictor,
+        report = api.profile(
+            workspace(),
+            model_input(model, batch, shape, inputs),
+            api.ProfileOptions(
+                tier=tier,
+                link=link,
+                segments=segments,
+                threads=threads,
+                nodes=nodes,
+                validate=validate,
+                params=params,
+                use_cache=not no_cache,
+                predictor=predictor.value,
+                codecs=codecs,
+                catalog_files=tuple(catalog or ()),
+            ),
         )
-    if validate:
-        check = validate_profile(result)
-        if fmt is OutputFormat.JSON:
-            print_json(
-                {
-                    "model": check.model,
-                    "segments": check.segments,
-                    "median_ape": check.median_ape,
-                    "p90_ape": check.p90_ape,
-                }
-            )
-            return
+    if fmt is OutputFormat.JSON:
+        print_json(report.to_dict())
+        return
+    result = report.profile
+    if report.validation is not None:
+        check = report.validation
         console().print(
             table(
                 f"{check.model}: predicted vs measured on this host",
@@ -156,15 +136,7 @@ def profile(
             + _source_note(check.predicted_from, check.host_speed)
         )
         return
-    cut_costs = _cut_codec_costs(result) if codecs else None
-    if fmt is OutputFormat.JSON:
-        data = result.to_dict()
-        if not nodes:
-            data.pop("nodes")
-        if cut_costs is not None:
-            data["cuts"] = cut_costs
-        print_json(data)
-        return
+    cut_costs = report.cut_codecs
     out = console()
     tier_cols = [f"{result.tier} ms", "energy mJ", "energy if cut here mJ"] if result.tier else []
     out.print(
@@ -269,20 +241,20 @@ def calibrate(
 
     Example: tierml calibrate --threads 1
     """
-    from tierml.profile.predictor_store import tierml_home
-    from tierml.zoo.calibration_set import run_calibration
+    from tierml import api
 
     quiet = fmt is OutputFormat.JSON
-    result = run_calibration(
-        home=tierml_home(),
-        threads=threads,
-        extra_models=[str(m) for m in model or []],
-        zoo=zoo,
-        onnx_models=onnx_models,
-        op_sweeps=op_sweeps,
-        out=out,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        progress=None if quiet else lambda text: console().print(text),
+    result = api.calibrate(
+        workspace(),
+        api.CalibrateOptions(
+            threads=threads,
+            models=tuple(model or ()),
+            zoo=zoo,
+            onnx_models=onnx_models,
+            op_sweeps=op_sweeps,
+            out=out,
+            progress=None if quiet else lambda text: console().print(text),
+        ),
     )
     if fmt is OutputFormat.JSON:
         print_json(result.to_dict())
@@ -306,31 +278,6 @@ def calibrate(
     )
 
 
-def _cut_codec_costs(result: ModelProfile) -> list[dict[str, Any]]:
-    """Per cut and codec: bytes on the wire and encode/decode time, from this host's fits."""
-    from tierml.profile.codec_timing import host_codec_timings
-    from tierml.profile.host import this_host
-    from tierml.profile.predictor_store import tierml_home
-
-    timings = host_codec_timings(tierml_home(), this_host().fingerprint)
-    return [
-        {
-            "after_segment": r.index,
-            "bytes": r.bytes_out,
-            "codecs": {
-                m.codec: {
-                    "bytes": m.encoded_bytes(r.bytes_out),
-                    "encode_ms": m.encode_ms(r.bytes_out),
-                    "decode_ms": m.decode_ms(r.bytes_out),
-                }
-                for m in timings.models
-            },
-        }
-        for r in result.segments
-        if r.bytes_out > 0
-    ]
-
-
 def codecs(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Measure again instead of reusing the cache.")
@@ -341,18 +288,16 @@ def codecs(
 
     Example: tierml codecs --format json
     """
-    from tierml.profile.codec_timing import host_codec_timings
-    from tierml.profile.host import this_host
-    from tierml.profile.predictor_store import tierml_home
+    from tierml import api
 
-    timings = host_codec_timings(tierml_home(), this_host().fingerprint, refresh=refresh)
+    timings = api.codecs(workspace(), refresh=refresh)
     if fmt is OutputFormat.JSON:
         print_json(timings.to_dict())
         return
     mb = 1_000_000
     console().print(
         table(
-            f"activation codecs on {this_host().describe()} (1 MB of ReLU-like float32)",
+            f"activation codecs on {workspace().host.describe()} (1 MB of ReLU-like float32)",
             ["codec", "ratio", "encode ms/MB", "decode ms/MB", "encode ms @1MB", "decode ms @1MB"],
             [
                 [

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tierml.cli.options import FormatOpt
+from tierml.cli.options import FormatOpt, workspace
 from tierml.cli.render import OutputFormat, console, print_json, table
-from tierml.core.errors import DeploymentError
 
 BundleArg = Annotated[
     Path, typer.Argument(help="A plan bundle (`tierml plan … --out DIR`).", show_default=False)
@@ -57,50 +54,36 @@ def deploy(
 
     Example: tierml deploy plan-bundle/ --local --max-batch 8
     """
-    from tierml.runtime.batching import DEFAULT_WINDOW_MS
-    from tierml.runtime.deployment import STATE_FILE, Deployment
+    from tierml import api
 
-    if not local:
-        raise DeploymentError(
-            "Only local deployments are supported.",
-            hint="Pass --local to start the tiers on this machine.",
-        )
-    window = DEFAULT_WINDOW_MS if batch_window_ms is None else batch_window_ms
-    dep = Deployment(bundle, seed=seed, max_batch=max_batch, batch_window_ms=window)
+    options = api.DeployOptions(
+        local=local, seed=seed, max_batch=max_batch, batch_window_ms=batch_window_ms
+    )
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        dep.start()
-        state = dep.write_state()
-        info: dict[str, Any] = {
-            "bundle": str(bundle),
-            "state": str(state),
-            "tiers": {
-                t: {"address": a, "pid": dep.procs[t].pid, "slowdown": dep.bundle.tier(t).slowdown}
-                for t, a in dep.addresses.items()
-            },
-            "default_plan": dep.bundle.default_plan,
-            "notes": list(dep.bundle.notes),
-            "max_batch": max_batch,
-            "batch_window_ms": window if max_batch > 1 else None,
-        }
-        if fmt is OutputFormat.JSON:
-            print_json(info)
-        else:
-            rows = [
-                [t, v["address"], str(v["pid"]), f"{v['slowdown']:.2g}×"]
-                for t, v in info["tiers"].items()
-            ]
-            console().print(table("tiers serving", ["tier", "address", "pid", "emulated"], rows))
-            if max_batch > 1:
-                console().print(f"dynamic batching: up to {max_batch} rows, window {window:g} ms")
-            console().print(f"state in {state}; Ctrl-C stops every tier")
-        stop.wait(duration)
+        with api.deploy(workspace(), bundle, options) as running:
+            info = running.to_dict()
+            if fmt is OutputFormat.JSON:
+                print_json(info)
+            else:
+                rows = [
+                    [t, v["address"], str(v["pid"]), f"{v['slowdown']:.2g}×"]
+                    for t, v in info["tiers"].items()
+                ]
+                console().print(
+                    table("tiers serving", ["tier", "address", "pid", "emulated"], rows)
+                )
+                if max_batch > 1:
+                    console().print(
+                        f"dynamic batching: up to {max_batch} rows, "
+                        f"window {info['batch_window_ms']:g} ms"
+                    )
+                console().print(f"state in {info['state']}; Ctrl-C stops every tier")
+            stop.wait(duration)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        dep.stop()
-        (bundle / STATE_FILE).unlink(missing_ok=True)
 
 
 def infer(
@@ -118,22 +101,11 @@ def infer(
 
     Example: tierml infer plan-bundle/ --inputs x.npz --format json
     """
-    from tierml.runtime.client import DeviceClient, load_inputs
-    from tierml.runtime.deployment import STATE_FILE
+    from tierml import api
 
-    state_path = bundle / STATE_FILE
-    try:
-        state = json.loads(state_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DeploymentError(
-            f"No running deployment for {bundle} ({state_path} unreadable).",
-            hint=f"Start one first: tierml deploy {bundle} --local",
-        ) from exc
-    client = DeviceClient(bundle, state["addresses"], plan=plan)
-    feeds = load_inputs(inputs, client.bundle)
-    records = [client.infer(feeds) for _ in range(repeat)]
-    client.close()
-    out: dict[str, Any] = {"responses": [r.to_dict() for r in records]}
+    report = api.infer(workspace(), bundle, inputs, plan=plan, repeat=repeat)
+    records = report.responses
+    out = report.to_dict()
     if fmt is OutputFormat.JSON:
         print_json(out)
         return
@@ -174,34 +146,16 @@ def bench_e2e(
 
     Example: tierml bench e2e --format json
     """
-    from tierml.experiments.e2e import E2EConfig, run_e2e
-    from tierml.experiments.e2e_models import E2EModel, exit_model, zoo_models
-    from tierml.profile.predictor_store import tierml_home
+    from tierml import api
 
-    home = tierml_home()
-    if model:
-        models = tuple(E2EModel(p.stem, str(p)) for p in model)
-    else:
-        models = zoo_models(home, quick=quick) + (() if quick else (exit_model(home),))
-    config = E2EConfig(models=models, rounds=rounds, home=home)
-    if quick:
-        config = E2EConfig(
-            models=models[:1],
-            bandwidths_mbps=(10.0, 100.0),
-            slowdowns=(3.0,),
-            rounds=min(rounds, 3),
-            stream_requests=4,
-            overhead_rounds=5,
-            home=home,
-        )
     quiet = fmt is OutputFormat.JSON
-    start = time.perf_counter()
-    result = run_e2e(
-        config,
-        progress=(lambda _: None)
-        if quiet
-        else (lambda m: console().print(f"[{time.perf_counter() - start:6.1f}s] {m}")),
-    )
+    result = api.bench_e2e(
+        workspace(),
+        models=tuple(model or ()),
+        quick=quick,
+        rounds=rounds,
+        progress=None if quiet else lambda m: console().print(m),
+    ).to_dict()
     if quiet:
         print_json(result)
         return
@@ -248,15 +202,11 @@ def bench_trace(
 
     Example: tierml bench trace --requests 100 --format json
     """
-    from tierml.experiments.e2e_models import zoo_models
-    from tierml.experiments.trace_replay import TraceConfig, run_trace
-    from tierml.profile.predictor_store import tierml_home
+    from tierml import api
 
-    home = tierml_home()
-    path = (
-        str(model) if model else next(m.path for m in zoo_models(home) if m.label == "resnet18-112")
-    )
-    result = run_trace(TraceConfig(model=path, requests=requests, slowdown=slowdown, home=home))
+    result = api.bench_trace(
+        workspace(), model=model, requests=requests, slowdown=slowdown
+    ).to_dict()
     if fmt is OutputFormat.JSON:
         print_json(result)
         return

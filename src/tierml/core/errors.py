@@ -99,6 +99,13 @@ class TiermlError(Exception):
         return out
 
 
+class WorkspaceError(TiermlError):
+    """The workspace settings (home, registry URL, time floors) are malformed."""
+
+    code = "E_WORKSPACE"
+    action = "Fix the setting the message names (an argument or its environment variable)."
+
+
 class ModelLoadError(TiermlError):
     """The file is missing, not ONNX, truncated, or its external data cannot be found."""
 

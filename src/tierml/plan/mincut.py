@@ -22,8 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -163,6 +161,11 @@ def min_cut_labels(
     total = float(cap[finite].sum())
     scale = _FINITE_TOTAL / total if total > 0 else 1.0
     icap = np.where(finite, np.rint(np.where(finite, cap, 0.0) * scale), _INF_CAP)
+    # scipy is imported here, not with the module: a device installed with the base
+    # re-prices its deployed plans without it (the plan extra brings the full search).
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+
     summed = sp.csr_matrix((icap.astype(np.int64), (st.rows, st.cols)), shape=(st.vertices,) * 2)
     summed.sum_duplicates()
     matrix = sp.csr_matrix(

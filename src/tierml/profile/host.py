@@ -7,29 +7,15 @@ hostname and load do not enter it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnxruntime as ort
 
+from tierml.core.workspace import Host
 
-@dataclass(frozen=True)
-class Host:
-    cpu: str
-    logical_cpus: int
-    machine: str
-    onnxruntime: str
-
-    @property
-    def fingerprint(self) -> str:
-        text = f"{self.cpu}|{self.logical_cpus}|{self.machine}|{self.onnxruntime}"
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    def describe(self) -> str:
-        return f"{self.cpu} ×{self.logical_cpus} ({self.machine}), onnxruntime {self.onnxruntime}"
+__all__ = ["Host", "this_host"]
 
 
 def this_host() -> Host:

@@ -132,8 +132,12 @@ def list_cuts(
     shapes: Mapping[str, Sequence[int]] | None = None,
     inputs: str | os.PathLike[str] | None = None,
 ) -> list[CutRow]:
-    """`tierml cuts`: every valid 2-stage cut, in topological order, with its bytes."""
-    graph = analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs).graph
+    """Every valid 2-stage cut, in topological order, with its bytes."""
+    return list_cuts_of(analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs))
+
+
+def list_cuts_of(analysed: AnalysedModel) -> list[CutRow]:
+    graph = analysed.graph
     order_macs = [n.macs for n in graph.compute_nodes]
     prefix = [0]
     for m in order_macs:
