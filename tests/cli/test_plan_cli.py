@@ -6,8 +6,10 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from cli_process import tierml
 
@@ -108,3 +110,54 @@ def test_an_infeasible_explain_shows_relax_as_objects_and_the_closest_plan(home,
     text = tierml(home, "plan", SQUEEZENET, "--topology", tight, "--assume-knobs", "--explain")
     assert text.returncode == 0, text.stderr
     assert "closest plan, per stage" in text.stdout
+
+
+def _rate_model(folder: Path) -> tuple[Path, Path]:
+    """A speech-like model whose ``If`` on its sample-rate input picks a branch: at 16 kHz a
+    MatMul keeping [1, 64]; otherwise a Concat to [1, 128] that the head cannot take. Only
+    real inputs (the rate) make it runnable; generated ones take the other branch."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "w")
+    rate = numpy_helper.from_array(np.array([16000], dtype=np.int64), "rate16k")
+
+    def branch(name: str, node: onnx.NodeProto) -> onnx.GraphProto:
+        out = helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None)
+        return helper.make_graph([node], name, [], [out])
+
+    then_g = branch("at16k", helper.make_node("MatMul", ["h", "w"], ["t_out"]))
+    else_g = branch("other", helper.make_node("Concat", ["h", "h"], ["e_out"], axis=1))
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu_in"),
+        helper.make_node("Equal", ["sample_rate", "rate16k"], ["is16k_v"], name="eq"),
+        helper.make_node("Squeeze", ["is16k_v"], ["is16k"], name="sq"),
+        helper.make_node(
+            "If", ["is16k"], ["branch"], then_branch=then_g, else_branch=else_g, name="by_rate"
+        ),
+        helper.make_node("Relu", ["branch"], ["r"], name="relu_out"),
+        helper.make_node("MatMul", ["r", "w"], ["y"], name="head"),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
+        helper.make_tensor_value_info("sample_rate", TensorProto.INT64, [1]),
+    ]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "rate_model", inputs, [y], [w, rate])
+    path = folder / "rate.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    feeds = folder / "at16k.npz"
+    np.savez(feeds, x=rng.standard_normal((1, 64)).astype(np.float32), sample_rate=[16000])
+    return path, feeds
+
+
+def test_plan_takes_real_inputs_for_a_model_that_branches_on_them(home, tmp_path):
+    model, feeds = _rate_model(tmp_path)
+    topology = EXAMPLES[0]
+    guessed = tierml(home, "plan", model, "--topology", topology, "--format", "json")
+    assert guessed.returncode == 2
+    assert "E_NOT_RUNNABLE" in guessed.stderr and "--inputs FILE.npz" in guessed.stderr
+    real = tierml(home, "plan", model, "--topology", topology, "--inputs", feeds,
+                  "--format", "json")  # fmt: skip
+    assert real.returncode == 0, real.stderr
+    data = json.loads(real.stdout)
+    assert data["model"] == "rate" and data["feasible"]
+    assert sum(s["nodes"] for s in data["plan"]["stages"]) == 6
