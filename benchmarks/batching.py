@@ -46,9 +46,10 @@ from tierml.runtime.batching import DEFAULT_WINDOW_MS
 from tierml.runtime.bundle import PlanSpec
 from tierml.runtime.bundle_build import build_bundle
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.forward import call_stage, stub_for
+from tierml.runtime.forward import call_stage
 from tierml.runtime.link_shaping import LinkShape
 from tierml.runtime.stage_exec import StageRunner
+from tierml.runtime.transport import GrpcTransport
 from zoo_cache import zoo_model
 
 MODEL, SIZE = "resnet18", 112
@@ -94,7 +95,7 @@ def closed_loop(
 ) -> dict[str, Any]:
     """``clients`` threads, ``total`` requests between them; throughput and latencies."""
     tail = plan.stages[1]
-    stubs = [stub_for(address) for _ in range(clients)]
+    transports = [GrpcTransport(tail.tier, address) for _ in range(clients)]
     per = [total // clients + (i < total % clients) for i in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     batches: list[int] = []
@@ -106,9 +107,9 @@ def closed_loop(
         try:
             for j in range(per[i]):
                 start = time.perf_counter()
-                hop = call_stage(stubs[i], tail, envs[(i + j) % len(envs)], [], timeout_s=60.0)
+                hop = call_stage(transports[i], tail, envs[(i + j) % len(envs)], [], timeout_s=60.0)
                 latencies[i].append((time.perf_counter() - start) * 1e3)
-                batches.append(hop.hops[0]["batch"])
+                batches.append(hop.hops[0].batch or 1)
         except BaseException as exc:  # a failed request fails the benchmark
             errors.append(exc)
 

@@ -26,7 +26,7 @@ import grpc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from tierml.runtime.forward import CHANNEL_OPTIONS
+from tierml.runtime.transport import CHANNEL_OPTIONS
 
 SIZES = (64, 16_384, 150_528)  # bytes: a tiny tensor, a small one, ResNet-18's cut at 112 px
 GAPS_MS = (0, 5, 20)

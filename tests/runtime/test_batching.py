@@ -1,6 +1,6 @@
 """Dynamic batching at a tier: concurrent requests for one partition run as one batch, and
 each still gets exactly what it would have got alone — its own rows, its own exit, its
-own error."""
+own error. The tiers are served in this process: batching is the runtime's, not the wire's."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-import tritonclient.grpc as triton
+from tritonclient.grpc import service_pb2 as pb
 
-from tierml.core.errors import DeploymentError
+from tierml.core.errors import DeploymentError, InputDataError
 from tierml.runtime.batching import PartitionBatcher, make_batchers, run_batched_on_tier
 from tierml.runtime.bundle import ExitSpec
 from tierml.runtime.deployment import Deployment
-from tierml.runtime.forward import RemoteError, call_stage, stub_for
+from tierml.runtime.forward import call_stage
+from tierml.runtime.in_process import InProcessDeployment, call_in_process
 from tierml.runtime.stage_exec import StageRunner, confident_exit
 from tierml.runtime.tier_server import TierConfig
 
@@ -32,7 +33,7 @@ WINDOW_MS = 30.0  # generous: threads released together on a busy 2-core host st
 
 @pytest.fixture(scope="module")
 def batched(emulated):
-    with Deployment(emulated.root, max_batch=MAX_BATCH, batch_window_ms=WINDOW_MS) as dep:
+    with InProcessDeployment(emulated.root, max_batch=MAX_BATCH, batch_window_ms=WINDOW_MS) as dep:
         yield dep
 
 
@@ -87,8 +88,9 @@ def _concurrently(n: int, rounds: int, send: Callable[[int], Any]) -> list[list[
 def test_concurrent_requests_batch_and_each_gets_its_own_rows_a_bad_one_fails_alone(
     emulated, batched
 ):
-    # The tail of a three-tier split: its inputs' rank is unknown to it (cut tensors), so
-    # the server's checks pass a wrongly shaped tensor and ONNX Runtime refuses it.
+    # The tail of a three-tier split: its inputs' rank is unknown to its ONNX declaration
+    # (cut tensors); the tier checks them against the bundle's shapes and refuses the bad
+    # one before it joins a batch.
     plan = emulated.bundle.labelled("split-3")
     tail = plan.stages[-1]
     images = _images(emulated, CLIENTS, seed=1)
@@ -97,23 +99,24 @@ def test_concurrent_requests_batch_and_each_gets_its_own_rows_a_bad_one_fails_al
     bad = CLIENTS // 2
     name = tail.inbound.tensors[0]
     envs[bad] = {**envs[bad], name: envs[bad][name].reshape(1, -1)}
-    stubs = [stub_for(batched.addresses["cloud"]) for _ in range(CLIENTS)]
+    transports = [batched.connect("cloud", batched.addresses["cloud"]) for _ in range(CLIENTS)]
 
     def send(i: int):
-        return call_stage(stubs[i], tail, envs[i], [], timeout_s=30.0, request_id=str(i))
+        return call_stage(transports[i], tail, envs[i], [], timeout_s=30.0, request_id=str(i))
 
     results = _concurrently(CLIENTS, 3, send)
     out = emulated.bundle.outputs[0]
     for i, per_round in enumerate(results):
         for hop in per_round:
-            if i == bad:  # refused by ONNX Runtime, as it would be alone
-                assert isinstance(hop, RemoteError) and "E_NOT_RUNNABLE" in str(hop), hop
+            if i == bad:  # refused before it ran, naming the tensor and the shape expected
+                assert isinstance(hop, InputDataError), hop
+                assert name in str(hop) and "expected" in str(hop), hop
                 continue
             assert not isinstance(hop, Exception), hop
             np.testing.assert_allclose(hop.outputs[out], refs[i], rtol=1e-4, atol=1e-4)
             (record,) = hop.hops
-            assert 1 <= record["batch"] <= record["batch_rows"] <= MAX_BATCH
-    batches = [h.hops[0]["batch"] for i, r in enumerate(results) if i != bad for h in r]
+            assert 1 <= record.batch <= record.batch_rows <= MAX_BATCH
+    batches = [h.hops[0].batch for i, r in enumerate(results) if i != bad for h in r]
     assert max(batches) > 1
     # The server survives it all and still answers alone.
     assert not isinstance(send(0), Exception)
@@ -121,12 +124,13 @@ def test_concurrent_requests_batch_and_each_gets_its_own_rows_a_bad_one_fails_al
 
 def test_model_config_says_which_partitions_batch(emulated, batched):
     for tier in ("edge", "cloud"):
-        client = triton.InferenceServerClient(batched.addresses[tier])
+        service = batched.services[tier]
         for plan in emulated.bundle.plans:
             for stage in plan.stages:
                 if stage.tier != tier:
                     continue
-                config = client.get_model_config(stage.model).config
+                request = pb.ModelConfigRequest(name=stage.model)
+                config = call_in_process(service, "ModelConfig", request).response.config
                 # Every partition of the zoo's ResNet keeps its dynamic batch dimension.
                 assert config.max_batch_size == MAX_BATCH
                 assert config.dynamic_batching.max_queue_delay_microseconds == WINDOW_MS * 1e3
@@ -140,7 +144,10 @@ def test_a_split_plan_through_a_batching_tier_computes_the_models_answer(emulate
     images = _images(emulated, CLIENTS, seed=2)
     refs = _reference(emulated, images)
     name = emulated.bundle.inputs[0].name
-    clients = [DeviceClient(emulated.root, batched.addresses, plan=plan.id) for _ in images]
+    clients = [
+        DeviceClient(emulated.root, batched.addresses, plan=plan.id, connect=batched.connect)
+        for _ in images
+    ]
     try:
         results = _concurrently(CLIENTS, 1, lambda i: clients[i].infer({name: images[i]}))
     finally:
@@ -149,8 +156,8 @@ def test_a_split_plan_through_a_batching_tier_computes_the_models_answer(emulate
     for (record,), ref in zip(results, refs, strict=True):
         assert not isinstance(record, Exception), record
         np.testing.assert_allclose(record.outputs[emulated.bundle.outputs[0]], ref, atol=1e-4)
-        assert [h["tier"] for h in record.hops] == list(plan.tiers)
-        assert all(1 <= h["batch"] <= MAX_BATCH for h in record.hops[1:])
+        assert [h.tier for h in record.hops] == list(plan.tiers)
+        assert all(1 <= h.batch <= MAX_BATCH for h in record.hops[1:])
 
 
 def test_exits_are_decided_per_request_and_a_slower_tier_waits_once_per_batch(emulated):
@@ -195,19 +202,20 @@ def test_max_batch_one_runs_every_request_alone(emulated):
     images = _images(emulated, 4, seed=4)
     refs = _reference(emulated, images)
     env_name = emulated.bundle.inputs[0].name
-    with Deployment(emulated.root, max_batch=1) as dep:
-        stubs = [stub_for(dep.addresses["cloud"]) for _ in images]
+    with InProcessDeployment(emulated.root, max_batch=1) as dep:
+        transports = [dep.connect("cloud", dep.addresses["cloud"]) for _ in images]
         results = _concurrently(
             len(images),
             2,
-            lambda i: call_stage(stubs[i], stage, {env_name: images[i]}, [], timeout_s=30.0),
+            lambda i: call_stage(transports[i], stage, {env_name: images[i]}, [], timeout_s=30.0),
         )
-        config = triton.InferenceServerClient(dep.addresses["cloud"]).get_model_config(stage.model)
+        request = pb.ModelConfigRequest(name=stage.model)
+        config = call_in_process(dep.services["cloud"], "ModelConfig", request).response
         assert config.config.max_batch_size == 0
         assert "batch" not in dep.log("cloud")  # no batcher said anything
     for per_round, ref in zip(results, refs, strict=True):
         for hop in per_round:
-            assert hop.hops[0]["batch"] == 1 and "batch_rows" not in hop.hops[0]
+            assert hop.hops[0].batch == 1 and "batch_rows" not in hop.hops[0].to_dict()
             np.testing.assert_allclose(hop.outputs[emulated.bundle.outputs[0]], ref, atol=1e-4)
 
 

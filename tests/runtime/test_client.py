@@ -1,4 +1,7 @@
-"""Every deployed plan computes the model's answer; responses say where they went."""
+"""Every deployed plan computes the model's answer; responses say where they went.
+
+The tiers are served in this process (the same tier services and messages, no gRPC):
+what is tested here is the runtime, not the wire (tests/runtime/test_tier_server.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,16 @@ import pytest
 
 from tierml.core.errors import InputDataError
 from tierml.runtime.client import DeviceClient
-from tierml.runtime.deployment import Deployment, free_port
-from tierml.runtime.forward import MAX_HOLD_MS
+from tierml.runtime.deployment import free_port
+from tierml.runtime.in_process import InProcessDeployment
 from tierml.runtime.link_shaping import UNLIMITED
+from tierml.runtime.transport import MAX_HOLD_MS
 
 
 @pytest.fixture(scope="module")
 def deployed(emulated):
-    with Deployment(emulated.root) as dep:
-        client = DeviceClient(emulated.root, dep.addresses)
+    with InProcessDeployment(emulated.root) as dep:
+        client = DeviceClient(emulated.root, dep.addresses, connect=dep.connect)
         yield dep, client
         client.close()
 
@@ -40,7 +44,7 @@ def test_every_plan_returns_the_full_models_output(emulated, deployed):
         tol = 0.05 * np.abs(ref).max() if lossy else 1e-4
         np.testing.assert_allclose(record.outputs[out_name], ref, atol=tol, err_msg=plan.id)
         assert record.path == list(plan.tiers)
-        assert [h["tier"] for h in record.hops] == list(plan.tiers)
+        assert [h.tier for h in record.hops] == list(plan.tiers)
         crosses = plan.stages[-1].inbound is not None
         assert (record.bytes_up > 0) == crosses
         if crosses:
@@ -55,10 +59,10 @@ def test_three_tier_split_forwards_edge_to_cloud_with_codecs(emulated, deployed)
     plan = emulated.bundle.labelled("split-3-int8")
     record = client.infer(_input(emulated), plan=plan.id)
     edge, cloud = record.hops[1], record.hops[2]
-    assert (edge["tier"], cloud["tier"]) == ("edge", "cloud")
-    assert edge["bytes_out"] == cloud["bytes_in"] > 0
+    assert (edge.tier, cloud.tier) == ("edge", "cloud")
+    assert edge.bytes_out == cloud.bytes_in > 0
     # fp16 on edge → cloud: half the fp32 bytes of the cut.
-    assert edge["call_ms"] >= cloud["total_ms"]
+    assert edge.call_ms >= cloud.total_ms
 
 
 def test_wrong_inputs_are_refused_before_any_traffic(emulated):
@@ -71,6 +75,11 @@ def test_wrong_inputs_are_refused_before_any_traffic(emulated):
         client.infer({spec.name: np.zeros(spec.shape, np.float64)})
     with pytest.raises(InputDataError, match="needs inputs"):
         client.infer({"other": np.zeros(spec.shape, np.float32)})
+    good = np.zeros(spec.shape, np.float32)
+    with pytest.raises(InputDataError, match="has no input 'other'"):
+        client.infer({spec.name: good, "other": good})
+    with pytest.raises(InputDataError, match="numpy array"):
+        client.infer({spec.name: good.tolist()})
 
 
 def test_many_concurrent_clients_share_one_cloud_tier(emulated, deployed):
@@ -82,7 +91,7 @@ def test_many_concurrent_clients_share_one_cloud_tier(emulated, deployed):
     results: list[np.ndarray] = []
 
     def one_client() -> None:
-        client = DeviceClient(emulated.root, dep.addresses, plan=plan)
+        client = DeviceClient(emulated.root, dep.addresses, plan=plan, connect=dep.connect)
         try:
             for _ in range(4):
                 results.append(client.infer(feeds).outputs[emulated.bundle.outputs[0]])

@@ -1,5 +1,8 @@
 """A tier killed mid-stream: no request lost, fallbacks recorded, re-plan when it returns.
-A 20× bandwidth drop: the estimate follows and the plan switches, in-flight requests finish."""
+A 20× bandwidth drop: the estimate follows and the plan switches, in-flight requests finish.
+
+The kills are real: tier processes SIGKILLed and started again. The bandwidth drop is the
+client's own (emulated links): its tiers are served in this process."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from tierml.plan.portfolio import best_deployed, price, scaled_origin_links
 from tierml.runtime.adaptation import SWITCH_MARGIN, Replanner
 from tierml.runtime.client import DeviceClient, InferenceRecord
 from tierml.runtime.deployment import Deployment
+from tierml.runtime.in_process import InProcessDeployment
 
 # 20 → 1 Mbit/s on the device's links. At 2 Mbit/s (tenfold) the fixture's offloading plan
 # and the device-only one predict within 3 % of each other: inside the switch margin.
@@ -96,8 +100,8 @@ def test_a_sharp_bandwidth_drop_switches_the_plan_and_drops_nothing(emulated):
     # Clearly worse after the drop, beyond the switch margin: a near-tie would not switch.
     gap = price(dropped, ids[low]).latency_ms / price(dropped, ids[nominal]).latency_ms
     assert gap < 1 - SWITCH_MARGIN, gap
-    with Deployment(emulated.root) as dep:
-        client = DeviceClient(emulated.root, dep.addresses)
+    with InProcessDeployment(emulated.root) as dep:
+        client = DeviceClient(emulated.root, dep.addresses, connect=dep.connect)
         replanner = _replanner(emulated, client)
         client.current = nominal
         for _ in range(6):

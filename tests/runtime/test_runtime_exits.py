@@ -23,7 +23,7 @@ from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
 from tierml.runtime.client import DeviceClient
-from tierml.runtime.deployment import Deployment
+from tierml.runtime.in_process import InProcessDeployment
 
 
 def _with_exit(model: onnx.ModelProto, tap: str, channels: int) -> onnx.ModelProto:
@@ -90,8 +90,8 @@ def _deploy_and_run(exit_setup, exits, edge_from):
     build_bundle(analysed, problem, [Entry(("t",), cand)], {"device": 1.0}, out, exits=binding)
     spec = analysed.graph.tensors[analysed.graph.inputs[0]]
     x = np.random.default_rng(1).standard_normal(spec.shape).astype(np.float32)
-    with Deployment(out) as dep:
-        client = DeviceClient(out, dep.addresses)
+    with InProcessDeployment(out) as dep:
+        client = DeviceClient(out, dep.addresses, connect=dep.connect)
         return client.infer({spec.name: x})
 
 

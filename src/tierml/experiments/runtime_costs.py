@@ -103,7 +103,7 @@ def measure_runtime_costs(home: Path) -> RuntimeCosts:
             for _ in range(REPEATS):
                 for pid, xs in fixed.items():
                     r = client.infer(feeds, plan=pid)
-                    xs.append(r.total_ms - sum(h.get("compute_ms", 0.0) for h in r.hops))
+                    xs.append(r.total_ms - sum(h.compute_ms for h in r.hops))
             client.close()
     stage = statistics.median(fixed["p0"])
     return RuntimeCosts(stage, max(0.0, statistics.median(fixed["p1"]) - 2 * stage))

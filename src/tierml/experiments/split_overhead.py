@@ -67,8 +67,8 @@ def measure_split_overhead(
                 if side == "split":
                     record = client.infer(feeds, plan=plan)
                     row["split"] = record.total_ms
-                    row["head"] = record.hops[0]["compute_ms"]
-                    row["tail"] = record.hops[-1]["compute_ms"]
+                    row["head"] = record.hops[0].compute_ms
+                    row["tail"] = record.hops[-1].compute_ms
                     row["hop"] = record.network_ms
                     nbytes = record.bytes_up
                     tails.append(row["tail"])

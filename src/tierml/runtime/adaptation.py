@@ -14,7 +14,9 @@ is assumed to have changed by the same factor as the one that was.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
 import statistics
 import threading
 import time
@@ -22,8 +24,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import grpc
-
+from tierml.core.errors import TiermlError
 from tierml.plan.candidate import Candidate
 from tierml.plan.portfolio import best_deployed, candidate_key, price, with_origin_links
 from tierml.plan.problem import Hop, PlanProblem
@@ -40,6 +41,9 @@ SWITCH_MARGIN = 0.1
 PROBE_MS = 20.0
 PROBE_BYTES = (2_048, 32_768)  # bounds
 MIN_TRANSFER_MS = 5.0  # transfers shorter than this (beyond the RTT) say little about bandwidth
+# The full search (to report a better plan that is not deployed) needs the plan extra's
+# scipy; a device with the base install re-prices its deployed plans only.
+FULL_SEARCH = importlib.util.find_spec("scipy") is not None
 
 
 @dataclass
@@ -146,7 +150,9 @@ class Replanner:
                 est = self.estimators[tier]
                 est.seed(self._shared_factor())
                 if probing:
-                    est.rtt_sample(self.client.probe_rtt(tier))
+                    # A tier gone down since: the next request falls back.
+                    with contextlib.suppress(TiermlError):
+                        est.rtt_sample(self.client.probe_rtt(tier))
                 measured = est.transfer_sample(
                     record.bytes_up, record.bytes_down, record.network_ms
                 )
@@ -160,7 +166,7 @@ class Replanner:
                     try:
                         est.rtt_sample(self.client.probe_rtt(t))
                         est.transfer_sample(size, 0, self.client.probe_bandwidth(t, size))
-                    except grpc.RpcError:
+                    except TiermlError:  # a tier going down: the client's fallback handles it
                         continue
         if self._moved():
             self.replan()
@@ -215,7 +221,7 @@ class Replanner:
             if keep:
                 return None
             better = None
-            result = solve(problem) if not down else None
+            result = solve(problem) if not down and FULL_SEARCH else None
             if result is not None and result.plan is not None:
                 deployed = {candidate_key(c) for c in self.candidates.values()}
                 if candidate_key(result.plan.candidate) not in deployed and (

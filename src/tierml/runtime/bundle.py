@@ -69,6 +69,10 @@ class StageSpec:
     returns: tuple[str, ...]  # graph outputs this stage produces
     inbound: Inbound | None  # None: the first tier, in the client
     exits: tuple[ExitSpec, ...] = ()
+    # The inputs' dtypes and concrete shapes, recorded when the partition was cut: a tier
+    # checks requests against them (the partition's ONNX declaration may leave dimensions
+    # symbolic). Empty in bundles written before they were recorded.
+    input_specs: tuple[TensorSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,7 @@ class Bundle:
             return cls(
                 model=d["model"],
                 origin=d["origin"],
-                inputs=tuple(
-                    TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in d["inputs"]
-                ),
+                inputs=tuple(_tensor(t) for t in d["inputs"]),
                 outputs=tuple(d["outputs"]),
                 tiers=tuple(
                     TierSpec(t["name"], float(t["slowdown"]), int(t["threads"]), tuple(t["cpus"]))
@@ -191,7 +193,12 @@ def _stage(s: dict[str, Any]) -> StageSpec:
         returns=tuple(s["returns"]),
         inbound=inbound,
         exits=tuple(ExitSpec(**e) for e in s.get("exits", ())),
+        input_specs=tuple(_tensor(t) for t in s.get("input_specs", ())),
     )
+
+
+def _tensor(t: dict[str, Any]) -> TensorSpec:
+    return TensorSpec(str(t["name"]), str(t["dtype"]), tuple(int(d) for d in t["shape"]))
 
 
 def load_bundle(directory: str | os.PathLike[str]) -> Bundle:

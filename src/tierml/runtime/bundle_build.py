@@ -239,6 +239,11 @@ def plan_spec(
                 returns=tuple(o for o in stage.outputs if o in outputs),
                 inbound=inbound,
                 exits=exit_specs,
+                input_specs=tuple(
+                    _tensor_spec(graph, t)
+                    for t in stage.inputs
+                    if graph.tensors[t].shape is not None
+                ),
             )
         )
     return PlanSpec(
@@ -256,6 +261,11 @@ def plan_spec(
         },
         predicted_ms=metrics.latency_ms if metrics else float("nan"),
     )
+
+
+def _tensor_spec(graph: ModelGraph, name: str) -> TensorSpec:
+    tensor = graph.tensors[name]
+    return TensorSpec(name, tensor.dtype, tuple(tensor.shape or ()))
 
 
 def build_bundle(
@@ -292,10 +302,7 @@ def build_bundle(
     bundle = Bundle(
         model=graph.name,
         origin=problem.tiers[0].name,
-        inputs=tuple(
-            TensorSpec(n, graph.tensors[n].dtype, tuple(graph.tensors[n].shape or ()))
-            for n in graph.inputs
-        ),
+        inputs=tuple(_tensor_spec(graph, n) for n in graph.inputs),
         outputs=tuple(graph.outputs),
         tiers=tiers,
         links=link_shapes(problem),

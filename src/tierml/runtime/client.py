@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import onnxruntime as ort
-from tritonclient.grpc import service_pb2 as pb
 
-from tierml.core.errors import DeploymentError, InputDataError, TierUnavailableError
+from tierml.core.errors import DeploymentError, InputDataError, TiermlError, TierUnavailableError
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
-from tierml.runtime.forward import HOLD_PARAM, PROBE_MODEL, call_stage, stub_for
+from tierml.runtime.forward import call_stage
+from tierml.runtime.hop_record import HopRecord
 from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.stage_exec import StageRunner, check_inputs, run_on_tier
-from tierml.runtime.wire import set_param
+from tierml.runtime.request_check import check_arrays
+from tierml.runtime.stage_exec import StageRunner, run_on_tier
+from tierml.runtime.transport import Connector, Transport, grpc_connect, probe_request
 
 Array = np.ndarray[Any, Any]
 PROBE_INTERVAL_S = 0.25
@@ -41,7 +41,7 @@ class InferenceRecord:
     plan: str
     path: list[str]  # tiers that computed, in order
     exit: str | None
-    hops: list[dict[str, Any]]  # per computing tier
+    hops: list[HopRecord]  # per computing tier
     total_ms: float
     bytes_up: int = 0
     bytes_down: int = 0
@@ -71,7 +71,7 @@ class InferenceRecord:
             "plan": self.plan,
             "path": self.path,
             "exit": self.exit,
-            "hops": self.hops,
+            "hops": [h.to_dict() for h in self.hops],
             "total_ms": self.total_ms,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
@@ -101,9 +101,11 @@ class DeviceClient:
         seed: int = 0,
         timeout_s: float = 5.0,
         steady_times: dict[str, float] | None = None,
+        connect: Connector = grpc_connect,
     ) -> None:
         """``steady_times``: partitions' steady-state times on this host (see StageRunner),
-        shared by clients that should emulate the same device alike."""
+        shared by clients that should emulate the same device alike. ``connect``: how the
+        tiers at ``addresses`` are reached (the deployment's ``connect``; gRPC by default)."""
         if isinstance(bundle, Bundle):
             self.bundle, self.root = bundle, Path(root or ".")
         else:
@@ -132,7 +134,7 @@ class DeviceClient:
         }
         self.timeout_s = timeout_s
         self._rng = np.random.default_rng(seed)
-        self._stubs = {tier: stub_for(addr) for tier, addr in self.addresses.items()}
+        self.transports = {tier: connect(tier, addr) for tier, addr in self.addresses.items()}
         self.current = plan or self.bundle.default_plan
         self.bundle.plan(self.current)
         self.down: set[str] = set()
@@ -151,9 +153,10 @@ class DeviceClient:
             r.slowdown = factor
 
     def check(self, inputs: Mapping[str, Array]) -> None:
-        """Input names, dtypes and shapes against the model's, before any compute or traffic."""
-        schema = {t.name: (t.dtype, t.shape) for t in self.bundle.inputs}
-        check_inputs(self.bundle.model, schema, inputs)
+        """Input names, dtypes and shapes against the model's, before any compute or traffic:
+        every input present, none undeclared, each a numpy array of the declared dtype and
+        shape."""
+        check_arrays(self.bundle.model, self.bundle.inputs, inputs)
 
     def infer(self, inputs: Mapping[str, Array], *, plan: str | None = None) -> InferenceRecord:
         self.check(inputs)
@@ -186,7 +189,7 @@ class DeviceClient:
         start = time.perf_counter()
         for link in links:
             link.send(64, up=True)
-        self._stubs[tier].ServerLive(pb.ServerLiveRequest(), timeout=self.timeout_s)
+        self._transport(tier).live(timeout_s=self.timeout_s)
         for link in reversed(links):
             link.send(64, up=False)
         return (time.perf_counter() - start) * 1e3
@@ -196,40 +199,39 @@ class DeviceClient:
         (for plans that send nothing, the link is still measured now and then). The tier
         holds its reply ``hold_ms`` first when that is > 0 (included in the time)."""
         links = self._links_to(tier)
-        request = pb.ModelInferRequest(model_name=PROBE_MODEL)
-        request.inputs.add(name="probe", datatype="UINT8", shape=[nbytes])
-        request.raw_input_contents.append(bytes(nbytes))
-        if hold_ms > 0:
-            set_param(request.parameters, HOLD_PARAM, float(hold_ms))
+        transport = self._transport(tier)
+        request = probe_request(nbytes, hold_ms=hold_ms)
         start = time.perf_counter()
         for link in links:
             link.send(nbytes, up=True)
-        self._stubs[tier].ModelInfer(request, timeout=self.timeout_s)
+        transport.infer(request, timeout_s=self.timeout_s)
         for link in reversed(links):
             link.send(0, up=False)
         return (time.perf_counter() - start) * 1e3
 
     def close(self) -> None:
         self._closed.set()
+        for transport in self.transports.values():
+            transport.close()
 
     # -- internals ------------------------------------------------------------------------
     def _run(self, spec: PlanSpec, inputs: Mapping[str, Array]) -> InferenceRecord:
         env: dict[str, Array] = dict(inputs)
         outputs: dict[str, Array] = {}
-        hops: list[dict[str, Any]] = []
+        hops: list[HopRecord] = []
         path: list[str] = []
         stages = list(spec.stages)
         if stages[0].inbound is None:
             local = run_on_tier(self.runners, stages, 0, env)
             path.append(stages[0].tier)
             hops.append(
-                {
-                    "tier": stages[0].tier,
-                    "model": ",".join(local.models),
-                    "compute_ms": local.compute_ms,
-                    "emulated_ms": local.emulated_ms,
-                    "exit": local.exit.name if local.exit else None,
-                }
+                HopRecord(
+                    tier=stages[0].tier,
+                    model=",".join(local.models),
+                    compute_ms=local.compute_ms,
+                    emulated_ms=local.emulated_ms,
+                    exit=local.exit.name if local.exit else None,
+                )
             )
             outputs.update(local.returned)
             if local.exit is not None:
@@ -240,7 +242,7 @@ class DeviceClient:
         first = stages[0]
         links = [self.links[n] for n in first.inbound.links] if first.inbound else []
         hop = call_stage(
-            self._stubs[first.tier],
+            self._transport(first.tier),
             first,
             env,
             links,
@@ -250,9 +252,9 @@ class DeviceClient:
         )
         outputs.update(hop.outputs)
         hops += hop.hops
-        path += [h["tier"] for h in hop.hops]
-        behind = hop.hops[0].get("total_ms", 0.0) if hop.hops else 0.0
-        exit_name = next((h["exit"] for h in hop.hops if h.get("exit")), None)
+        path += [h.tier for h in hop.hops]
+        behind = (hop.hops[0].total_ms or 0.0) if hop.hops else 0.0
+        exit_name = next((h.exit for h in hop.hops if h.exit), None)
         return InferenceRecord(
             outputs,
             spec.id,
@@ -266,6 +268,12 @@ class DeviceClient:
             network_ms=max(0.0, hop.call_ms - behind - hop.encode_ms - hop.noise_ms),
             first_tier=first.tier,
         )
+
+    def _transport(self, tier: str) -> Transport:
+        transport = self.transports.get(tier)
+        if transport is None:
+            raise TierUnavailableError(tier, f"Tier '{tier}' has no known address.")
+        return transport
 
     def _links_to(self, tier: str) -> list[ShapedLink]:
         name = f"{self.bundle.origin}->{tier}"
@@ -302,10 +310,10 @@ class DeviceClient:
         while self.down and not self._closed.wait(PROBE_INTERVAL_S):
             for tier in sorted(self.down):
                 try:
-                    ready = self._stubs[tier].ServerReady(pb.ServerReadyRequest(), timeout=0.5)
-                except grpc.RpcError:
+                    ready = self._transport(tier).ready(timeout_s=0.5)
+                except TiermlError:
                     continue
-                if ready.ready:
+                if ready:
                     with self._lock:
                         self.down.discard(tier)
                         self.events.append((time.monotonic(), f"{tier} back"))

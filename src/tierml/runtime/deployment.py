@@ -23,14 +23,11 @@ from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 
-import grpc
-from tritonclient.grpc import service_pb2 as pb
-
-from tierml.core.errors import DeploymentError
+from tierml.core.errors import DeploymentError, TiermlError
 from tierml.runtime.batching import DEFAULT_WINDOW_MS, check_batching
 from tierml.runtime.bundle import Bundle, load_bundle
-from tierml.runtime.forward import stub_for
 from tierml.runtime.tier_server import TierConfig
+from tierml.runtime.transport import GrpcTransport, Transport
 
 STATE_FILE = "running.json"
 
@@ -42,7 +39,11 @@ def free_port() -> int:
 
 
 class Deployment:
-    """The tier processes of one bundle. Use as a context manager, or start()/stop()."""
+    """The tier processes of one bundle. Use as a context manager, or start()/stop().
+
+    ``addresses`` says where each remote tier listens; ``connect`` reaches one (gRPC):
+    ``DeviceClient(bundle_dir, dep.addresses, connect=dep.connect)``.
+    """
 
     def __init__(
         self,
@@ -68,6 +69,10 @@ class Deployment:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._work = Path(tempfile.mkdtemp(prefix="tierml-deploy-"))
         self._registered = False
+
+    @staticmethod
+    def connect(tier: str, address: str) -> Transport:
+        return GrpcTransport(tier, address)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, wait_s: float = 60.0) -> Deployment:
@@ -184,16 +189,19 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise DeploymentError(f"Tier '{tier}' did not start in time.")
             time.sleep(0.02)
-        stub = stub_for(self.addresses[tier])
-        while True:
-            try:
-                if stub.ServerReady(pb.ServerReadyRequest(), timeout=1.0).ready:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise DeploymentError(f"Tier '{tier}' started but is not ready.")
-            time.sleep(0.05)
+        transport = GrpcTransport(tier, self.addresses[tier])
+        try:
+            while True:
+                try:
+                    if transport.ready(timeout_s=1.0):
+                        return
+                except TiermlError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise DeploymentError(f"Tier '{tier}' started but is not ready.")
+                time.sleep(0.05)
+        finally:
+            transport.close()
 
     def log(self, tier: str) -> str:
         path = self._work / f"{tier}.log"

@@ -1,69 +1,45 @@
 """One hop of a plan: encode what crosses, wait the emulated link, call the next tier.
 
 Used by the device client and by every tier server that forwards, so a hop behaves the
-same wherever it starts. Errors come back as gRPC status codes plus trailing metadata
-(``tierml-code``, ``tierml-tier``); callers match on those, never on message text.
+same wherever it starts. The call goes through a Transport (gRPC, or in process), which
+turns a refusal into a typed error.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from tierml.core.errors import InputDataError, RemoteError, TiermlError, TierUnavailableError
+from tierml.core.errors import DeploymentError
 from tierml.runtime.bundle import StageSpec
 from tierml.runtime.cut_noise import clip_and_noise
+from tierml.runtime.hop_record import HOPS_PARAM, HopRecord, hops_from_json
 from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.wire import add_tensor, get_json_param, read_tensors
+from tierml.runtime.transport import Transport
+from tierml.runtime.wire import add_tensor, get_param, read_tensors
 
 Array = np.ndarray[Any, Any]
-HOPS_PARAM = "tierml.hops"
-PROBE_MODEL = "tierml.probe"  # every tier answers it at once: a bandwidth probe
-# On the probe: hold the reply this many ms (float) before answering, so a probe can stand
-# in for a partition's run when measuring what a hop costs beyond the compute.
-HOLD_PARAM = "tierml.hold_ms"
-MAX_HOLD_MS = 2_000.0  # a probe may keep a tier busy this long at most
-MAX_MESSAGE_BYTES = 64 << 20
-CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-]
-# Status codes meaning "this tier (or one behind it) is not serving": fall back.
-DOWN_CODES = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
-}
 
 
-@dataclass
+@dataclass(frozen=True)
 class HopResult:
     outputs: dict[str, Array]
-    hops: list[dict[str, Any]]  # per tier downstream, as each reported
+    hops: list[HopRecord]  # per tier downstream, as each reported
     bytes_up: int
     bytes_down: int
     wire_ms: float  # emulated link time, both ways
     call_ms: float  # the whole call, wire included
     noise_ms: float = 0.0
     encode_ms: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def stub_for(address: str) -> pb_grpc.GRPCInferenceServiceStub:
-    channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-    return pb_grpc.GRPCInferenceServiceStub(channel)
 
 
 def call_stage(
-    stub: pb_grpc.GRPCInferenceServiceStub,
+    transport: Transport,
     stage: StageSpec,
     env: Mapping[str, Array],
     links: Sequence[ShapedLink],
@@ -74,7 +50,7 @@ def call_stage(
 ) -> HopResult:
     inbound = stage.inbound
     if inbound is None:
-        raise ValueError(f"stage {stage.model} runs on the first tier; it is not called")
+        raise DeploymentError(f"Stage {stage.model} runs on the first tier; it is not called.")
     start = time.perf_counter()
     request = pb.ModelInferRequest(model_name=stage.model, id=request_id)
     noise_ms = 0.0
@@ -88,17 +64,14 @@ def call_stage(
         bytes_up += add_tensor(request, name, x, inbound.codec).nbytes
     encode_ms = (time.perf_counter() - start) * 1e3 - noise_ms
     wire = sum(link.send(bytes_up, up=True) for link in links)
-    try:
-        response = stub.ModelInfer(request, timeout=timeout_s)
-    except grpc.RpcError as exc:
-        raise _translate(exc, stage.tier) from exc
+    response = transport.infer(request, timeout_s=timeout_s)
     bytes_down = sum(len(c) for c in response.raw_output_contents)
     wire += sum(link.send(bytes_down, up=False) for link in reversed(links))
     outputs, _ = read_tensors(response.outputs, response.raw_output_contents)
-    hops = get_json_param(response.parameters, HOPS_PARAM) or []
+    reported = get_param(response.parameters, HOPS_PARAM)
     return HopResult(
         outputs=outputs,
-        hops=list(hops),
+        hops=[] if reported is None else hops_from_json(reported),
         bytes_up=bytes_up,
         bytes_down=bytes_down,
         wire_ms=wire * 1e3,
@@ -106,23 +79,3 @@ def call_stage(
         noise_ms=noise_ms,
         encode_ms=encode_ms,
     )
-
-
-def _translate(exc: grpc.RpcError, tier: str) -> TiermlError:
-    code = exc.code() if hasattr(exc, "code") else None
-    meta = dict(exc.trailing_metadata() or ()) if hasattr(exc, "trailing_metadata") else {}
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    down_tier = str(meta.get("tierml-tier", tier))
-    if meta.get("tierml-code") == TierUnavailableError.code or code in DOWN_CODES:
-        return TierUnavailableError(
-            down_tier,
-            f"Tier '{down_tier}' is unavailable ({code.name if code else 'error'}): {details}",
-            hint="The client falls back to a plan without it; check the tier process.",
-        )
-    if meta.get("tierml-code") == InputDataError.code or code is grpc.StatusCode.INVALID_ARGUMENT:
-        return InputDataError(f"Tier '{tier}' rejected the request: {details}")
-    return RemoteError(f"Tier '{tier}' failed ({code.name if code else 'error'}): {details}")
-
-
-def hops_json(hops: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(list(hops), separators=(",", ":"))

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,18 +43,22 @@ from tierml.runtime.batching import (
     run_batched_on_tier,
 )
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
-from tierml.runtime.forward import (
+from tierml.runtime.forward import HopResult, call_stage
+from tierml.runtime.hop_record import HOPS_PARAM, HopRecord, hops_to_json
+from tierml.runtime.link_shaping import ShapedLink
+from tierml.runtime.request_check import DeclaredInput, check_request, declared_inputs
+from tierml.runtime.stage_exec import StageRunner, run_on_tier
+from tierml.runtime.transport import (
+    CODE_KEY,
     HOLD_PARAM,
-    HOPS_PARAM,
     MAX_HOLD_MS,
     MAX_MESSAGE_BYTES,
     PROBE_MODEL,
-    call_stage,
-    hops_json,
-    stub_for,
+    TIER_KEY,
+    Connector,
+    Transport,
+    grpc_connect,
 )
-from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.stage_exec import StageRunner, run_on_tier
 from tierml.runtime.wire import add_tensor, get_param, oip_datatype, read_tensors, set_param
 
 
@@ -85,8 +90,18 @@ class TierConfig:
 
 
 class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
-    def __init__(self, config: TierConfig) -> None:
+    """One tier's partitions behind the OIP v2 service methods. ``connect``: how it reaches
+    the tiers it forwards to (gRPC, or in process); ``log``: where batchers report."""
+
+    def __init__(
+        self,
+        config: TierConfig,
+        *,
+        connect: Connector = grpc_connect,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
+        self.connect = connect
         self.bundle: Bundle = load_bundle(config.bundle)
         spec = self.bundle.tier(config.tier)
         slowdown = spec.slowdown if config.slowdown is None else config.slowdown
@@ -106,15 +121,28 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                         sessions=sessions,
                     )
                     self.place[stage.model] = (plan, k)
+        self.declared: dict[str, tuple[DeclaredInput, ...]] = {
+            name: declared_inputs(runner.spec, runner.schema)
+            for name, runner in self.runners.items()
+        }
         self.links = {
             name: ShapedLink(shape, seed=config.seed + i)
             for i, (name, shape) in enumerate(sorted(self.bundle.links.items()))
         }
-        self._stubs: dict[str, Any] = {}
+        self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
         self.batchers, self.unbatched = make_batchers(
-            self.runners, max_batch=config.max_batch, window_ms=config.batch_window_ms
+            self.runners, max_batch=config.max_batch, window_ms=config.batch_window_ms, log=log
         )
+
+    def close(self) -> None:
+        """Stop the batchers and close the connections onwards."""
+        for batcher in self.batchers.values():
+            batcher.close()
+        with self._lock:
+            for transport in self._transports.values():
+                transport.close()
+            self._transports.clear()
 
     # -- health and metadata ------------------------------------------------------------
     def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
@@ -187,6 +215,7 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             )
         plan, k = self.place[request.model_name]
         try:
+            check_request(request.model_name, self.declared[request.model_name], request)
             env, wire_in = read_tensors(request.inputs, request.raw_input_contents)
             decode_ms = (time.perf_counter() - start) * 1e3
             batcher = self.batchers.get(request.model_name)
@@ -195,45 +224,43 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                 local = run_on_tier(self.runners, plan.stages, k, env)
             else:
                 local, batch = run_batched_on_tier(batcher, self.runners, plan.stages, k, env)
-            record: dict[str, Any] = {
-                "tier": self.config.tier,
-                "model": ",".join(local.models),
-                "decode_ms": decode_ms,
-                "compute_ms": local.compute_ms,
-                "emulated_ms": local.emulated_ms,
-                "bytes_in": sum(w.nbytes for w in wire_in),
-                "exit": local.exit.name if local.exit else None,
-                "batch": batch.requests if batch else 1,  # requests its partition ran with
-            }
-            if batch is not None:
-                record.update(batch_rows=batch.rows, queue_ms=batch.queue_ms)
             response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
             for name in sorted(local.returned):
                 add_tensor(response, name, local.returned[name])
-            hops = [record]
+            onward: HopResult | None = None
             if local.exit is None and local.next_stage < len(plan.stages):
                 nxt = plan.stages[local.next_stage]
                 links = [self.links[n] for n in nxt.inbound.links] if nxt.inbound else []
-                hop = call_stage(
-                    self._stub(nxt.tier),
+                onward = call_stage(
+                    self._transport(nxt.tier),
                     nxt,
                     env,
                     links,
                     timeout_s=self.config.timeout_s,
                     request_id=request.id,
                 )
-                record.update(
-                    wire_ms=hop.wire_ms,
-                    call_ms=hop.call_ms,
-                    bytes_out=hop.bytes_up,
-                    encode_ms=hop.encode_ms,
-                )
-                for name, value in hop.outputs.items():
+                for name, value in onward.outputs.items():
                     if name not in local.returned:
                         add_tensor(response, name, value)
-                hops += hop.hops
-            record["total_ms"] = (time.perf_counter() - start) * 1e3
-            set_param(response.parameters, HOPS_PARAM, hops_json(hops))
+            record = HopRecord(
+                tier=self.config.tier,
+                model=",".join(local.models),
+                decode_ms=decode_ms,
+                compute_ms=local.compute_ms,
+                emulated_ms=local.emulated_ms,
+                bytes_in=sum(w.nbytes for w in wire_in),
+                exit=local.exit.name if local.exit else None,
+                batch=batch.requests if batch else 1,  # requests its partition ran with
+                batch_rows=batch.rows if batch else None,
+                queue_ms=batch.queue_ms if batch else None,
+                wire_ms=onward.wire_ms if onward else None,
+                call_ms=onward.call_ms if onward else None,
+                bytes_out=onward.bytes_up if onward else None,
+                encode_ms=onward.encode_ms if onward else None,
+                total_ms=(time.perf_counter() - start) * 1e3,
+            )
+            hops = [record, *(onward.hops if onward else ())]
+            set_param(response.parameters, HOPS_PARAM, hops_to_json(hops))
             return response
         except TierUnavailableError as exc:
             self._abort(context, grpc.StatusCode.UNAVAILABLE, exc, tier=exc.tier)
@@ -243,27 +270,28 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             self._abort(context, grpc.StatusCode.INTERNAL, exc)
 
     # -- helpers --------------------------------------------------------------------------
-    def _stub(self, tier: str) -> Any:
+    def _transport(self, tier: str) -> Transport:
         with self._lock:
-            if tier not in self._stubs:
+            if tier not in self._transports:
                 address = self.config.peers.get(tier)
                 if address is None:
                     raise TierUnavailableError(tier, f"Tier '{tier}' has no known address.")
-                self._stubs[tier] = stub_for(address)
-            return self._stubs[tier]
+                self._transports[tier] = self.connect(tier, address)
+            return self._transports[tier]
 
     def _unknown(self, name: str) -> str:
-        return (
-            f"No partition '{name}' on tier '{self.config.tier}'; hosted: {sorted(self.runners)}."
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        hosted = sorted(self.runners)
+        listed = ", ".join(hosted[:20]) + (
+            f" and {len(hosted) - 20} more" if len(hosted) > 20 else ""
         )
+        return f"No partition {shown!r} on tier '{self.config.tier}'; hosted: {listed}."
 
     def _abort(
         self, context: Any, status: grpc.StatusCode, exc: TiermlError, tier: str = ""
     ) -> NoReturn:
         """Fail the call with a status and the error's code and tier as trailing metadata."""
-        context.set_trailing_metadata(
-            (("tierml-code", exc.code), ("tierml-tier", tier or self.config.tier))
-        )
+        context.set_trailing_metadata(((CODE_KEY, exc.code), (TIER_KEY, tier or self.config.tier)))
         context.abort(status, exc.one_line())
         raise RuntimeError("grpc abort returned")  # abort raises; this is unreachable
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.utils import np_to_triton_dtype, triton_to_np_dtype
+from tritonclient.utils import np_to_triton_dtype
 
 from tierml.codecs import decode, encode, encoded_from_parts
 from tierml.core.errors import CodecError, InputDataError
@@ -45,14 +45,24 @@ def oip_datatype(dtype: np.dtype[Any]) -> str:
     return str(name)
 
 
+# The OIP datatypes a tier reads: numeric and bool (no BYTES, no BF16: numpy has neither).
+_NUMPY_OF = {
+    **{n: np.dtype(n.lower()) for n in ("INT8", "INT16", "INT32", "INT64")},
+    **{n: np.dtype(n.lower()) for n in ("UINT8", "UINT16", "UINT32", "UINT64")},
+    **{n: np.dtype(n.lower().replace("fp", "float")) for n in ("FP16", "FP32", "FP64")},
+    "BOOL": np.dtype(bool),
+}
+
+
 def numpy_dtype(datatype: str) -> np.dtype[Any]:
-    dtype = triton_to_np_dtype(datatype)
-    if dtype is None or datatype == "BYTES":
+    dtype = _NUMPY_OF.get(datatype)
+    if dtype is None:
+        shown = repr(datatype) if len(datatype) <= 20 else repr(datatype[:20]) + "…"
         raise InputDataError(
-            f"Unsupported OIP datatype {datatype!r}.",
+            f"Unsupported OIP datatype {shown}.",
             hint="Send BOOL, INT*, UINT*, FP16, FP32 or FP64 tensors.",
         )
-    return np.dtype(str(np.dtype(dtype)))
+    return dtype
 
 
 def set_param(params: Any, key: str, value: str | int | float | bool) -> None:
