@@ -9,6 +9,7 @@ from typing import Any
 from tierml.adapt.backbone import Backbone, load_backbone
 from tierml.adapt.data import Split, load_dataset, split
 from tierml.adapt.models import TrainConfig, train_model
+from tierml.api.workspace import open_workspace
 
 DATA = "mnist5k"
 # Per net: an early and a late cut, both after a pooling / strided block (a ReLU output).
@@ -22,8 +23,9 @@ def nets() -> list[tuple[str, Backbone, Split, float]]:
     """(arch, backbone, split, held-out accuracy) for each net, trained once and cached."""
     data = split(load_dataset(DATA), seed=0)
     out = []
+    home = open_workspace().adapt_home
     for arch in CUTS:
-        trained = train_model(TrainConfig(arch, DATA, seed=0))
+        trained = train_model(TrainConfig(arch, DATA, seed=0), home=home)
         out.append((arch, load_backbone(trained.path), data, trained.held_out_accuracy))
     return out
 

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from tierml.api.workspace import open_workspace
 from tierml.registry import Registry
 from tierml.registry.building import add_recipe
 from tierml.registry.lineage import lineage_document
@@ -84,7 +85,7 @@ def rate(n: int, op: Callable[[int], object]) -> float:
 
 
 def bench(url: str, home: Path, n: int) -> dict[str, float]:
-    registry = Registry.open(home, url)
+    registry = Registry.open(open_workspace(home, registry_url=url))
     seed(registry)
     # Reads first, on the seeded 5 × 5 model; the writes then add n recipes and n versions.
     out = {

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from tierml.api.workspace import open_workspace
 from tierml.profile.analysis import analyse_model
 from tierml.profile.sessions import make_session, run_session
 from tierml.registry import Registry
@@ -100,14 +101,14 @@ def zoo(name: str, folder: Path, samples: int = 64) -> tuple[Path, Path]:
 
 
 def bench(name: str, model: Path, data: Path, home: Path) -> list[dict[str, Any]]:
-    registry = Registry.open(home, f"sqlite:///{home / 'bench.db'}")
+    registry = Registry.open(open_workspace(home, registry_url=f"sqlite:///{home / 'bench.db'}"))
     base = add_version(registry, name, model, eval_file=data, tiers=[TIER])
     for recipe, transform, params in RECIPES + (ADAPTATION if name == "mnist" else ()):
         add_recipe(registry, name, recipe, transform, params)
     built = build_variants(registry, name, tiers=[TIER])
     registry.close()
-    rows = [_row(name, "fp32", base["metrics"], None)]
-    rows += [_row(name, v["name"], v["metrics"], v["build_s"]) for v in built]
+    rows = [_row(name, "fp32", base.metrics, None)]
+    rows += [_row(name, v.name, dict(v.metrics), v.build_s) for v in built]
     return rows
 
 

@@ -169,23 +169,22 @@ def registered(model, tmp_path, *args):
 
 
 def test_train_register_adds_a_version_with_its_eval_set_and_card(model, tmp_path):
-    from tierml.registry import Registry
-    from tierml.registry.versions import show_model
+    from tierml.api.registry import show_model
+    from tierml.api.workspace import open_workspace
 
     train = ("adapt", "train", "small-cnn", "--data", "digits", "--epochs", "3")
     r, db = registered(model, tmp_path, *train)
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert report["cached"] and report["registered"]["version"] == 1
+    assert report["registered"]["already_registered"] is False
     again, _ = registered(model, tmp_path, *train)
     assert json.loads(again.output)["registered"]["already_registered"] is True
-    registry = Registry.open(tmp_path / "home", db)
-    (version,) = show_model(registry, "digits")["versions"]
-    registry.close()
-    assert version["metrics"]["eval_samples"] == 359  # the 20 % held out of 1,797 digits
-    assert version["metrics"]["accuracy"] == pytest.approx(report["held_out_accuracy"], abs=0.01)
-    assert "seed 0" in version["card"]["training_data"]
-    assert "Top-1 accuracy" in version["card"]["metrics"]
+    (version,) = show_model(open_workspace(tmp_path / "home", registry_url=db), "digits").versions
+    assert version.metrics["eval_samples"] == 359  # the 20 % held out of 1,797 digits
+    assert version.metrics["accuracy"] == pytest.approx(report["held_out_accuracy"], abs=0.01)
+    assert "seed 0" in version.card["training_data"]
+    assert "Top-1 accuracy" in version.card["metrics"]
 
 
 def test_exits_register_adds_a_variant_of_the_registered_base(model, tmp_path):

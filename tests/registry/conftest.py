@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from registry_models import cnn, mlp, write_eval, write_model
+from tierml.api.workspace import open_workspace
+from tierml.core.workspace import Workspace
 from tierml.registry import Registry
 from tierml.registry.schema import Base
 
@@ -44,13 +46,20 @@ def _drop_all(url: str) -> None:
     engine.dispose()
 
 
+def workspace(home: Path, url: str) -> Workspace:
+    """The workspace of a registry at ``url`` with its artifacts and caches under ``home``."""
+    return open_workspace(home, registry_url=url)
+
+
+def open_registry(home: Path, url: str) -> Registry:
+    return Registry.open(workspace(home, url))
+
+
 @pytest.fixture(params=BACKENDS)
 def fresh_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     """An empty registry on each backend, artifacts under ``tmp_path/home``."""
-    home = tmp_path / "home"
-    registry = Registry.open(home, backend_url(request.param, tmp_path))
-    yield registry
-    registry.close()
+    with open_registry(tmp_path / "home", backend_url(request.param, tmp_path)) as registry:
+        yield registry
 
 
 @pytest.fixture(params=["sqlite-file", "postgresql"])

@@ -13,7 +13,7 @@ import pytest
 from digits_cnn import export_onnx, sklearn_digits, train_cnn
 from sqlalchemy import func, select
 
-from conftest import TIERS
+from conftest import TIERS, open_registry
 from tierml.adapt.data import split_indices
 from tierml.core.errors import (
     EvalDataError,
@@ -27,6 +27,7 @@ from tierml.registry import Registry
 from tierml.registry.building import add_recipe, build_variants, list_recipes
 from tierml.registry.evaluation import EvalSet, parse_eval_set
 from tierml.registry.lineage import lineage_document, read_stamp
+from tierml.registry.records import VariantInfo, VariantStatus
 from tierml.registry.regeneration import add_version
 from tierml.registry.schema import RecipeRow, VariantRow
 from tierml.registry.variant_accuracy import measure_accuracy
@@ -51,14 +52,14 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def registry(tmp_path: Path, digits: dict[str, Path]) -> Iterator[Registry]:
-    r = Registry.open(tmp_path / "home", "sqlite://")
+    r = open_registry(tmp_path / "home", "sqlite://")
     add_version(r, "digits", digits["model"], eval_file=digits["eval"], tiers=TIERS)
     yield r
     r.close()
 
 
-def built_model(registry: Registry, variant: dict) -> onnx.ModelProto:  # type: ignore[type-arg]
-    return onnx.load_from_string(registry.artifacts.read(variant["sha256"]))
+def built_model(registry: Registry, variant: VariantInfo) -> onnx.ModelProto:
+    return onnx.load_from_string(registry.artifacts.read(variant.sha256))
 
 
 def test_exits_bottleneck_and_noise_are_built_measured_and_traced(registry: Registry) -> None:
@@ -70,8 +71,8 @@ def test_exits_bottleneck_and_noise_are_built_measured_and_traced(registry: Regi
     add_recipe(registry, "digits", "loud", "noise", {"cut": "@5", "epsilon": 5, "clip": 50.0},
                max_accuracy_drop=0.1)  # fmt: skip
     add_recipe(registry, "digits", "exits-int8", "int8-dynamic", {}, parent="exits")
-    built = {v["name"]: v for v in build_variants(registry, "digits", tiers=TIERS)}
-    m = {name: v["metrics"] for name, v in built.items()}
+    built = {v.name: v for v in build_variants(registry, "digits", tiers=TIERS)}
+    m = {name: v.metrics for name, v in built.items()}
 
     # Exits: the grafted multi-exit model, measured at its threshold on the held-out half.
     exits = built_model(registry, built["exits"])
@@ -87,7 +88,7 @@ def test_exits_bottleneck_and_noise_are_built_measured_and_traced(registry: Regi
         m["exits"]["base_accuracy"] - m["exits"]["accuracy"]
     )
     assert {"size_bytes", "host_latency_ms", "latency_ms"} <= set(m["exits"])
-    assert built["exits"]["status"] == "published"
+    assert built["exits"].status is VariantStatus.PUBLISHED
 
     # Its int8 child keeps the exits, is measured on the same held-out half, traces both steps.
     assert m["exits-int8"]["eval_split"] == split and "exit_rates" in m["exits-int8"]["exits"]
@@ -99,7 +100,7 @@ def test_exits_bottleneck_and_noise_are_built_measured_and_traced(registry: Regi
     assert {"QuantizeLinear", "DequantizeLinear"} <= set(m["squeeze"]["ops"])
     assert m["squeeze"]["bottleneck"]["ratio"] == 64.0 and m["squeeze"]["accuracy"] > 0.5
     assert read_stamp(squeeze)["transform"] == "bottleneck"
-    assert built["squeeze"]["status"] == "flagged" and "size" in built["squeeze"]["reason"]
+    assert built["squeeze"].status is VariantStatus.FLAGGED and "size" in built["squeeze"].reason
 
     # Noise: real random ops, no seed in the stored file; measured on the whole eval set.
     assert "RandomUniformLike" in m["private"]["ops"] and "eval_split" in m["private"]
@@ -107,10 +108,11 @@ def test_exits_bottleneck_and_noise_are_built_measured_and_traced(registry: Regi
     stored = built_model(registry, built["loud"])
     assert not any(a.name == "seed" for n in stored.graph.node for a in n.attribute)
     assert m["private"]["accuracy_drop"] < 0.05
-    assert built["loud"]["status"] == "flagged" and "accuracy drop" in built["loud"]["reason"]
+    assert built["loud"].status is VariantStatus.FLAGGED
+    assert "accuracy drop" in built["loud"].reason
 
     doc = lineage_document(registry, "digits")
-    parents = {v["name"]: v["parent"] for v in doc["versions"][0]["variants"]}
+    parents = {v.name: v.parent for v in doc.versions[0].variants}
     assert parents == {"exits": None, "squeeze": None, "private": None, "loud": None,
                        "exits-int8": "exits"}  # fmt: skip
 
@@ -124,7 +126,7 @@ def test_noise_measurement_repeats_though_the_stored_noise_does_not(
     data = parse_eval_set(digits["eval"].read_bytes(), {"inputs": [
         {"name": "x", "dtype": "float32", "shape": ["N", 1, 8, 8]}]}, origin="eval")  # fmt: skip
     again = [measure_accuracy(model, data, base_accuracy=None)["accuracy"] for _ in range(2)]
-    assert again == [variant["metrics"]["accuracy"]] * 2
+    assert again == [variant.metrics["accuracy"]] * 2
     # The stored file is unseeded: ONNX Runtime seeds it per process and each run draws anew.
     assert not any(a.name == "seed" for n in model.graph.node for a in n.attribute)
     x, session = data.inputs["x"][:64], make_session(model)
@@ -136,14 +138,15 @@ def test_a_new_version_regenerates_the_adaptation_variants(
 ) -> None:
     add_recipe(registry, "digits", "exits", "exits", {"taps": "@5", "epochs": 3})
     add_recipe(registry, "digits", "noise", "noise", {"cut": "@5", "epsilon": 1000})
-    first = {v["name"]: v for v in build_variants(registry, "digits", tiers=TIERS)}
+    first = {v.name: v for v in build_variants(registry, "digits", tiers=TIERS)}
     # Version 2: the same network with a smaller eval set (300 samples).
     v2 = add_version(registry, "digits", digits["model"], eval_file=digits["eval_small"],
                      tiers=TIERS)  # fmt: skip
-    again = {v["name"]: v for v in v2["regenerated"]}
+    assert v2.regenerated is not None
+    again = {v.name: v for v in v2.regenerated.variants}
     assert set(again) == {"exits", "noise"}
-    assert again["exits"]["metrics"]["eval_split"]["measured_samples"] == 150
-    assert again["exits"]["sha256"] != first["exits"]["sha256"]  # heads retrained on v2's data
+    assert again["exits"].metrics["eval_split"]["measured_samples"] == 150
+    assert again["exits"].sha256 != first["exits"].sha256  # heads retrained on v2's data
     assert read_stamp(built_model(registry, again["noise"]))["version"] == "2"
 
 
@@ -187,7 +190,7 @@ def test_bad_recipes_are_refused_when_declared(
 def test_training_without_labelled_data_fails_before_training(
     tmp_path: Path, digits: dict[str, Path]
 ) -> None:
-    registry = Registry.open(tmp_path / "home", "sqlite://")
+    registry = open_registry(tmp_path / "home", "sqlite://")
     add_version(registry, "digits", digits["model"], tiers=TIERS)  # no eval set
     for transform, params in (("exits", {"taps": "@2"}), ("bottleneck", {"cut": "@2"}),
                               ("noise", {"cut": "@2", "epsilon": 10})):  # fmt: skip
@@ -223,4 +226,4 @@ def test_a_recipe_stored_before_its_transform_gained_a_parameter_builds_with_its
 
     registry.write(as_stored_before_joint)
     (variant,) = build_variants(registry, "digits", ["exits"])
-    assert variant["metrics"]["exits"]["outputs"] == ["exit1_probs"]
+    assert variant.metrics["exits"]["outputs"] == ["exit1_probs"]

@@ -20,6 +20,7 @@ from tierml.core.errors import (
 from tierml.registry import Registry
 from tierml.registry.building import add_recipe, build_variants, list_variants
 from tierml.registry.lineage import lineage_document, read_stamp
+from tierml.registry.records import VariantStatus
 from tierml.registry.regeneration import add_version
 from tierml.registry.schema import ModelRow, RecipeRow, VariantRow, VersionRow
 from tierml.registry.versions import list_models, show_model
@@ -63,19 +64,19 @@ def test_versions_number_up_with_card_schema_and_metrics(
         tiers=TIERS,
     )  # fmt: skip
     second = add_version(fresh_registry, "mlp", files["mlp_v2"], tiers=TIERS)
-    assert (first["version"], second["version"]) == (1, 2)
-    assert first["metrics"]["accuracy"] == 1.0  # the eval labels come from v1 itself
-    assert first["metrics"]["latency_ms"]["raspberry-pi-4"] > 0
+    assert (first.version, second.version) == (1, 2)
+    assert first.metrics["accuracy"] == 1.0  # the eval labels come from v1 itself
+    assert first.metrics["latency_ms"]["raspberry-pi-4"] > 0
     shown = show_model(fresh_registry, "mlp")
-    v1 = shown["versions"][0]
-    assert v1["card"]["licence"] == "Apache-2.0"
-    assert v1["card"]["task"].startswith("Four-class")
-    assert v1["io_schema"]["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["N", 16]}]
-    assert v1["eval_sha256"] is not None and shown["versions"][1]["eval_sha256"] is None
-    assert list_models(fresh_registry) == [
+    v1 = shown.versions[0]
+    assert v1.card["licence"] == "Apache-2.0"
+    assert v1.card["task"].startswith("Four-class")
+    assert v1.io_schema["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["N", 16]}]
+    assert v1.eval_sha256 is not None and shown.versions[1].eval_sha256 is None
+    assert [m.to_dict() for m in list_models(fresh_registry)] == [
         {"model": "mlp", "versions": 2, "latest": 2, "recipes": 0, "variants": 0}
     ]
-    assert fresh_registry.artifacts.read(v1["sha256"]) == files["mlp_v1"].read_bytes()
+    assert fresh_registry.artifacts.read(v1.sha256) == files["mlp_v1"].read_bytes()
 
 
 def test_bad_input_is_a_typed_error_and_writes_nothing(
@@ -132,26 +133,27 @@ def test_variants_carry_lineage_in_the_database_and_in_the_file(
     add_recipe(fresh_registry, "cnn", "pruned-int8", "int8-static", {}, parent="pruned")
     add_recipe(fresh_registry, "cnn", "half", "fp16", {}, max_accuracy_drop=0.01)
     built = build_variants(fresh_registry, "cnn", tiers=TIERS)
-    assert [v["name"] for v in built] == ["pruned", "pruned-int8", "half"]
+    assert [v.name for v in built] == ["pruned", "pruned-int8", "half"]
     doc = lineage_document(fresh_registry, "cnn")
-    (version,) = doc["versions"]
-    by_name = {v["name"]: v for v in version["variants"]}
+    (version,) = doc.versions
+    by_name = {v.name: v for v in version.variants}
     assert set(by_name) == {"pruned", "pruned-int8", "half"}
-    assert by_name["pruned-int8"]["parent"] == "pruned"
-    assert by_name["half"]["metrics"]["precision"] == "fp16"
-    assert by_name["half"]["status"] == "published"
-    assert by_name["half"]["params"] == {"keep_io_types": True, "op_block_list": []}
-    assert by_name["pruned"]["metrics"]["channels_removed"] == 6  # 2 of 8 and 4 of 16
-    assert "QuantizeLinear" in by_name["pruned-int8"]["metrics"]["ops"]
+    assert by_name["pruned-int8"].parent == "pruned"
+    assert by_name["half"].metrics["precision"] == "fp16"
+    assert by_name["half"].status is VariantStatus.PUBLISHED
+    assert by_name["half"].params == {"keep_io_types": True, "op_block_list": []}
+    assert by_name["pruned"].metrics["channels_removed"] == 6  # 2 of 8 and 4 of 16
+    assert "QuantizeLinear" in by_name["pruned-int8"].metrics["ops"]
     for v in by_name.values():
-        assert set(v) >= {"name", "sha256", "transform", "params", "metrics"}
-        assert v["metrics"]["size_bytes"] > 0 and 0 <= v["metrics"]["accuracy"] <= 1
+        assert v.metrics["size_bytes"] > 0 and 0 <= v.metrics["accuracy"] <= 1
+        # The JSON the command line prints: the status as its word.
+        assert v.to_dict()["status"] == "published" and v.to_dict()["name"] == v.name
     found = read_stamp(
-        onnx.load_from_string(fresh_registry.artifacts.read(by_name["pruned-int8"]["sha256"]))
+        onnx.load_from_string(fresh_registry.artifacts.read(by_name["pruned-int8"].sha256))
     )
     assert found["model"] == "cnn" and found["version"] == "1"
-    assert found["base_sha256"] == version["sha256"]
-    assert found["parent_sha256"] == by_name["pruned"]["sha256"]
+    assert found["base_sha256"] == version.sha256
+    assert found["parent_sha256"] == by_name["pruned"].sha256
     assert [step["recipe"] for step in found["lineage"]] == ["pruned", "pruned-int8"]
     # Building again is a no-op that returns what is there.
     assert build_variants(fresh_registry, "cnn", tiers=TIERS) == built
@@ -168,22 +170,24 @@ def test_new_version_regenerates_every_recipe_and_flags_what_breaks_a_bound(
     add_version(fresh_registry, "mlp", v1, eval_file=v1_eval, tiers=TIERS)
     add_recipe(fresh_registry, "mlp", "half", "fp16", {}, max_accuracy_drop=0.02)
     add_recipe(fresh_registry, "mlp", "pruned", "prune", {"ratio": "0.5"}, max_accuracy_drop=0.02)
-    first = {v["name"]: v for v in build_variants(fresh_registry, "mlp", tiers=TIERS)}
+    first = {v.name: v for v in build_variants(fresh_registry, "mlp", tiers=TIERS)}
     # v1's pruned half has all-zero weights: removing it is exact.
-    assert first["pruned"]["metrics"]["accuracy_drop"] == 0.0
-    assert first["pruned"]["status"] == "published"
+    assert first["pruned"].metrics["accuracy_drop"] == 0.0
+    assert first["pruned"].published
 
     out = add_version(
         fresh_registry, "mlp", files["mlp_v2"], eval_file=files["mlp_v2_eval"], tiers=TIERS
     )
-    assert out["version"] == 2 and out["regenerated_from"] == 1
-    again = {v["name"]: v for v in out["regenerated"]}
+    assert out.version == 2 and out.regenerated is not None
+    assert out.regenerated.from_version == 1 and out.to_dict()["regenerated_from"] == 1
+    again = {v.name: v for v in out.regenerated.variants}
     assert set(again) == {"half", "pruned"}
-    assert again["half"]["status"] == "published"
-    assert again["pruned"]["status"] == "flagged"
-    assert "exceeds the bound 0.0200" in again["pruned"]["reason"]
-    assert again["pruned"]["sha256"] != first["pruned"]["sha256"]
-    assert [v["name"] for v in list_variants(fresh_registry, "mlp", 2)["variants"]] == [
+    assert again["half"].status is VariantStatus.PUBLISHED
+    assert again["pruned"].status is VariantStatus.FLAGGED
+    assert out.regenerated.flagged == [again["pruned"]]
+    assert "exceeds the bound 0.0200" in again["pruned"].reason
+    assert again["pruned"].sha256 != first["pruned"].sha256
+    assert [v.name for v in list_variants(fresh_registry, "mlp", 2).variants] == [
         "half",
         "pruned",
     ]

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import TIERS
+from conftest import TIERS, open_registry
 from registry_models import mlp, write_model
-from tierml.registry import Registry
-from tierml.registry.artifacts import PAUSE_ENV
 from tierml.registry.building import add_recipe, build_variants, list_variants
 from tierml.registry.regeneration import add_version
 from tierml.registry.versions import show_model
@@ -24,14 +21,32 @@ WRITERS = 2
 REGISTER = """
 import sys, time
 from pathlib import Path
+from tierml.api.workspace import open_workspace
 from tierml.registry import Registry
 from tierml.registry.regeneration import add_version
 home, url, model, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
-registry = Registry.open(home, url)
+registry = Registry.open(open_workspace(home, registry_url=url))
 (go.parent / f"ready-{model.stem}").touch()
 while not go.exists():
     time.sleep(0.005)
-print(add_version(registry, "shared", model, tiers=[])["version"])
+print(add_version(registry, "shared", model, tiers=[]).version)
+"""
+# A build whose artifact write stops just before the rename: the workspace's hook writes
+# the marker (so the test knows the moment has come) and sleeps until the test kills it.
+BUILD_AND_PAUSE = """
+import os, sys, time
+from pathlib import Path
+from tierml.api.workspace import open_workspace
+from tierml.registry import Registry
+from tierml.registry.building import build_variants
+home, url, marker, tier = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+
+def pause(tmp):
+    marker.write_text(str(os.getpid()))
+    time.sleep(120)
+
+workspace = open_workspace(home, registry_url=url, before_artifact_rename=pause)
+build_variants(Registry.open(workspace), "m", tiers=[tier])
 """
 
 
@@ -39,7 +54,7 @@ def test_concurrent_registrations_get_distinct_versions_and_none_is_lost(
     shared_url: str, tmp_path: Path
 ) -> None:
     home, go = tmp_path / "home", tmp_path / "go"
-    Registry.open(home, shared_url).close()  # migrate once, as a deployment would
+    open_registry(home, shared_url).close()  # migrate once, as a deployment would
     models = [write_model(mlp(seed), tmp_path / f"m{seed}.onnx") for seed in range(WRITERS)]
     procs = [
         subprocess.Popen(
@@ -59,10 +74,10 @@ def test_concurrent_registrations_get_distinct_versions_and_none_is_lost(
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     assert sorted(int(out) for out, _ in results) == list(range(1, WRITERS + 1))
-    registry = Registry.open(home, shared_url)
-    versions = show_model(registry, "shared")["versions"]
-    assert [v["version"] for v in versions] == list(range(1, WRITERS + 1))
-    assert {v["sha256"] for v in versions} == {
+    registry = open_registry(home, shared_url)
+    versions = show_model(registry, "shared").versions
+    assert [v.version for v in versions] == list(range(1, WRITERS + 1))
+    assert {v.sha256 for v in versions} == {
         hashlib.sha256(m.read_bytes()).hexdigest() for m in models
     }  # every file landed, each under its own number
     registry.close()
@@ -73,16 +88,14 @@ def test_a_build_killed_mid_write_leaves_no_half_artifact_and_can_be_retried(
 ) -> None:
     home, url = tmp_path / "home", f"sqlite:///{tmp_path / 'registry.db'}"
     model = write_model(mlp(0), tmp_path / "m.onnx")
-    registry = Registry.open(home, url)
+    registry = open_registry(home, url)
     add_version(registry, "m", model, tiers=TIERS)
     add_recipe(registry, "m", "half", "fp16", {})
     before = set(registry.artifacts.shas())
 
     marker = tmp_path / "paused"
-    env = {**os.environ, "TIERML_HOME": str(home), PAUSE_ENV: str(marker)}
     build = subprocess.Popen(
-        [sys.executable, "-m", "tierml", "variant", "build", "m", "--db", url, "--tier", TIERS[0]],
-        env=env,
+        [sys.executable, "-c", BUILD_AND_PAUSE, str(home), url, str(marker), TIERS[0]],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -99,11 +112,11 @@ def test_a_build_killed_mid_write_leaves_no_half_artifact_and_can_be_retried(
     assert found.ok and found.unreferenced == ()
     assert found.temporaries == 1  # the killed write: under a temporary name only
     assert set(registry.artifacts.shas()) == before
-    assert list_variants(registry, "m")["variants"] == []
+    assert list_variants(registry, "m").variants == ()
 
     (built,) = build_variants(registry, "m", tiers=TIERS)
-    assert built["status"] == "published"
-    assert registry.artifacts.read(built["sha256"])  # whole and checksummed
+    assert built.published
+    assert registry.artifacts.read(built.sha256)  # whole and checksummed
     assert registry.collect_garbage(tmp_age_s=0).removed_tmp == 1
     assert registry.check().temporaries == 0
     registry.close()

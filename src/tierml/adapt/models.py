@@ -1,11 +1,11 @@
 """Train a model of the family in :mod:`tierml.adapt.nets` on real data, export it to ONNX
-and cache it under ``$TIERML_HOME/adapt/models`` keyed by a hash of its configuration."""
+and cache it under ``HOME/models`` (the workspace's ``adapt_home``) keyed by a hash of its
+configuration."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,14 +54,9 @@ class TrainedModel:
         }
 
 
-def adapt_home() -> Path:
-    return Path(os.environ.get("TIERML_HOME") or Path.home() / ".tierml") / "adapt"
-
-
-def train_model(
-    config: TrainConfig, out: Path | None = None, home: Path | None = None
-) -> TrainedModel:
-    """Train (or reuse the cached) model; write it to ``out`` as well when given."""
+def train_model(config: TrainConfig, out: Path | None = None, *, home: Path) -> TrainedModel:
+    """Train (or reuse the model cached under ``home``, the adaptation home); write it to
+    ``out`` as well when given."""
     from tierml.adapt.nets import ARCHS
 
     if config.arch not in ARCHS:
@@ -71,7 +66,7 @@ def train_model(
     if config.epochs < 1 or config.lr <= 0:
         raise AdaptParameterError("epochs must be ≥ 1 and lr > 0.", hint="")
     data = load_dataset(config.data, config.limit)  # BadDataError before any training
-    folder = (home or adapt_home()) / "models"
+    folder = home / "models"
     cached = folder / f"{config.arch}-{config.key()}.onnx"
     meta = cached.with_suffix(".json")
     hit = cached.is_file() and meta.is_file()

@@ -1,8 +1,9 @@
 """`tierml adapt …` and `tierml privacy`: train, adapt and measure a model on real data.
 
-Each command calls one function of :mod:`tierml.adapt.commands` (torch is imported only
-there), which validates everything before training and writes an artifact plus the
-model's curves file (``MODEL.curves.json`` unless --profile says otherwise).
+Each command makes one call to :mod:`tierml.api.adapting` (torch is imported only there,
+by the actions that train), which validates everything before training and writes an
+artifact plus the model's curves file (``MODEL.curves.json`` unless --profile says
+otherwise).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tierml.cli.options import FormatOpt, ModelArg
+from tierml.cli.registry import registry_workspace
 from tierml.cli.render import OutputFormat, console, print_json, table, working
 
 if TYPE_CHECKING:
-    from tierml.registry import Registry
+    from tierml.api.adapting import AdaptationReport, TrainReport
 
 adapt_app = typer.Typer(
     help="Adapt a model for split deployment: exits, codecs, a bottleneck (needs torch).",
@@ -81,24 +83,20 @@ def train(
 
     Example: tierml adapt train small-cnn --data mnist5k --out cnn.onnx --register digits
     """
-    from tierml.adapt.models import EPOCHS, TrainConfig, train_model
+    from tierml.api.adapting import TrainOptions
+    from tierml.api.adapting import train as train_model
 
-    config = TrainConfig(arch, data, seed, epochs or EPOCHS, limit=limit)
+    options = TrainOptions(data, out, seed, epochs, limit, register)
     with working(f"training {arch} on {data}"):
-        if register is None:
-            report = train_model(config, out).to_dict()
-        else:
-            from tierml.registry.adapted_artifacts import train_registered
-
-            report = _in_registry(db, lambda r: train_registered(r, register, config, out))
-    _show(
-        fmt,
-        report,
-        lambda r: (
-            f"{arch} on {data}: held-out accuracy {r['held_out_accuracy']:.4f} → {r['path']}"
-            + (" (cached)" if r["cached"] else "")
-            + _registered_line(r)
-        ),
+        report = train_model(registry_workspace(db), arch, options)
+    if fmt is OutputFormat.JSON:
+        print_json(report.to_dict())
+        return
+    t = report.trained
+    console().print(
+        f"{arch} on {data}: held-out accuracy {t.held_out_accuracy:.4f} → {t.path}"
+        + (" (cached)" if t.cached else "")
+        + _version_line(report)
     )
 
 
@@ -128,22 +126,16 @@ def exits(
 
     Example: tierml adapt exits cnn.onnx --data mnist5k --tap @2 --tap @5
     """
-    from tierml.adapt import commands
+    from tierml.api.adapting import ExitsOptions
+    from tierml.api.adapting import exits as adapt_exits
 
-    options: dict[str, Any] = {"out": out, "profile": profile, "seed": seed, "epochs": epochs,
-                               "limit": limit, "joint": joint}  # fmt: skip
+    options = ExitsOptions(tuple(tap), data, out, profile, seed, epochs, limit, joint, register)
     with working("training exit heads"):
-        if register is None:
-            r = commands.exits(model, data, tap, **options)
-        else:
-            from tierml.registry.adapted_artifacts import exits_registered
-
-            r = _in_registry(
-                db, lambda reg: exits_registered(reg, register, model, data, tap, **options)
-            )
+        report = adapt_exits(registry_workspace(db), model, options)
     if fmt is OutputFormat.JSON:
-        print_json(r)
+        print_json(report.to_dict())
         return
+    r = report.figures
     con = console()
     con.print(
         table(
@@ -171,7 +163,7 @@ def exits(
             ],
         )
     )
-    con.print(f"curves → {r['curves']}" + _registered_line(r))
+    con.print(f"curves → {r['curves']}" + _variant_line(report))
 
 
 @adapt_app.command("codecs")
@@ -191,13 +183,15 @@ def codecs(
 
     Example: tierml adapt codecs cnn.onnx --data mnist5k --cut @2
     """
-    from tierml.adapt import commands
+    from tierml.api.adapting import CodecsOptions
+    from tierml.api.adapting import codecs as adapt_codecs
 
+    options = CodecsOptions(data, tuple(cut or ()), profile, seed, limit)
     with working("measuring codecs at each cut"):
-        r = commands.codecs(model, data, cut, profile=profile, seed=seed, limit=limit)
+        report = adapt_codecs(registry_workspace(None), model, options)
     _show(
         fmt,
-        r,
+        report,
         lambda r: table(
             f"{model.stem}: codecs per cut (curves → {r['curves']})",
             ["tensor", "codec", "ratio", "enc ms", "dec ms", "acc drop (pts)", "zeros"],
@@ -245,27 +239,21 @@ def bottleneck(
 
     Example: tierml adapt bottleneck cnn.onnx --cut @2 --data mnist5k --out cnn-bn/
     """
-    from tierml.adapt import commands
+    from tierml.api.adapting import BottleneckOptions
+    from tierml.api.adapting import bottleneck as adapt_bottleneck
 
-    options: dict[str, Any] = {"out": out, "profile": profile, "code_channels": code_channels,
-                               "stride": stride, "seed": seed, "epochs": epochs,
-                               "limit": limit}  # fmt: skip
+    options = BottleneckOptions(
+        cut, data, out, code_channels, stride, profile, seed, epochs, limit, register
+    )
     with working("training the bottleneck"):
-        if register is None:
-            r = commands.bottleneck(model, data, cut, **options)
-        else:
-            from tierml.registry.adapted_artifacts import bottleneck_registered
-
-            r = _in_registry(
-                db, lambda reg: bottleneck_registered(reg, register, model, data, cut, **options)
-            )
+        report = adapt_bottleneck(registry_workspace(db), model, options)
     _show(
         fmt,
-        r,
+        report,
         lambda r: (
             f"bottleneck at {r['tensor']}: {r['raw_bytes']} → {r['code_bytes']} bytes "
             f"({r['ratio']:.1f}×), accuracy {r['accuracy']:.4f} (model {r['base_accuracy']:.4f}); "
-            f"partitions → {r['out']}, curves → {r['curves']}" + _registered_line(r)
+            f"partitions → {r['out']}, curves → {r['curves']}" + _variant_line(report)
         ),
     )
 
@@ -315,26 +303,27 @@ def privacy(
 
     Example: tierml privacy cnn.onnx --cut @5 --data mnist5k --defend noise --epsilon 500
     """
-    from tierml.adapt import commands
+    from tierml.api.adapting import PrivacyOptions
+    from tierml.api.adapting import privacy as attack
 
+    options = PrivacyOptions(
+        cut,
+        data,
+        defend=defend,
+        mechanism=mechanism,
+        epsilons=tuple(epsilon) if epsilon is not None else None,
+        clip=clip,
+        weights=tuple(weight) if weight is not None else None,
+        profile=profile,
+        seed=seed,
+        epochs=epochs,
+        limit=limit,
+    )
     with working("training the attack and the defence"):
-        r = commands.privacy(
-            model,
-            data,
-            cut,
-            defend=defend,
-            mechanism=mechanism,
-            epsilons=epsilon,
-            clip=clip,
-            weights=weight,
-            profile=profile,
-            seed=seed,
-            attack_epochs=epochs,
-            limit=limit,
-        )
+        report = attack(registry_workspace(None), model, options)
     _show(
         fmt,
-        r,
+        report,
         lambda r: table(
             f"{model.stem} at {r['tensor']}: attacker reconstruction (curves → {r['curves']})",
             ["defence", "SSIM", "MSE", "SSIM drop", "MSE rise", "accuracy", "drop (pts)"],
@@ -354,26 +343,27 @@ def privacy(
     )
 
 
-def _in_registry(db: str | None, fn: Callable[[Registry], dict[str, Any]]) -> dict[str, Any]:
-    from tierml.cli.registry import _run
-
-    return _run(db, fn)
-
-
-def _registered_line(r: dict[str, Any]) -> str:
-    reg = r.get("registered")
+def _version_line(report: TrainReport) -> str:
+    reg = report.registered
     if reg is None:
         return ""
-    if "version" in reg:  # a version
-        how = "already registered as" if reg.get("already_registered") else "registered as"
-        return f"\n{how} {reg['model']} v{reg['version']} ({reg['sha256'][:12]})"
-    acc = reg["metrics"].get("accuracy")
+    how = "registered as" if reg.added is not None else "already registered as"
+    return f"\n{how} {reg.model} v{reg.version} ({reg.sha256[:12]})"
+
+
+def _variant_line(report: AdaptationReport) -> str:
+    reg = report.registered
+    if reg is None:
+        return ""
+    acc = reg.metrics.get("accuracy")
     figures = f", accuracy {acc:.4f}" if acc is not None else ""
-    return f"\nregistered as variant {reg['name']} ({reg['sha256'][:12]}): {reg['status']}{figures}"
+    return f"\nregistered as variant {reg.name} ({reg.sha256[:12]}): {reg.status}{figures}"
 
 
-def _show(fmt: OutputFormat, report: dict[str, Any], render: Any) -> None:
+def _show(
+    fmt: OutputFormat, report: AdaptationReport, render: Callable[[dict[str, Any]], Any]
+) -> None:
     if fmt is OutputFormat.JSON:
-        print_json(report)
+        print_json(report.to_dict())
     else:
-        console().print(render(report))
+        console().print(render(dict(report.figures)))

@@ -1,16 +1,21 @@
-"""`tierml catalog`: the tier, FaaS, link and radio profiles, and checking user files."""
+"""`tierml catalog`: the tier, FaaS, link and radio profiles, and checking user files.
+
+Each command makes one call to :mod:`tierml.api.catalog` and renders its report.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, is_dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
+from tierml.api.catalog import CatalogSection
 from tierml.cli.render import OutputFormat, console, print_json, table
+
+if TYPE_CHECKING:
+    from tierml.core.workspace import Workspace
 
 catalog_app = typer.Typer(
     help="The hardware and price catalog: tiers, FaaS, links, radios (TOML, with sources).",
@@ -21,48 +26,23 @@ FilesOpt = Annotated[
     list[Path] | None,
     typer.Option("--catalog", help="Extra catalog TOML file (repeatable).", show_default=False),
 ]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 
 
-class Section(StrEnum):
-    TIER = "tier"
-    FAAS = "faas"
-    LINK = "link"
-    RADIO = "radio"
+def _workspace() -> Workspace:
+    from tierml.api.workspace import open_workspace
 
-
-def _load(files: list[Path] | None) -> Any:
-    from tierml.catalog import load_catalog
-    from tierml.profile.predictor_store import tierml_home
-
-    return load_catalog(files or [], home=tierml_home())
-
-
-def _sections(catalog: Any) -> dict[str, dict[str, Any]]:
-    return {
-        "tier": dict(catalog.tiers),
-        "faas": dict(catalog.faas),
-        "link": dict(catalog.links),
-        "radio": dict(catalog.radios),
-    }
-
-
-def _plain(profile: Any) -> dict[str, Any]:
-    data = asdict(profile)
-    data["sources"] = dict(profile.sources)
-    if "kind" in data:
-        data["kind"] = str(data["kind"])
-    return data
+    return open_workspace()
 
 
 @catalog_app.command("list")
 def catalog_list(
     section: Annotated[
-        Section | None, typer.Option("--section", help="Only this section.", show_default=False)
+        CatalogSection | None,
+        typer.Option("--section", help="Only this section.", show_default=False),
     ] = None,
     catalog: FilesOpt = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.TABLE
-    ),
+    fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Every profile by section, with the file it comes from.
 
@@ -70,15 +50,15 @@ def catalog_list(
       tierml catalog list
       tierml catalog list --section link --format json
     """
-    found = _sections(_load(catalog))
-    chosen = {k: v for k, v in found.items() if section is None or k == section.value}
+    from tierml.api.catalog import list_catalog
+
+    listing = list_catalog(_workspace(), section=section, files=catalog or [])
     if fmt is OutputFormat.JSON:
-        print_json({k: {n: _plain(p) for n, p in v.items()} for k, v in chosen.items()})
+        print_json(listing.to_dict())
         return
     rows = [
-        [s, name, getattr(p, "kind", "") or "", p.description, p.origin]
-        for s, entries in chosen.items()
-        for name, p in entries.items()
+        [e.section.value, e.name, e.kind, e.profile.description, e.profile.origin]
+        for e in listing.entries
     ]
     console().print(table("catalog", ["section", "name", "kind", "description", "file"], rows))
 
@@ -87,66 +67,41 @@ def catalog_list(
 def catalog_show(
     name: Annotated[str, typer.Argument(help="A profile name from `tierml catalog list`.")],
     catalog: FilesOpt = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.TABLE
-    ),
+    fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """One profile: every figure with its source.
 
     Example: tierml catalog show raspberry-pi-4
     """
-    from tierml.core.errors import UnknownProfileError
+    from tierml.api.catalog import show_profile
 
-    loaded = _load(catalog)
-    matches = [(s, e[name]) for s, e in _sections(loaded).items() if name in e]
-    if not matches:
-        known = sorted({n for e in _sections(loaded).values() for n in e})
-        raise UnknownProfileError(
-            f'No profile named "{name}"; known: {", ".join(known)}.',
-            hint="See `tierml catalog list`.",
-        )
+    shown = show_profile(_workspace(), name, files=catalog or [])
     if fmt is OutputFormat.JSON:
-        print_json({s: _plain(p) for s, p in matches})
+        print_json(shown.to_dict())
         return
-    for section, profile in matches:
-        rows = [[k, v, profile.sources.get(k, "")] for k, v in _flat(profile).items()]
-        title = escape(f"[{section}.{name}] from {profile.origin}")
+    for entry in shown.entries:
+        sources = entry.profile.sources
+        rows = [[k, v, sources.get(k, "")] for k, v in entry.figures().items()]
+        title = escape(f"[{entry.section.value}.{name}] from {entry.profile.origin}")
         console().print(table(title, ["field", "value", "source"], rows))
-
-
-def _flat(profile: Any) -> dict[str, Any]:
-    """Fields as the TOML spells them (throughputs flattened), without sources/origin."""
-    out: dict[str, Any] = {}
-    for f in fields(profile):
-        value = getattr(profile, f.name)
-        if f.name in ("sources", "origin", "name"):
-            continue
-        if is_dataclass(value):
-            suffix = "_per_vcpu" if f.name == "per_vcpu" else ""
-            for inner in fields(value):
-                out[inner.name + suffix] = getattr(value, inner.name)
-        elif value is not None:
-            out[f.name] = str(value) if isinstance(value, StrEnum) else value
-    return out
 
 
 @catalog_app.command("check")
 def catalog_check(
     files: Annotated[list[Path], typer.Argument(help="Catalog TOML files to check.")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.TABLE
-    ),
+    fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Check catalog files against the schema and the shipped catalog; list every problem.
 
     Example: tierml catalog check my-devices.toml
     """
-    loaded = _load(files)
-    counts = {s: len(e) for s, e in _sections(loaded).items()}
+    from tierml.api.catalog import check_catalog
+
+    checked = check_catalog(_workspace(), files)
     if fmt is OutputFormat.JSON:
-        print_json({"ok": True, "files": [str(f) for f in files], "profiles": counts})
+        print_json(checked.to_dict())
         return
     console().print(
         f"ok: {', '.join(str(f) for f in files)} · "
-        + " · ".join(f"{n} {s}" for s, n in counts.items())
+        + " · ".join(f"{n} {s.value}" for s, n in checked.profiles.items())
     )

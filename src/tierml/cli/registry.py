@@ -1,25 +1,25 @@
 """`tierml model`, `tierml variant`, `tierml lineage`, `tierml select`: the model registry.
 
-Each command opens the registry (``--db`` or ``TIERML_REGISTRY_URL``, else SQLite under
-``TIERML_HOME``), calls one library function and renders its answer.
+Each command builds the workspace (``--db`` wins over ``TIERML_REGISTRY_URL``; else
+SQLite under ``TIERML_HOME``), makes one call to :mod:`tierml.api.registry` and renders
+its report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tierml.cli.options import FormatOpt
+from tierml.cli.options import BatchOpt, FormatOpt, InputsOpt, ShapeOpt, model_input
 from tierml.cli.render import OutputFormat, console, human_bytes, print_json, table, working
+from tierml.core.errors import Remedy, UnknownTransformError
 
 if TYPE_CHECKING:
-    from tierml.registry import Registry
-
-T = TypeVar("T")
+    from tierml.api.registry import InputSpec, VariantInfo
+    from tierml.core.workspace import Workspace
 
 model_app = typer.Typer(
     help="Registered models and their versions (model card, eval set, metrics).",
@@ -52,21 +52,11 @@ VersionOpt = Annotated[
 ]
 
 
-@contextmanager
-def _registry(db: str | None) -> Iterator[Registry]:
-    from tierml.profile.predictor_store import tierml_home
-    from tierml.registry import Registry
+def registry_workspace(db: str | None) -> Workspace:
+    """This command's workspace, from the environment; ``--db`` wins over its variable."""
+    from tierml.api.workspace import open_workspace
 
-    registry = Registry.open(tierml_home(), db)
-    try:
-        yield registry
-    finally:
-        registry.close()
-
-
-def _run(db: str | None, fn: Callable[[Registry], T]) -> T:
-    with _registry(db) as registry:
-        return fn(registry)
+    return open_workspace(registry_url=db)
 
 
 @model_app.command("add")
@@ -81,6 +71,9 @@ def model_add(
         Path | None,
         typer.Option("--card", help="Model card: Markdown with ## Task, ## Licence, … sections."),
     ] = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
     regenerate: Annotated[
         bool, typer.Option(help="Rebuild the previous version's variants against this one.")
     ] = True,
@@ -90,45 +83,56 @@ def model_add(
 ) -> None:
     """Register FILE as the next version of NAME; rebuild the previous version's variants.
 
+    --batch, --shape and --inputs fix dynamic dimensions and are recorded with the version
+    (variants, regeneration and selection reuse them); without them the previous version's
+    are reused when they fit FILE's inputs.
+
     Example: tierml model add digits cnn.onnx --eval digits.npz --card CARD.md
     """
-    from tierml.registry.regeneration import add_version
+    from tierml.api.registry import AddModelOptions, add_model
 
+    options = AddModelOptions(
+        eval_data=eval_data,
+        card=card,
+        regenerate=regenerate,
+        tiers=tuple(tier) if tier is not None else None,
+    )
     with working("registering and measuring"):
-        out = _run(
-            db,
-            lambda r: add_version(
-                r, name, file, eval_file=eval_data, card_file=card, tiers=tier,
-                regenerate_variants=regenerate,
-            ),
-        )  # fmt: skip
+        out = add_model(
+            registry_workspace(db), name, model_input(file, batch, shape, inputs), options
+        )
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(out.to_dict())
         return
-    m = out["metrics"]
+    m = out.metrics
     acc = f", accuracy {m['accuracy']:.4f}" if "accuracy" in m else ""
-    console().print(
-        f"{name} v{out['version']} ({out['sha256'][:12]}): "
+    con = console()
+    con.print(
+        f"{name} v{out.version} ({out.sha256[:12]}): "
         f"{human_bytes(m['size_bytes'])}{acc}, {m['host_latency_ms']:.3f} ms here"
     )
-    if out["regenerated"]:
-        _print_variants(f"regenerated from v{out['regenerated_from']}", out["regenerated"])
+    if not out.input_spec.empty:
+        reused = f" (from v{out.spec_from})" if out.spec_from is not None else ""
+        con.print(f"inputs: {_spec_text(out.input_spec)}{reused}")
+    if out.regenerated is not None and out.regenerated.variants:
+        done = out.regenerated
+        _print_variants(f"regenerated from v{done.from_version}", done.variants)
 
 
 @model_app.command("list")
 def model_list(db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """Every registered model. Example: tierml model list"""
-    from tierml.registry.versions import list_models
+    from tierml.api.registry import list_models
 
-    rows = _run(db, list_models)
+    listed = list_models(registry_workspace(db))
     if fmt is OutputFormat.JSON:
-        print_json({"models": rows})
+        print_json(listed.to_dict())
         return
     console().print(
         table(
             "models",
             ["model", "versions", "latest", "recipes", "variants of latest"],
-            [[r["model"], r["versions"], r["latest"], r["recipes"], r["variants"]] for r in rows],
+            [[r.model, r.versions, r.latest, r.recipes, r.variants] for r in listed.models],
         )
     )
 
@@ -136,25 +140,27 @@ def model_list(db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
 @model_app.command("show")
 def model_show(name: ModelNameArg, db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """A model's versions, card, metrics, recipes and variants. Example: tierml model show digits"""
-    from tierml.registry.versions import show_model
+    from tierml.api.registry import show_model
 
-    out = _run(db, lambda r: show_model(r, name))
+    out = show_model(registry_workspace(db), name)
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(out.to_dict())
         return
     con = console()
     rows = []
-    for v in out["versions"]:
-        m = v["metrics"]
+    for v in out.versions:
+        m = v.metrics
         rows.append(
-            [v["version"], v["sha256"][:12], human_bytes(m["size_bytes"]),
-             _fmt(m.get("accuracy")), v["card"].get("task", "-"), len(v["variants"])]
+            [v.version, v.sha256[:12], human_bytes(m["size_bytes"]), _fmt(m.get("accuracy")),
+             v.card.get("task", "-"), _spec_text(v.input_spec) or "-", len(v.variants)]
         )  # fmt: skip
-    con.print(table(name, ["version", "sha256", "size", "accuracy", "task", "variants"], rows))
+    con.print(
+        table(name, ["version", "sha256", "size", "accuracy", "task", "inputs", "variants"], rows)
+    )
     recipes = [
-        [r["name"], r["transform"], r["params"], r["parent"] or "-",
-         _fmt(r["max_accuracy_drop"]), r["max_size_bytes"] or "-"]
-        for r in out["recipes"]
+        [r.name, r.transform, dict(r.params), r.parent or "-", _fmt(r.max_accuracy_drop),
+         r.max_size_bytes or "-"]
+        for r in out.recipes
     ]  # fmt: skip
     if recipes:
         con.print(
@@ -173,14 +179,11 @@ def model_gc(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Delete artifacts no version or variant references. Example: tierml model gc"""
-    done = _run(db, lambda r: r.collect_garbage(tmp_age_s=tmp_age))
-    out = {
-        "removed": list(done.removed),
-        "removed_tmp": done.removed_tmp,
-        "freed": done.freed_bytes,
-    }
+    from tierml.api.registry import collect_garbage
+
+    done = collect_garbage(registry_workspace(db), tmp_age_s=tmp_age)
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(done.to_dict())
         return
     console().print(
         f"removed {len(done.removed)} artifacts and {done.removed_tmp} temporary files, "
@@ -191,17 +194,11 @@ def model_gc(
 @model_app.command("check")
 def model_check(db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """Verify every referenced artifact's checksum. Example: tierml model check"""
-    found = _run(db, lambda r: r.check())
-    out = {
-        "ok": found.ok,
-        "rows_checked": found.rows_checked,
-        "missing": list(found.missing),
-        "corrupt": list(found.corrupt),
-        "unreferenced": list(found.unreferenced),
-        "temporaries": found.temporaries,
-    }
+    from tierml.api.registry import check
+
+    found = check(registry_workspace(db))
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(found.to_dict())
     else:
         console().print(
             f"{found.rows_checked} artifacts checked: {len(found.missing)} missing, "
@@ -247,29 +244,20 @@ def variant_add_recipe(
 
     Example: tierml variant add-recipe digits int8 --transform int8-static --max-accuracy-drop 0.01
     """
-    from tierml.registry.building import add_recipe
+    from tierml.api.registry import RecipeOptions, add_recipe
 
-    params = _params(param or [])
-    recipe = _run(
-        db,
-        lambda r: add_recipe(
-            r, model, name, transform, params, parent=parent,
-            max_accuracy_drop=max_accuracy_drop, max_size_bytes=max_size,
-        ),
-    )  # fmt: skip
-    out = {
-        "model": recipe.model,
-        "name": recipe.name,
-        "transform": recipe.transform,
-        "params": recipe.params,
-        "parent": recipe.parent,
-        "max_accuracy_drop": recipe.max_accuracy_drop,
-        "max_size_bytes": recipe.max_size_bytes,
-    }
+    options = RecipeOptions(
+        transform=transform,
+        params=_params(param or []),
+        parent=parent,
+        max_accuracy_drop=max_accuracy_drop,
+        max_size_bytes=max_size,
+    )
+    recipe = add_recipe(registry_workspace(db), model, name, options)
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(recipe.to_dict())
     else:
-        console().print(f"{model}: recipe {name} = {transform} {recipe.params}")
+        console().print(f"{model}: recipe {name} = {transform} {dict(recipe.params)}")
 
 
 @variant_app.command("build")
@@ -288,16 +276,16 @@ def variant_build(
 
     Example: tierml variant build digits --tier raspberry-pi-4
     """
-    from tierml.registry.building import build_variants
+    from tierml.api.registry import build_variants
 
     with working("building and measuring variants"):
-        built = _run(
-            db, lambda r: build_variants(r, model, recipe or [], version=version, tiers=tier)
+        built = build_variants(
+            registry_workspace(db), model, recipe or [], version=version, tiers=tier
         )
     if fmt is OutputFormat.JSON:
-        print_json({"model": model, "variants": built})
+        print_json(built.to_dict())
         return
-    _print_variants(model, built)
+    _print_variants(model, built.variants)
 
 
 @variant_app.command("list")
@@ -308,13 +296,13 @@ def variant_list(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """The variants of a version with their metrics. Example: tierml variant list digits"""
-    from tierml.registry.building import list_variants
+    from tierml.api.registry import list_variants
 
-    out = _run(db, lambda r: list_variants(r, model, version))
+    out = list_variants(registry_workspace(db), model, version=version)
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(out.to_dict())
         return
-    _print_variants(f"{model} v{out['version']}", out["variants"])
+    _print_variants(f"{model} v{out.version}", out.variants)
 
 
 def lineage(name: ModelNameArg, db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
@@ -322,21 +310,17 @@ def lineage(name: ModelNameArg, db: DbOpt = None, fmt: FormatOpt = OutputFormat.
 
     Example: tierml lineage digits --format json
     """
-    from tierml.registry.lineage import lineage_document
+    from tierml.api.registry import lineage as lineage_of
 
-    doc = _run(db, lambda r: lineage_document(r, name))
+    doc = lineage_of(registry_workspace(db), name)
     if fmt is OutputFormat.JSON:
-        print_json(doc)
+        print_json(doc.to_dict())
         return
     con = console()
-    con.print(f"{doc['model']}")
-    for v in doc["versions"]:
-        con.print(f"└─ v{v['version']} {v['sha256'][:12]}")
-        children: dict[str | None, list[dict[str, Any]]] = {}
-        for x in v["variants"]:
-            children.setdefault(x["parent"], []).append(x)
-
-        _print_tree(children, None, 1)
+    con.print(doc.model)
+    for v in doc.versions:
+        con.print(f"└─ v{v.version} {v.sha256[:12]}")
+        _print_tree(v.variants, None, 1)
 
 
 def select(
@@ -354,55 +338,50 @@ def select(
 
     Example: tierml select digits --device examples/devices/field-sensor-low-battery.toml
     """
-    from tierml.registry.device import read_device, read_policy
-    from tierml.registry.selection import select_variant
+    from tierml.api.registry import select as select_for
 
-    described = read_device(device)
-    rules = read_policy(policy) if policy is not None else None
-    out = _run(db, lambda r: select_variant(r, name, described, version=version, policy=rules))
+    out = select_for(registry_workspace(db), name, device, policy=policy, version=version)
     if fmt is OutputFormat.JSON:
-        print_json(out)
+        print_json(out.to_dict())
     else:
         con = console()
         rows = [
-            [c["name"], c["transform"], "yes" if c["eligible"] else "no",
-             c["size_bytes"], _fmt(c["accuracy"]), _fmt(c["latency_ms"]),
-             "; ".join(c["reasons"]) or "-"]
-            for c in out["candidates"]
+            [c.name, c.transform, "yes" if c.eligible else "no", c.size_bytes,
+             _fmt(c.accuracy), _fmt(c.latency_ms), "; ".join(c.reasons) or "-"]
+            for c in out.candidates
         ]  # fmt: skip
         con.print(
             table(
-                f"{name} v{out['version']} for {out['device']}",
+                f"{name} v{out.version} for {out.device}",
                 ["candidate", "transform", "eligible", "bytes", "accuracy", "ms", "why not"],
                 rows,
             )
         )
-        con.print(out["explanation"])
-    if out["chosen"] is None:
+        con.print(out.explanation)
+    if out.chosen is None:
         raise typer.Exit(1)
 
 
-def _print_tree(
-    children: dict[str | None, list[dict[str, Any]]], parent: str | None, depth: int
-) -> None:
-    for x in children.get(parent, []):
-        console().print(
-            f"{'   ' * depth}└─ {x['name']} ({x['transform']}) {x['sha256'][:12]} {x['status']}"
-        )
-        _print_tree(children, x["name"], depth + 1)
+def _print_tree(variants: Sequence[VariantInfo], parent: str | None, depth: int) -> None:
+    for x in variants:
+        if x.parent == parent:
+            console().print(
+                f"{'   ' * depth}└─ {x.name} ({x.transform}) {x.sha256[:12]} {x.status}"
+            )
+            _print_tree(variants, x.name, depth + 1)
 
 
-def _print_variants(title: str, variants: list[dict[str, Any]]) -> None:
+def _print_variants(title: str, variants: Sequence[VariantInfo]) -> None:
     rows = []
     for v in variants:
-        m = v["metrics"]
+        m = v.metrics
         tiers = {k: x for k, x in m.get("latency_ms", {}).items() if isinstance(x, int | float)}
         rows.append(
-            [v["name"], v["transform"], v["parent"] or "-", v["sha256"][:12],
+            [v.name, v.transform, v.parent or "-", v.sha256[:12],
              human_bytes(m["size_bytes"]), _fmt(m.get("accuracy")),
              f"{m['host_latency_ms']:.3f}",
              ", ".join(f"{k} {x:.3f}" for k, x in tiers.items()) or "-",
-             v["status"] + (f": {v['reason']}" if v["reason"] else "")]
+             v.status + (f": {v.reason}" if v.reason else "")]
         )  # fmt: skip
     console().print(
         table(
@@ -414,15 +393,25 @@ def _print_variants(title: str, variants: list[dict[str, Any]]) -> None:
     )  # fmt: skip
 
 
-def _params(items: list[str]) -> dict[str, str]:
-    from tierml.core.errors import UnknownTransformError
+def _spec_text(spec: InputSpec) -> str:
+    parts = [f"batch {spec.batch}"] if spec.batch is not None else []
+    parts += [f"{k}={','.join(map(str, dims))}" for k, dims in spec.shapes.items()]
+    if spec.inputs_sha256 is not None:
+        parts.append(f"arrays {spec.inputs_sha256[:12]}")
+    return " ".join(parts)
 
+
+def _params(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UnknownTransformError(
-                f'--param "{item}" is not KEY=VALUE.', hint="Example: --param ratio=0.3"
+                f'--param "{item}" is not KEY=VALUE.',
+                hint="Example: --param ratio=0.3",
+                remedy=Remedy.TRANSFORM_PARAM,
+                key="ratio",
+                example="0.3",
             )
         out[key.strip()] = value.strip()
     return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from tierml.adapt.data import load_dataset, split
 from tierml.adapt.exits import EPOCHS as EXIT_EPOCHS
+from tierml.api.workspace import open_workspace
 from tierml.core.errors import RegistryDuplicateError
 from tierml.experiments.e2e_models import E2EModel, trained_exit_model
 from tierml.registry.adapted_artifacts import exits_recorded
@@ -69,7 +70,7 @@ def register(
     held = split(load_dataset(model.data or "mnist5k"), seed).held_out
     n = min(EVAL_SAMPLES, len(held))
     np.savez(eval_file, x=held.x[:n], labels=held.labels[:n])
-    registry = Registry.open(home)
+    registry = Registry.open(open_workspace(home))
     try:
         try:
             version = register_version(
@@ -109,7 +110,7 @@ def register(
                 limit=limit,
                 tiers=VARIANT_TIERS,
             )
-        shown = show_model(registry, REGISTRY_NAME)
+        shown = show_model(registry, REGISTRY_NAME).to_dict()
     finally:
         registry.close()
     newest = shown["versions"][-1] if number is None else shown["versions"][number - 1]

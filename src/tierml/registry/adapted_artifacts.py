@@ -31,14 +31,31 @@ from tierml.registry.adaptation_transforms import BOTTLENECK_FIGURES, exit_spec
 from tierml.registry.building import add_recipe, check_against_newest, record_variant
 from tierml.registry.building import version_eval_set as eval_set_of
 from tierml.registry.measurement import default_tiers
-from tierml.registry.regeneration import add_version
+from tierml.registry.records import VariantInfo
+from tierml.registry.regeneration import VersionAdded, add_version
 from tierml.registry.schema import ModelRow, RecipeRow, VariantRow, VersionRow
 from tierml.registry.store import Registry, get_model
 from tierml.registry.transforms import Built, get_transform, resolve_params
 from tierml.registry.versions import check_name
 
 if TYPE_CHECKING:
-    from tierml.adapt.models import TrainConfig
+    from tierml.adapt.models import TrainConfig, TrainedModel
+
+
+@dataclass(frozen=True)
+class VersionRegistration:
+    """A trained model as a version: newly ``added``, or found registered already."""
+
+    model: str
+    version: int
+    sha256: str
+    added: VersionAdded | None  # None: this file already was that version
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.added is None:
+            return {"model": self.model, "version": self.version, "sha256": self.sha256,
+                    "already_registered": True}  # fmt: skip
+        return {**self.added.to_dict(), "already_registered": False}
 
 
 @dataclass(frozen=True)
@@ -61,21 +78,19 @@ def train_registered(
     out: Path | None = None,
     *,
     tiers: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Train (or reuse the cached) model and register it as the next version of ``name``;
-    a model already registered there is reported, not registered twice."""
+) -> tuple[TrainedModel, VersionRegistration]:
+    """Train (or reuse the cached) model under the workspace's adaptation home and
+    register it as the next version of ``name``; a model already registered there is
+    reported, not registered twice."""
     from tierml.adapt.data import load_dataset, split
     from tierml.adapt.models import train_model
 
     check_name(name)
-    trained = train_model(config, out)
-    report: dict[str, Any] = trained.to_dict()
+    trained = train_model(config, out, home=registry.workspace.adapt_home)
     sha = _registered_sha(trained.path)
     found = registry.read(lambda s: _version_by_sha(s, name, sha))
     if found is not None:
-        report["registered"] = {"model": name, "version": found.number, "sha256": sha,
-                                "already_registered": True}  # fmt: skip
-        return report
+        return trained, VersionRegistration(name, found.number, sha, None)
     data = load_dataset(config.data, config.limit)
     parts = split(data, config.seed)
     with tempfile.TemporaryDirectory(prefix="tierml-register-") as tmp:
@@ -89,8 +104,7 @@ def train_registered(
         added = add_version(
             registry, name, trained.path, eval_file=eval_file, card_file=card_file, tiers=tiers
         )
-    report["registered"] = {**added, "already_registered": False}
-    return report
+    return trained, VersionRegistration(name, added.version, added.sha256, added)
 
 
 def training_card(
@@ -129,9 +143,9 @@ def exits_registered(
     epochs: int | None = None,
     tiers: Sequence[str] | None = None,
     **options: Any,  # out, profile, limit, joint: as tierml.adapt.commands.exits
-) -> dict[str, Any]:
-    """``tierml adapt exits`` whose multi-exit model becomes a variant of the version of
-    ``name`` that ``model`` is."""
+) -> tuple[dict[str, Any], VariantInfo]:
+    """The exits adaptation (its report), whose multi-exit model becomes a variant of the
+    version of ``name`` that ``model`` is."""
     from tierml.adapt import commands
     from tierml.adapt.exits import EPOCHS
 
@@ -145,7 +159,7 @@ def exits_registered(
     path = Path(report["model"])
     trained_with = _trained_with("exits", data, seed, epochs, options)
     variant = _record_exits(registry, target, model, path, report, trained_with, tiers)
-    return {**report, "registered": variant}
+    return report, variant
 
 
 def exits_recorded(
@@ -161,7 +175,7 @@ def exits_recorded(
     epochs: int,
     limit: int | None = None,
     tiers: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> VariantInfo:
     """A multi-exit model already trained at ``taps`` of ``model`` (``report``: its exits
     report, as in a curves file) recorded as a variant of the version of ``name`` that
     ``model`` is."""
@@ -179,10 +193,10 @@ def _record_exits(
     report: Mapping[str, Any],
     trained_with: dict[str, Any],
     tiers: Sequence[str] | None,
-) -> dict[str, Any]:
+) -> VariantInfo:
     notes = {"exits": exit_spec(report, target.params), "trained_with": trained_with}
     variant = _record(registry, target, model, Built(load_model(path), "fp32", notes), tiers)
-    _write_back(registry, variant["sha256"], path)
+    _write_back(registry, variant.sha256, path)
     return variant
 
 
@@ -199,10 +213,11 @@ def bottleneck_registered(
     epochs: int | None = None,
     tiers: Sequence[str] | None = None,
     **options: Any,  # out, profile, limit: as tierml.adapt.commands.bottleneck
-) -> dict[str, Any]:
-    """``tierml adapt bottleneck`` whose two partitions, joined into one model (input → uint8
-    code → logits, written as ``model.onnx`` beside them), become a variant of ``model``'s
-    version of ``name``."""
+) -> tuple[dict[str, Any], VariantInfo]:
+    """The bottleneck adaptation (its report, with ``joined``: the path of the joined
+    model), whose two partitions, joined into one model (input → uint8 code → logits,
+    written as ``model.onnx`` beside them), become a variant of ``model``'s version of
+    ``name``."""
     from tierml.adapt import commands
     from tierml.adapt.bottleneck import EPOCHS, joined
 
@@ -223,8 +238,8 @@ def bottleneck_registered(
         "trained_with": _trained_with("bottleneck", data, seed, epochs, options),
     }
     variant = _record(registry, target, model, Built(one, "fp32", notes), tiers)
-    _write_back(registry, variant["sha256"], folder / "model.onnx")
-    return {**report, "joined": str(folder / "model.onnx"), "registered": variant}
+    _write_back(registry, variant.sha256, folder / "model.onnx")
+    return {**report, "joined": str(folder / "model.onnx")}, variant
 
 
 # -- finding the base and the recipe, before any training --------------------------------
@@ -292,7 +307,7 @@ def _target(
 
 def _record(
     registry: Registry, target: _Target, base: Path, built: Built, tiers: Sequence[str] | None
-) -> dict[str, Any]:
+) -> VariantInfo:
     if not target.recipe_exists:
         add_recipe(registry, target.model, target.recipe, target.transform, target.params)
 

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tierml.core.errors import ArtifactIntegrityError, RegistryError, Remedy
+from tierml.core.workspace import ArtifactWriteHook
 
 TMP_PREFIX = ".tmp-"
 # A temporary file younger than this may belong to a build still running in another
 # process; garbage collection leaves it alone.
 STALE_TMP_SECONDS = 3600.0
-# Tests set this to a file path: the write then creates that file and sleeps before the
-# rename, so a test can SIGKILL a build at a known point (see tests/registry).
-PAUSE_ENV = "TIERML_REGISTRY_PAUSE_BEFORE_RENAME"
 
 
 @dataclass(frozen=True)
@@ -33,16 +31,22 @@ class Collected:
     removed_tmp: int
     freed_bytes: int
 
+    def to_dict(self) -> dict[str, object]:
+        return {"removed": list(self.removed), "removed_tmp": self.removed_tmp,
+                "freed": self.freed_bytes}  # fmt: skip
+
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 class ArtifactStore:
-    """Files by sha256 under ``root``."""
+    """Files by sha256 under ``root``. ``before_rename`` is called with the temporary file
+    just before it is renamed into place (a test stops a writer there)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, before_rename: ArtifactWriteHook | None = None) -> None:
         self.root = root
+        self.before_rename = before_rename
 
     def path(self, sha: str) -> Path:
         return self.root / sha[:2] / sha
@@ -71,7 +75,8 @@ class ArtifactStore:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            _pause_if_asked()
+            if self.before_rename is not None:
+                self.before_rename(Path(tmp))
             os.replace(tmp, final)
             _fsync_dir(final.parent)
         except BaseException:
@@ -131,13 +136,6 @@ class ArtifactStore:
                 tmp.unlink(missing_ok=True)
                 tmp_count += 1
         return Collected(tuple(removed), tmp_count, freed)
-
-
-def _pause_if_asked() -> None:
-    marker = os.environ.get(PAUSE_ENV)
-    if marker:
-        Path(marker).write_text(str(os.getpid()))
-        time.sleep(120)
 
 
 def _fsync_dir(folder: Path) -> None:

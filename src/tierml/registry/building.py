@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import onnx
@@ -19,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from tierml.core.errors import RegistryInputError
 from tierml.registry.evaluation import EvalSet, EvalSplit, parse_eval_set
+from tierml.registry.input_spec import InputSpec, parse_arrays
 from tierml.registry.lineage import read_stamp, stamp
-from tierml.registry.measurement import default_tiers, measure_variant
+from tierml.registry.measurement import MeasureInputs, default_tiers, measure_variant
+from tierml.registry.records import Recipe, VariantInfo, VariantList, VariantStatus
 from tierml.registry.schema import RecipeRow, VariantRow, VersionRow
 from tierml.registry.store import (
     Registry,
@@ -30,22 +31,10 @@ from tierml.registry.store import (
     get_version,
     now,
     recipes_in_build_order,
-    variant_json,
 )
 from tierml.registry.transforms import Built, CheckSource, get_transform, resolve_params
 from tierml.registry.variant_accuracy import measure_accuracy
 from tierml.registry.versions import check_name
-
-
-@dataclass(frozen=True)
-class Recipe:
-    model: str
-    name: str
-    transform: str
-    params: dict[str, Any]
-    parent: str | None
-    max_accuracy_drop: float | None
-    max_size_bytes: int | None
 
 
 def add_recipe(
@@ -109,15 +98,7 @@ def check_against_newest(
 
 
 def list_recipes(registry: Registry, model: str) -> list[Recipe]:
-    def rows(s: Session) -> list[Recipe]:
-        m = get_model(s, model)
-        return [
-            Recipe(model, r.name, r.transform, r.params, r.parent.name if r.parent else None,
-                   r.max_accuracy_drop, r.max_size_bytes)
-            for r in m.recipes
-        ]  # fmt: skip
-
-    return registry.read(rows)
+    return registry.read(lambda s: [Recipe.of(r) for r in get_model(s, model).recipes])
 
 
 def build_variants(
@@ -127,7 +108,7 @@ def build_variants(
     *,
     version: int | None = None,
     tiers: Sequence[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[VariantInfo]:
     """Build ``recipes`` (all, when empty) against a version (the newest when None).
 
     Variants already built are returned as they are: building is idempotent, so a build
@@ -147,18 +128,18 @@ def build_variants(
 
 def build_one(
     registry: Registry, version_id: int, recipe_id: int, tiers: Sequence[str]
-) -> dict[str, Any]:
+) -> VariantInfo:
     existing = registry.read(lambda s: _variant(s, version_id, recipe_id))
     if existing is not None:
         return existing
     v, r = registry.read(
         lambda s: (s.get_one(VersionRow, version_id), s.get_one(RecipeRow, recipe_id))
     )
-    parent: dict[str, Any] | None = None
+    parent: VariantInfo | None = None
     source_sha = v.sha256
     if r.parent_id is not None:
         parent = build_one(registry, version_id, r.parent_id, tiers)
-        source_sha = parent["sha256"]
+        source_sha = parent.sha256
 
     start = time.perf_counter()
     source = onnx.load_from_string(registry.artifacts.read(source_sha))
@@ -181,9 +162,9 @@ def record_variant(
     evalset: EvalSet | None,
     tiers: Sequence[str],
     *,
-    parent: dict[str, Any] | None = None,
+    parent: VariantInfo | None = None,
     started: float | None = None,
-) -> dict[str, Any]:
+) -> VariantInfo:
     """Stamp ``built`` (derived from ``source``: the version's model or ``parent``'s) with
     its lineage, store it, measure it, judge it against the recipe's bounds, insert its row."""
     start = time.perf_counter() if started is None else started
@@ -196,7 +177,7 @@ def record_variant(
         if parent is not None
         else None
     )
-    source_sha = parent["sha256"] if parent is not None else v.sha256
+    source_sha = parent.sha256 if parent is not None else v.sha256
     chain = [*read_stamp(source).get("lineage", []), {"recipe": r.name, "transform": r.transform,
                                                        "params": r.params}]  # fmt: skip
     stamp(
@@ -216,7 +197,7 @@ def record_variant(
 
     metrics: dict[str, Any] = {"precision": built.precision, **built.notes}
     if evalset is not None:
-        inherited = parent["metrics"] if parent is not None else {}
+        inherited = parent.metrics if parent is not None else {}
         split = built.split or EvalSplit.of(inherited)
         metrics.update(
             measure_accuracy(
@@ -228,14 +209,15 @@ def record_variant(
                 exits=built.notes.get("exits") or inherited.get("exits"),
             )
         )
-    sample = evalset.first() if evalset is not None else None
-    metrics.update(measure_variant(built.model, len(data), tiers, registry.home, sample))
+    inputs = version_inputs(registry, v, evalset)
+    metrics.update(measure_variant(built.model, len(data), tiers, registry.workspace, inputs))
     reasons = _bound_violations(r, metrics)
-    if parent is not None and parent["status"] != "published":
+    if parent is not None and not parent.published:
         # A variant of a flagged variant inherits what is wrong with its parent.
-        reasons.append(f"built on {parent['name']}, which is {parent['status']}")
+        reasons.append(f"built on {parent.name}, which is {parent.status}")
+    status = VariantStatus.FLAGGED if reasons else VariantStatus.PUBLISHED
 
-    def insert(s: Session) -> dict[str, Any]:
+    def insert(s: Session) -> VariantInfo:
         # A concurrent build of the same variant may have landed first: keep that one.
         found = _variant(s, version_id, recipe_id)
         if found is not None:
@@ -246,14 +228,14 @@ def record_variant(
             parent_variant_id=parent_id,
             sha256=sha,
             metrics=metrics,
-            status="flagged" if reasons else "published",
+            status=status.value,
             reason="; ".join(reasons),
             build_s=build_s,
             created_at=now(),
         )
         s.add(row)
         s.flush()
-        return variant_json(row)
+        return VariantInfo.of(row)
 
     return registry.write(insert)
 
@@ -275,13 +257,25 @@ def version_eval_set(registry: Registry, v: VersionRow) -> EvalSet | None:
     return parse_eval_set(data, v.io_schema, origin=f"version {v.number} eval set")
 
 
-def _variant(s: Session, version_id: int, recipe_id: int) -> dict[str, Any] | None:
+def version_inputs(registry: Registry, v: VersionRow, evalset: EvalSet | None) -> MeasureInputs:
+    """What the version and its variants are measured on: its input specification, with
+    its real arrays or else the eval set's first sample."""
+    spec = InputSpec.of(v)
+    if spec.inputs_sha256 is not None:
+        data = registry.artifacts.read(spec.inputs_sha256)
+        arrays = parse_arrays(data, origin=f"version {v.number}'s input arrays")
+        return MeasureInputs(spec.batch, spec.shapes, arrays)
+    sample = evalset.first() if evalset is not None else None
+    return MeasureInputs(spec.batch, spec.shapes, sample)
+
+
+def _variant(s: Session, version_id: int, recipe_id: int) -> VariantInfo | None:
     row = s.scalars(
         select(VariantRow).where(
             VariantRow.version_id == version_id, VariantRow.recipe_id == recipe_id
         )
     ).first()
-    return variant_json(row) if row is not None else None
+    return VariantInfo.of(row) if row is not None else None
 
 
 def _variant_id(s: Session, version_id: int, recipe_id: int | None) -> int | None:
@@ -292,14 +286,10 @@ def _variant_id(s: Session, version_id: int, recipe_id: int | None) -> int | Non
     ).first()
 
 
-def list_variants(registry: Registry, model: str, version: int | None = None) -> dict[str, Any]:
-    def rows(s: Session) -> dict[str, Any]:
+def list_variants(registry: Registry, model: str, version: int | None = None) -> VariantList:
+    def rows(s: Session) -> VariantList:
         m = get_model(s, model)
         v = get_version(s, m, version)
-        return {
-            "model": model,
-            "version": v.number,
-            "variants": [variant_json(x) for x in v.variants],
-        }
+        return VariantList(model, v.number, tuple(VariantInfo.of(x) for x in v.variants))
 
     return registry.read(rows)

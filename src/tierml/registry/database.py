@@ -9,7 +9,6 @@ PostgreSQL advisory lock, SQLite's write lock) so two first opens do not both cr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -24,15 +23,10 @@ from sqlalchemy.pool import StaticPool
 
 from tierml.core.errors import RegistryError, Remedy
 
-URL_ENV = "TIERML_REGISTRY_URL"
-HEAD = "r0001"
+HEAD = "r0002"
 # Any stable 64-bit number: the advisory lock the migrations of every tierml registry take.
 _PG_MIGRATION_LOCK = 7_215_402_113
 _SQLITE_BUSY_S = 60.0
-
-
-def default_url(home: Path) -> str:
-    return os.environ.get(URL_ENV) or f"sqlite:///{home / 'registry' / 'registry.db'}"
 
 
 def open_engine(url: str) -> Engine:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ class EvalSplit:
                 "train_samples": len(train), "measured_samples": len(held)}  # fmt: skip
 
     @classmethod
-    def of(cls, metrics: dict[str, Any]) -> EvalSplit | None:
+    def of(cls, metrics: Mapping[str, Any]) -> EvalSplit | None:
         """The split a variant's metrics record (a variant of it is measured the same way)."""
         found = metrics.get("eval_split")
         return cls(int(found["seed"]), float(found["held_out"])) if found else None

@@ -15,8 +15,9 @@ import onnx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from tierml.registry.records import Lineage, LineageVersion, VariantInfo
 from tierml.registry.schema import VariantRow, VersionRow
-from tierml.registry.store import Registry, get_model, variant_json
+from tierml.registry.store import Registry, get_model
 
 PREFIX = "tierml."
 
@@ -63,14 +64,14 @@ def read_stamp(model: onnx.ModelProto) -> dict[str, Any]:
     return out
 
 
-def lineage_document(registry: Registry, model: str) -> dict[str, Any]:
-    """``{"model", "versions": [{"version", "sha256", "variants": [...]}]}``, oldest first.
+def lineage_document(registry: Registry, model: str) -> Lineage:
+    """Every version with its variants, oldest first.
 
     Each variant names its ``parent`` recipe (None when built from the version itself),
     so the list is the lineage DAG: versions → variants → variants of variants.
     """
 
-    def read(s: Session) -> dict[str, Any]:
+    def read(s: Session) -> Lineage:
         m = get_model(s, model)
         # One query per level, not one per variant.
         s.scalars(
@@ -83,16 +84,12 @@ def lineage_document(registry: Registry, model: str) -> dict[str, Any]:
                 )
             )
         ).all()
-        return {
-            "model": m.name,
-            "versions": [
-                {
-                    "version": v.number,
-                    "sha256": v.sha256,
-                    "variants": [variant_json(x) for x in v.variants],
-                }
+        return Lineage(
+            m.name,
+            tuple(
+                LineageVersion(v.number, v.sha256, tuple(VariantInfo.of(x) for x in v.variants))
                 for v in m.versions
-            ],
-        }
+            ),
+        )
 
     return registry.read(read)

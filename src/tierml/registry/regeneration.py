@@ -8,7 +8,7 @@ stored flagged, not published, and the report says why.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tierml.registry.building import build_one
+from tierml.registry.input_spec import GivenInputs, InputSpec
 from tierml.registry.measurement import default_tiers
+from tierml.registry.records import VariantInfo
 from tierml.registry.schema import VariantRow, VersionRow
 from tierml.registry.store import Registry, get_model, get_version, recipes_in_build_order
 from tierml.registry.versions import register_version
@@ -27,11 +29,38 @@ class Regenerated:
     model: str
     version: int
     from_version: int | None
-    variants: list[dict[str, Any]] = field(default_factory=list)
+    variants: tuple[VariantInfo, ...] = ()
 
     @property
-    def flagged(self) -> list[dict[str, Any]]:
-        return [v for v in self.variants if v["status"] == "flagged"]
+    def flagged(self) -> list[VariantInfo]:
+        return [v for v in self.variants if not v.published]
+
+
+@dataclass(frozen=True)
+class VersionAdded:
+    """A new version, what it was measured at, and the variants rebuilt for it."""
+
+    model: str
+    version: int
+    sha256: str
+    metrics: dict[str, Any]
+    input_spec: InputSpec
+    spec_from: int | None  # the version whose input specification it reuses
+    regenerated: Regenerated | None  # None: the first version, or regeneration skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "sha256": self.sha256,
+            "metrics": self.metrics,
+            "input_spec": {**self.input_spec.to_dict(), "reused_from": self.spec_from},
+            "regenerated": [],
+        }
+        if self.regenerated is not None:
+            out["regenerated_from"] = self.regenerated.from_version
+            out["regenerated"] = [v.to_dict() for v in self.regenerated.variants]
+        return out
 
 
 def regenerate(
@@ -55,7 +84,7 @@ def regenerate(
 
     previous, target_id, recipe_ids = registry.read(plan)
     chosen = default_tiers(registry.home) if tiers is None else list(tiers)
-    built = [build_one(registry, target_id, rid, chosen) for rid in recipe_ids]
+    built = tuple(build_one(registry, target_id, rid, chosen) for rid in recipe_ids)
     return Regenerated(model, version, previous, built)
 
 
@@ -67,21 +96,23 @@ def add_version(
     eval_file: Path | None = None,
     card_file: Path | None = None,
     tiers: Sequence[str] | None = None,
+    inputs: GivenInputs | None = None,
     regenerate_variants: bool = True,
-) -> dict[str, Any]:
+) -> VersionAdded:
     """Register the next version of ``name`` and rebuild its previous version's variants."""
     registered = register_version(
-        registry, name, model_file, eval_file=eval_file, card_file=card_file, tiers=tiers
-    )
-    out: dict[str, Any] = {
-        "model": name,
-        "version": registered.version,
-        "sha256": registered.sha256,
-        "metrics": registered.metrics,
-        "regenerated": [],
-    }
+        registry, name, model_file, eval_file=eval_file, card_file=card_file, tiers=tiers,
+        inputs=inputs,
+    )  # fmt: skip
+    done = None
     if regenerate_variants and registered.version > 1:
         done = regenerate(registry, name, registered.version, tiers=tiers)
-        out["regenerated_from"] = done.from_version
-        out["regenerated"] = done.variants
-    return out
+    return VersionAdded(
+        model=name,
+        version=registered.version,
+        sha256=registered.sha256,
+        metrics=registered.metrics,
+        input_spec=registered.input_spec,
+        spec_from=registered.spec_from,
+        regenerated=done,
+    )

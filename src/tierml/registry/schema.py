@@ -45,6 +45,10 @@ class VersionRow(Base):
     io_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # How the inputs' dynamic dimensions resolve ({"batch", "shapes"}, see input_spec.py)
+    # and the real input arrays' artifact; None on versions registered before r0002.
+    input_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    inputs_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     model: Mapped[ModelRow] = relationship(back_populates="versions")
     variants: Mapped[list[VariantRow]] = relationship(

@@ -1,6 +1,8 @@
 """The registry: a database of models, versions, recipes and variants beside their files.
 
-``Registry`` is what the CLI opens. Every write validates first and touches the database
+``Registry.open(workspace)`` opens the workspace's registry: its database at
+``workspace.registry_database``, artifacts and caches under ``workspace.home``,
+measurements on ``workspace.host``. Every write validates first and touches the database
 last: an artifact lands (atomically) before the row that names it, so a crash leaves at
 worst an unreferenced file, which garbage collection removes.
 """
@@ -11,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
@@ -23,8 +26,9 @@ from tierml.core.errors import (
     RegistryNotFoundError,
     Remedy,
 )
+from tierml.core.workspace import Host, Workspace
 from tierml.registry.artifacts import ArtifactStore, Collected
-from tierml.registry.database import default_url, open_engine, reading, writing
+from tierml.registry.database import open_engine, reading, writing
 from tierml.registry.schema import ModelRow, RecipeRow, VariantRow, VersionRow
 
 T = TypeVar("T")
@@ -49,23 +53,54 @@ class Consistency:
     def ok(self) -> bool:
         return not self.missing and not self.corrupt
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "rows_checked": self.rows_checked,
+            "missing": list(self.missing),
+            "corrupt": list(self.corrupt),
+            "unreferenced": list(self.unreferenced),
+            "temporaries": self.temporaries,
+        }
+
 
 class Registry:
-    """One registry: ``engine`` for metadata, ``artifacts`` for files, ``home`` for caches."""
+    """One registry: ``engine`` for metadata, ``artifacts`` for files, and the
+    ``workspace`` whose home holds the caches and whose host measures."""
 
-    def __init__(self, engine: Engine, artifacts: ArtifactStore, home: Path) -> None:
+    def __init__(self, engine: Engine, artifacts: ArtifactStore, workspace: Workspace) -> None:
         self.engine = engine
         self.artifacts = artifacts
-        self.home = home
+        self.workspace = workspace
 
     @classmethod
-    def open(cls, home: Path, url: str | None = None) -> Registry:
-        """The registry under ``home`` (artifacts there), its database at ``url`` or default."""
-        engine = open_engine(url or default_url(home))
-        return cls(engine, ArtifactStore(home / "registry" / "artifacts"), home)
+    def open(cls, workspace: Workspace) -> Registry:
+        """The workspace's registry, its schema migrated to the newest revision."""
+        engine = open_engine(workspace.registry_database)
+        store = ArtifactStore(
+            workspace.home / "registry" / "artifacts",
+            before_rename=workspace.before_artifact_rename,
+        )
+        return cls(engine, store, workspace)
+
+    @property
+    def home(self) -> Path:
+        return self.workspace.home
+
+    @property
+    def host(self) -> Host:
+        return self.workspace.host
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -88,6 +123,7 @@ class Registry:
         def collect(s: Session) -> set[str]:
             shas = set(s.scalars(select(VersionRow.sha256)))
             shas |= {x for x in s.scalars(select(VersionRow.eval_sha256)) if x}
+            shas |= {x for x in s.scalars(select(VersionRow.inputs_sha256)) if x}
             shas |= set(s.scalars(select(VariantRow.sha256)))
             return shas
 
@@ -197,29 +233,3 @@ def recipes_in_build_order(recipes: Sequence[RecipeRow]) -> list[RecipeRow]:
     for r in recipes:
         visit(r)
     return order
-
-
-def version_json(v: VersionRow) -> dict[str, Any]:
-    return {
-        "version": v.number,
-        "sha256": v.sha256,
-        "eval_sha256": v.eval_sha256,
-        "card": {k: val for k, val in v.card.items() if k != "text"},
-        "io_schema": v.io_schema,
-        "metrics": v.metrics,
-        "created_at": v.created_at.isoformat(),
-    }
-
-
-def variant_json(v: VariantRow) -> dict[str, Any]:
-    return {
-        "name": v.recipe.name,
-        "sha256": v.sha256,
-        "transform": v.recipe.transform,
-        "params": v.recipe.params,
-        "metrics": v.metrics,
-        "parent": v.parent.recipe.name if v.parent is not None else None,
-        "status": v.status,
-        "reason": v.reason,
-        "build_s": v.build_s,
-    }
