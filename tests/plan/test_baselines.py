@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tierml.core.tiers import TierKind
+from tierml.plan.metrics import Constraint
 from tierml.plan.problem import Constraints
 from tierml.plan.search import plan
 
@@ -31,4 +32,4 @@ def test_edgent_is_shown_even_when_no_split_meets_the_slo():
     result = plan(problem)
     edgent = result.baselines["edgent"]
     assert edgent is not None and not edgent.metrics.feasible
-    assert "slo_mean_ms" in edgent.metrics.violations
+    assert edgent.metrics.violated(Constraint.SLO_MEAN) is not None

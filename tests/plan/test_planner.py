@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
-from tierml.plan.metrics import evaluate
+from tierml.plan.metrics import Constraint, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels, objective
 from tierml.plan.positions import price_positions
 from tierml.plan.problem import Constraints, Mode, Objective, SloStat
@@ -159,7 +159,9 @@ def test_an_infeasible_problem_names_the_binding_constraint_and_the_closest_plan
     result = plan(problem)
     assert result.plan is None and result.closest is not None
     assert result.binding == "slo_mean_ms"
-    needed, limit = result.relax["slo_mean_ms"]
+    missed = result.relaxed(Constraint.SLO_MEAN)
+    assert missed is not None and missed.key == "slo_mean_ms"
+    needed, limit = missed.value, missed.limit
     assert needed > limit == 0.001
 
 
@@ -173,7 +175,7 @@ def test_privacy_floor_keeps_the_raw_input_on_trusted_tiers():
     problem = dataclasses.replace(problem, tiers=tiers)
     result = plan(problem)
     assert result.plan is not None
-    assert "raw_input_trusted_only" not in result.plan.metrics.violations
+    assert result.plan.metrics.violated(Constraint.RAW_INPUT_TRUSTED_ONLY) is None
     assert result.baselines["cloud-only"] is not None
     assert not result.baselines["cloud-only"].metrics.feasible
 

@@ -81,7 +81,7 @@ class PlanReport:
                         **predicted_json(b),
                         "feasible": b.metrics.feasible,
                         "layout": list(b.candidate.layout.key),
-                        "violations": sorted(b.metrics.violations),
+                        "violations": sorted(v.key for v in b.metrics.violations),
                     }
                 )
                 for name, b in r.baselines.items()

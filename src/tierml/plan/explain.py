@@ -52,7 +52,7 @@ def breakdown(m: Metrics) -> dict[str, Any]:
 
 def relax_json(result: PlanResult) -> dict[str, dict[str, float]]:
     """Each missed constraint → {"needed": what the closest plan reaches, "limit": its bound}."""
-    return {k: {"needed": v, "limit": lim} for k, (v, lim) in result.relax.items()}
+    return {v.key: {"needed": v.value, "limit": v.limit} for v in result.relax}
 
 
 def terms(problem: PlanProblem, m: Metrics) -> dict[str, float]:
@@ -130,7 +130,7 @@ def explain(problem: PlanProblem, result: PlanResult) -> dict[str, Any]:
                 "objective": m.objective,
                 "worse_by": m.objective - chosen.metrics.objective,
                 "by_term": {k: theirs[k] - mine[k] for k in mine},
-                "violations": {k: list(v) for k, v in m.violations.items()},
+                "violations": {v.key: [v.value, v.limit] for v in m.violations},
             }
         )
     lost.sort(key=lambda r: float(r["worse_by"]))  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ something crosses.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 
 from tierml.plan.candidate import Candidate, Survival, slot_reach, survival
 from tierml.plan.layout import Layout
@@ -57,6 +57,41 @@ class LinkCost:
     codec_ms: float
 
 
+class Constraint(StrEnum):
+    """A constraint a plan can violate (its JSON name)."""
+
+    SLO_MEAN = "slo_mean_ms"
+    SLO_P95 = "slo_p95_ms"
+    ACCURACY_FLOOR = "accuracy_floor"
+    MAX_LEAKAGE = "max_leakage"
+    RAW_INPUT_TRUSTED_ONLY = "raw_input_trusted_only"
+    BUDGET = "budget_per_million"
+    MEMORY = "memory"  # per tier
+
+    @property
+    def is_slo(self) -> bool:
+        return self in (Constraint.SLO_MEAN, Constraint.SLO_P95)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A constraint a plan misses: what it reaches (``value``) against the bound."""
+
+    kind: Constraint
+    where: str | None  # the tier, for a per-tier constraint (memory)
+    value: float
+    limit: float
+
+    @property
+    def key(self) -> str:
+        """The name the JSON output uses: ``slo_mean_ms``, ``memory:edge`` …"""
+        return self.kind.value if self.where is None else f"{self.kind.value}:{self.where}"
+
+    @property
+    def relative(self) -> float:
+        return abs(self.value - self.limit) / max(abs(self.limit), 1e-9)
+
+
 @dataclass(frozen=True)
 class Metrics:
     latency_ms: float  # expected
@@ -70,11 +105,15 @@ class Metrics:
     stages: tuple[StageCost, ...]
     links: tuple[LinkCost, ...]
     exit_share: tuple[float, ...]  # fraction of requests leaving at each exit
-    violations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    violations: tuple[Violation, ...] = ()
 
     @property
     def feasible(self) -> bool:
         return not self.violations
+
+    def violated(self, kind: Constraint) -> Violation | None:
+        """The first violation of ``kind`` (memory: the first tier over), if any."""
+        return next((v for v in self.violations if v.kind is kind), None)
 
 
 def evaluate(problem: PlanProblem, cand: Candidate) -> Metrics | None:
@@ -366,23 +405,25 @@ def _final_bytes(problem: PlanProblem) -> int:
 
 def _with_violations(problem: PlanProblem, m: Metrics, raw_exposed: bool) -> Metrics:
     c = problem.constraints
-    v: dict[str, tuple[float, float]] = {}
+    v: list[Violation] = []
     if c.slo_ms is not None:
-        value = m.p95_ms if c.slo_stat is SloStat.P95 else m.latency_ms
+        p95 = c.slo_stat is SloStat.P95
+        value = m.p95_ms if p95 else m.latency_ms
         if value > c.slo_ms * (1 + 1e-9):
-            v[f"slo_{c.slo_stat.value}_ms"] = (value, c.slo_ms)
+            kind = Constraint.SLO_P95 if p95 else Constraint.SLO_MEAN
+            v.append(Violation(kind, None, value, c.slo_ms))
     if c.accuracy_floor is not None and m.accuracy < c.accuracy_floor - 1e-9:
-        v["accuracy_floor"] = (m.accuracy, c.accuracy_floor)
+        v.append(Violation(Constraint.ACCURACY_FLOOR, None, m.accuracy, c.accuracy_floor))
     if c.max_leakage is not None and m.leakage > c.max_leakage + 1e-9:
-        v["max_leakage"] = (m.leakage, c.max_leakage)
+        v.append(Violation(Constraint.MAX_LEAKAGE, None, m.leakage, c.max_leakage))
     if c.raw_input_trusted_only and raw_exposed:
-        v["raw_input_trusted_only"] = (1.0, 0.0)
+        v.append(Violation(Constraint.RAW_INPUT_TRUSTED_ONLY, None, 1.0, 0.0))
     if c.budget_per_million is not None and m.cost_per_million > c.budget_per_million * (1 + 1e-9):
-        v["budget_per_million"] = (m.cost_per_million, c.budget_per_million)
+        v.append(Violation(Constraint.BUDGET, None, m.cost_per_million, c.budget_per_million))
     if c.enforce_memory:
         for s in m.stages:
             if s.memory_mb > s.memory_limit_mb:
-                v[f"memory:{s.tier}"] = (s.memory_mb, s.memory_limit_mb)
+                v.append(Violation(Constraint.MEMORY, s.tier, s.memory_mb, s.memory_limit_mb))
     if not v:
         return m
-    return Metrics(**{**m.__dict__, "violations": v})
+    return Metrics(**{**m.__dict__, "violations": tuple(v)})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from tierml.plan.baselines import Baseline
 from tierml.plan.candidate import Candidate
-from tierml.plan.metrics import Metrics
+from tierml.plan.metrics import Constraint, Metrics, Violation
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class PlanResult:
 
     plan: Plan | None
     closest: Plan | None  # the least-violating plan when infeasible
-    relax: Mapping[str, tuple[float, float]]  # constraint → (needed, limit) when infeasible
+    relax: tuple[Violation, ...]  # what the closest plan misses, when infeasible
     exact: bool  # every part of the search that ran was exact
     notes: tuple[str, ...]
     alternatives: tuple[Plan, ...]  # the best plan of other layouts, best first
@@ -38,8 +38,9 @@ class PlanResult:
         """The constraint the closest plan misses by the most (relative), when infeasible."""
         if not self.relax:
             return None
-        return max(self.relax, key=lambda k: relative_violation(*self.relax[k]))
+        return max(self.relax, key=lambda v: v.relative).key
 
+    def relaxed(self, kind: Constraint) -> Violation | None:
+        """What the closest plan reaches against constraint ``kind``, when it misses it."""
+        return next((v for v in self.relax if v.kind is kind), None)
 
-def relative_violation(value: float, limit: float) -> float:
-    return abs(value - limit) / max(abs(limit), 1e-9)

@@ -38,11 +38,11 @@ from tierml.plan.knob_space import (
     settings,
 )
 from tierml.plan.layout import Layout, layouts
-from tierml.plan.metrics import Metrics, evaluate
+from tierml.plan.metrics import Constraint, Metrics, Violation, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels
 from tierml.plan.positions import price_positions
 from tierml.plan.problem import Mode, PlanProblem, SloStat, validate
-from tierml.plan.result import Plan, PlanResult, relative_violation
+from tierml.plan.result import Plan, PlanResult
 from tierml.plan.splits import (
     CrossTables,
     Splits,
@@ -94,7 +94,7 @@ class _State:
             if held is None or metrics.objective < held.metrics.objective:
                 self.per_layout[key] = plan
         else:
-            v = sum(relative_violation(a, b) for a, b in metrics.violations.values())
+            v = sum(x.relative for x in metrics.violations)
             if v < self.closest_violation:
                 self.closest, self.closest_violation = plan, v
         return metrics
@@ -336,12 +336,13 @@ def _dag(problem: PlanProblem, setting: Setting, lg: LabelGraph, state: _State) 
                 "a constraint binds on a DAG: min-cut with multipliers (heuristic) "
                 "plus the exact positions family"
             )
-        broken = {k.split(":")[0] for m in results for k in m.violations}
-        if any(k.startswith("slo") for k in broken):
+        broken = {x.kind for m in results for x in m.violations}
+        slo = any(k.is_slo for k in broken)
+        if slo:
             extra = scale * 4**step
-        if "memory" in broken:
+        if Constraint.MEMORY in broken:
             memory = (memory or scale) * 10
-        if not any(k.startswith("slo") for k in broken) and "memory" not in broken:
+        if not slo and Constraint.MEMORY not in broken:
             return
 
 
@@ -373,9 +374,9 @@ def _result(state: _State) -> PlanResult:
         (p for key, p in state.per_layout.items() if state.best is None or p is not state.best),
         key=lambda p: p.metrics.objective,
     )
-    relax: dict[str, tuple[float, float]] = {}
+    relax: tuple[Violation, ...] = ()
     if state.best is None and state.closest is not None:
-        relax = dict(state.closest.metrics.violations)
+        relax = state.closest.metrics.violations
     return PlanResult(
         plan=state.best,
         closest=state.closest if state.best is None else None,
