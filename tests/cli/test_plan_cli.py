@@ -155,6 +155,7 @@ def test_plan_takes_real_inputs_for_a_model_that_branches_on_them(home, tmp_path
     guessed = tierml(home, "plan", model, "--topology", topology, "--format", "json")
     assert guessed.returncode == 2
     assert "E_NOT_RUNNABLE" in guessed.stderr and "--inputs FILE.npz" in guessed.stderr
+    assert len(guessed.stderr.strip().splitlines()) == 1, guessed.stderr  # no ORT log above
     real = tierml(home, "plan", model, "--topology", topology, "--inputs", feeds,
                   "--format", "json")  # fmt: skip
     assert real.returncode == 0, real.stderr

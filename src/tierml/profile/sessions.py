@@ -49,7 +49,9 @@ def make_session(
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = opt_level.ort
-    options.log_severity_level = 3  # errors only: warnings go to stderr, not to the user
+    # Fatal only: ORT logs a failing kernel to stderr as well as raising, and the raise
+    # becomes the one-line coded error the user sees.
+    options.log_severity_level = 4
     if optimized_model_path:
         options.optimized_model_filepath = optimized_model_path
         # Weights go to a side file: the graph is what callers read, and a 500 MB proto
