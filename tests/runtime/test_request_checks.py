@@ -91,6 +91,14 @@ def _mutants(stage, feeds):
         lambda r: r.inputs[0].parameters.pop("tierml.scale"),
         codec="int8",
     )
+
+    def flood(r):
+        for k in range(30_000):  # listed in full, the refusal would outgrow gRPC's trailers
+            r.inputs[0].parameters[f"tierml.p{k}"].int64_param = k
+
+    mutant("unknown tierml parameter", lambda r: set_param(r.inputs[0].parameters, "tierml.x", 1))
+    mutant("tierml parameter flood", flood)
+    mutant("valueless codec", lambda r: r.inputs[0].parameters["tierml.codec"].Clear())
     return out
 
 

@@ -174,3 +174,31 @@ def test_grpc_and_in_process_transports_agree(emulated, deployed):
             assert info.value.tier == "cloud"
         dead.close()
     over_grpc.close()
+
+
+def test_unreadable_bytes_unknown_methods_and_long_refusals_keep_their_code(emulated, deployed):
+    """gRPC's own answers carry no tierml code: unreadable bytes (INTERNAL), methods a tier
+    does not serve (UNIMPLEMENTED), trailers past 16 KB (dropped, code and all)."""
+    plan, stage = _last_stage(emulated)
+    env = _tail_env(emulated, plan)
+    channel = grpc.insecure_channel(deployed.addresses["cloud"])
+
+    def answer(method: str, payload: bytes) -> tuple[grpc.StatusCode, dict]:
+        with pytest.raises(grpc.RpcError) as info:
+            channel.unary_unary(method)(payload, timeout=10.0)
+        return info.value.code(), dict(info.value.trailing_metadata() or ())
+
+    infer = "/inference.GRPCInferenceService/ModelInfer"
+    code, meta = answer(infer, b"\xff\xff\xff\xff garbage")
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and meta["tierml-code"] == "E_INPUT"
+    for method in ("/inference.GRPCInferenceService/RepositoryIndex", "/no.Such/Method"):
+        code, meta = answer(method, b"")
+        assert code is grpc.StatusCode.UNIMPLEMENTED and meta["tierml-code"] == "E_REMOTE"
+    flood = pb.ModelInferRequest(model_name=stage.model)
+    for name in stage.inputs:
+        add_tensor(flood, name, env[name])
+    for k in range(30_000):  # listed in full, the refusal would be ~200 KB
+        flood.inputs[0].parameters[f"tierml.p{k}"].int64_param = k
+    code, meta = answer(infer, flood.SerializeToString())
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and meta["tierml-code"] == "E_INPUT"
+    channel.close()

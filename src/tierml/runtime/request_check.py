@@ -27,13 +27,15 @@ from tritonclient.grpc import service_pb2 as pb
 from tierml.core.errors import InputDataError
 from tierml.runtime.bundle import StageSpec, TensorSpec
 from tierml.runtime.transport import MAX_MESSAGE_BYTES
-from tierml.runtime.wire import CODEC_PARAM, get_param, oip_datatype
+from tierml.runtime.wire import CODEC_PARAM, PREFIX, get_param, oip_datatype
 
 Array = np.ndarray[Any, Any]
 # Elements one tensor may hold: what the largest message could carry as bytes (a codec's
 # payload must not decode into more than a plain tensor could have sent).
 MAX_ELEMENTS = MAX_MESSAGE_BYTES
 MAX_RANK = 16
+# The parameters a tensor's codec travels with (wire.add_tensor writes them).
+CODEC_PARAMS = frozenset(PREFIX + k for k in ("codec", "scale", "zero_point", "raw_nbytes", "axis"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def check_request(
             )
         shape = tuple(int(d) for d in tensor.shape)
         _check_tensor(label, want, tensor.name, want.dtype, shape)
+        _check_parameters(label, tensor)
         codec = get_param(tensor.parameters, CODEC_PARAM)
         if codec is not None and not isinstance(codec, str):
             raise InputDataError(
@@ -116,6 +119,27 @@ def check_request(
                     hint="Send prod(shape) × itemsize little-endian bytes per tensor.",
                     tensor=tensor.name,
                 )
+
+
+def _check_parameters(label: str, tensor: Any) -> None:
+    """A tensor's tierml.* parameters are its codec's: no others, and each with a value.
+    (Parameters outside tierml.* belong to other clients and are left alone.)"""
+    ours = [k for k in tensor.parameters if k.startswith(PREFIX)]
+    unknown = sorted(k for k in ours if k not in CODEC_PARAMS)
+    if unknown:
+        raise InputDataError(
+            f"Input '{tensor.name}' of {label} has {len(unknown)} unknown parameter(s) "
+            f"{_names(unknown)}; expected only {sorted(CODEC_PARAMS)}.",
+            hint="Send only the codec's parameters in the tierml namespace.",
+            tensor=tensor.name,
+        )
+    empty = sorted(k for k in ours if get_param(tensor.parameters, k) is None)
+    if empty:
+        raise InputDataError(
+            f"Input '{tensor.name}' of {label} has parameter {empty[0]!r} with no value.",
+            hint="Give every parameter a value, or leave it out.",
+            tensor=tensor.name,
+        )
 
 
 def check_arrays(label: str, specs: Sequence[TensorSpec], arrays: Mapping[str, object]) -> None:

@@ -44,6 +44,7 @@ from tierml.runtime.batching import (
 )
 from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
 from tierml.runtime.forward import HopResult, call_stage
+from tierml.runtime.grpc_service import add_tier_service
 from tierml.runtime.hop_record import HOPS_PARAM, HopRecord, hops_to_json
 from tierml.runtime.link_shaping import ShapedLink
 from tierml.runtime.request_check import DeclaredInput, check_request, declared_inputs
@@ -60,6 +61,10 @@ from tierml.runtime.transport import (
     grpc_connect,
 )
 from tierml.runtime.wire import add_tensor, get_param, oip_datatype, read_tensors, set_param
+
+# The longest refusal message sent: it travels in the trailers, which a gRPC client drops
+# whole (code included) past 16 KB.
+MAX_DETAILS = 2_000
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
         runner = self.runners.get(request.name)
         if runner is None:
-            self._abort(
+            self.refuse(
                 context, grpc.StatusCode.NOT_FOUND, RemoteError(self._unknown(request.name))
             )
         response = pb.ModelMetadataResponse(
@@ -184,7 +189,7 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
         """Triton's view of batching: ``max_batch_size`` 0 for a partition run alone."""
         if request.name not in self.runners:
-            self._abort(
+            self.refuse(
                 context, grpc.StatusCode.NOT_FOUND, RemoteError(self._unknown(request.name))
             )
         config = mc.ModelConfig(name=request.name, platform="onnxruntime_onnx")
@@ -210,7 +215,7 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             return pb.ModelInferResponse(model_name=PROBE_MODEL, id=request.id)
         runner = self.runners.get(request.model_name)
         if runner is None:
-            self._abort(
+            self.refuse(
                 context, grpc.StatusCode.NOT_FOUND, RemoteError(self._unknown(request.model_name))
             )
         plan, k = self.place[request.model_name]
@@ -263,11 +268,11 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
             set_param(response.parameters, HOPS_PARAM, hops_to_json(hops))
             return response
         except TierUnavailableError as exc:
-            self._abort(context, grpc.StatusCode.UNAVAILABLE, exc, tier=exc.tier)
+            self.refuse(context, grpc.StatusCode.UNAVAILABLE, exc, tier=exc.tier)
         except InputDataError as exc:
-            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
+            self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
         except TiermlError as exc:
-            self._abort(context, grpc.StatusCode.INTERNAL, exc)
+            self.refuse(context, grpc.StatusCode.INTERNAL, exc)
 
     # -- helpers --------------------------------------------------------------------------
     def _transport(self, tier: str) -> Transport:
@@ -287,12 +292,15 @@ class TierService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         )
         return f"No partition {shown!r} on tier '{self.config.tier}'; hosted: {listed}."
 
-    def _abort(
+    def refuse(
         self, context: Any, status: grpc.StatusCode, exc: TiermlError, tier: str = ""
     ) -> NoReturn:
         """Fail the call with a status and the error's code and tier as trailing metadata."""
         context.set_trailing_metadata(((CODE_KEY, exc.code), (TIER_KEY, tier or self.config.tier)))
-        context.abort(status, exc.one_line())
+        message = exc.one_line()
+        if len(message) > MAX_DETAILS:  # a client drops trailers past 16 KB: the code with them
+            message = message[: MAX_DETAILS - 1] + "…"
+        context.abort(status, message)
         raise RuntimeError("grpc abort returned")  # abort raises; this is unreachable
 
 
@@ -323,7 +331,7 @@ def serve(config: TierConfig) -> None:
             ("grpc.max_receive_message_length", config.max_message_bytes),
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(service, server)
+    add_tier_service(server, service)
     port = server.add_insecure_port(f"127.0.0.1:{config.port}")
     server.start()
     if config.ready_file:
