@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -14,7 +16,7 @@ from tierml.cli.main import app
 
 REPO = Path(__file__).parents[2]
 sys.path.insert(0, str(REPO / "tests" / "registry"))
-from registry_models import cnn, write_eval, write_model  # noqa: E402
+from registry_models import cnn, image_classifier, write_eval, write_model  # noqa: E402
 
 DEVICES = REPO / "examples" / "devices"
 runner = CliRunner()
@@ -121,3 +123,74 @@ def test_every_registry_command_has_help_an_example_and_docs(command: list[str])
     assert result.exit_code == 0
     assert "Example" in result.stdout and "--format" in result.stdout
     assert f"tierml {' '.join(command)}" in (REPO / "docs" / "registry.md").read_text()
+
+
+def run_json(home: Path, *args: object) -> dict:  # type: ignore[type-arg]
+    proc = tierml(home, *args, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("how", ["shape", "inputs"])
+def test_a_model_with_dynamic_dimensions_registers_builds_and_regenerates(
+    home: Path, tmp_path: Path, how: str
+) -> None:
+    """As a new user with a third-party classifier whose images have any height and width:
+    told how once, at registration; building, the next version and regeneration reuse it."""
+    v1 = write_model(image_classifier(0), tmp_path / "cls.onnx")
+    v2 = write_model(image_classifier(1), tmp_path / "cls-v2.onnx")
+    refused = tierml(home, "model", "add", "cls", v1)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "error[E_DYNAMIC_DIM]: Input 'x' dimension 2 'H' is dynamic and unresolved. "
+        "Hint: Fix it with --shape x=N,3,N,N or give real arrays with --inputs FILE.npz."
+    )
+    if how == "shape":
+        given: list[object] = ["--shape", "x=1,3,48,192"]
+        spec = {"batch": None, "shapes": {"x": [1, 3, 48, 192]}, "inputs_sha256": None}
+    else:
+        arrays = tmp_path / "x.npz"
+        np.savez(arrays, x=np.random.default_rng(0).random((1, 3, 32, 100), np.float32))
+        given = ["--inputs", arrays]
+        sha = hashlib.sha256(arrays.read_bytes()).hexdigest()
+        spec = {"batch": None, "shapes": {}, "inputs_sha256": sha}
+    first = run_json(home, "model", "add", "cls", v1, *given, "--tier", "raspberry-pi-4")
+    assert first["version"] == 1 and first["input_spec"] == {**spec, "reused_from": None}
+    tierml(home, "variant", "add-recipe", "cls", "half", "--transform", "fp16")
+    built = run_json(home, "variant", "build", "cls", "--tier", "raspberry-pi-4")
+    (half,) = built["variants"]
+    assert half["status"] == "published" and half["metrics"]["latency_ms"]["raspberry-pi-4"] > 0
+
+    second = run_json(home, "model", "add", "cls", v2, "--tier", "raspberry-pi-4")
+    assert second["version"] == 2 and second["input_spec"] == {**spec, "reused_from": 1}
+    assert second["regenerated_from"] == 1
+    assert [(v["name"], v["status"]) for v in second["regenerated"]] == [("half", "published")]
+    shown = run_json(home, "model", "show", "cls")
+    assert [v["input_spec"] for v in shown["versions"]] == [spec, spec]
+    assert run_json(home, "model", "check")["ok"] is True
+    picked = run_json(home, "select", "cls", "--device", DEVICES / "phone-on-charger.toml")
+    assert picked["version"] == 2 and picked["chosen"]["name"] in ("base", "half")
+
+
+def test_a_real_network_made_size_agnostic_registers_with_a_shape(
+    home: Path, tmp_path: Path
+) -> None:
+    """SqueezeNet from the onnx wheel's backend tests, its input height and width made
+    dynamic (as an exporter with dynamic axes writes it)."""
+    import onnx
+
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    model = onnx.load(str(light / "light_squeezenet.onnx"))
+    (image,) = [i for i in model.graph.input if i.name == "data_0"]
+    dims = image.type.tensor_type.shape.dim
+    dims[0].dim_param, dims[2].dim_param, dims[3].dim_param = "N", "H", "W"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.save(model, str(tmp_path / "squeezenet.onnx"))
+    refused = tierml(home, "model", "add", "squeeze", tmp_path / "squeezenet.onnx")
+    assert refused.returncode == 2 and "--shape data_0=N,3,N,N" in refused.stderr
+    added = run_json(home, "model", "add", "squeeze", tmp_path / "squeezenet.onnx",
+                     "--shape", "data_0=1,3,96,96", "--tier", "raspberry-pi-4")  # fmt: skip
+    assert added["metrics"]["host_latency_ms"] > 0
+    tierml(home, "variant", "add-recipe", "squeeze", "half", "--transform", "fp16")
+    (half,) = run_json(home, "variant", "build", "squeeze", "--tier", "raspberry-pi-4")["variants"]
+    assert half["status"] == "published" and half["metrics"]["precision"] == "fp16"

@@ -1,58 +1,16 @@
-"""Registry fixtures: every contract test runs on in-memory SQLite, a SQLite file and
-PostgreSQL (``TIERML_TEST_POSTGRES_URL``, which ``./dev test`` sets by starting a server)."""
+"""Registry fixtures: an empty registry on each backend, a database several processes can
+share, and model files (see ``registry_backends`` for the backends)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from registry_backends import BACKENDS, backend_url, open_registry
 
 from registry_models import cnn, mlp, write_eval, write_model
-from tierml.api.workspace import open_workspace
-from tierml.core.workspace import Workspace
 from tierml.registry import Registry
-from tierml.registry.schema import Base
-
-PG_ENV = "TIERML_TEST_POSTGRES_URL"
-BACKENDS = ["memory", "sqlite-file", "postgresql"]
-# Predicting on one catalog tier is enough to test the wiring and keeps builds fast.
-TIERS = ["raspberry-pi-4"]
-
-
-def backend_url(backend: str, home: Path) -> str:
-    if backend == "memory":
-        return "sqlite://"
-    if backend == "sqlite-file":
-        return f"sqlite:///{home / 'registry.db'}"
-    url = os.environ.get(PG_ENV)
-    if not url and os.environ.get("CI"):
-        # CI runs as root: ./dev test always provides the server there, so its absence is a bug.
-        pytest.fail(f"{PG_ENV} is not set in CI: ./dev test should have started PostgreSQL")
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: run through ./dev test, which starts PostgreSQL")
-    _drop_all(url)
-    return url
-
-
-def _drop_all(url: str) -> None:
-    # Each test starts from an empty database, as it does on SQLite.
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:
-        Base.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-
-
-def workspace(home: Path, url: str) -> Workspace:
-    """The workspace of a registry at ``url`` with its artifacts and caches under ``home``."""
-    return open_workspace(home, registry_url=url)
-
-
-def open_registry(home: Path, url: str) -> Registry:
-    return Registry.open(workspace(home, url))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -75,6 +75,33 @@ def cnn(seed: int = 0) -> onnx.ModelProto:
     return _finish(graph)
 
 
+def image_classifier(seed: int = 0, input_name: str = "x") -> onnx.ModelProto:
+    """An OCR-style classifier that takes images of any size: x[N, 3, H, W] → Conv → Relu
+    → GlobalAveragePool → Flatten → Gemm → logits[N, 2], with H and W symbolic."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("Conv", [input_name, "cw", "cb"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], transB=1),
+    ]
+    inits = [
+        _init("cw", rng.normal(0, 0.5, (8, 3, 3, 3))),
+        _init("cb", rng.normal(0, 0.1, 8)),
+        _init("fw", rng.normal(0, 0.5, (2, 8))),
+        _init("fb", rng.normal(0, 0.1, 2)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cls",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        inits,
+    )
+    return _finish(graph)
+
+
 def _finish(graph: onnx.GraphProto) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 import pytest
 from digits_cnn import export_onnx, sklearn_digits, train_cnn
+from registry_backends import TIERS, open_registry
 from sqlalchemy import func, select
 
-from conftest import TIERS, open_registry
 from tierml.adapt.data import split_indices
 from tierml.core.errors import (
     EvalDataError,
@@ -227,3 +227,25 @@ def test_a_recipe_stored_before_its_transform_gained_a_parameter_builds_with_its
     registry.write(as_stored_before_joint)
     (variant,) = build_variants(registry, "digits", ["exits"])
     assert variant.metrics["exits"]["outputs"] == ["exit1_probs"]
+
+
+def test_a_model_with_dynamic_image_size_adapts_at_its_recorded_shape(
+    tmp_path: Path, digits: dict[str, Path]
+) -> None:
+    """Exits on a model that takes images of any size: the shape the version was registered
+    with is what the heads are trained and measured at; no recipe or build names it."""
+    from tierml.registry.input_spec import GivenInputs
+
+    model = onnx.load(str(digits["model"]))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    del model.graph.value_info[:]
+    onnx.save(model, str(tmp_path / "any-size.onnx"))
+    with open_registry(tmp_path / "home", "sqlite://") as registry:
+        given = GivenInputs(shapes={"x": (1, 1, 8, 8)})
+        add_version(registry, "digits", tmp_path / "any-size.onnx", eval_file=digits["eval"],
+                    tiers=TIERS, inputs=given)  # fmt: skip
+        add_recipe(registry, "digits", "early", "exits", {"taps": "@2", "epochs": 2})
+        (variant,) = build_variants(registry, "digits", tiers=TIERS)
+    assert variant.metrics["exits"]["outputs"] == ["exit1_probs"]
+    assert variant.metrics["accuracy"] > 0.5 and variant.metrics["host_latency_ms"] > 0

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TIERS, open_registry
+from registry_backends import TIERS, open_registry
+
 from registry_models import mlp, write_model
 from tierml.registry.building import add_recipe, build_variants, list_variants
 from tierml.registry.regeneration import add_version

@@ -12,7 +12,7 @@ import pytest
 from registry_models import cnn, mlp, mlp_with_idle_units
 from tierml.registry.evaluation import EvalSet
 from tierml.registry.pruning import prune_channels
-from tierml.registry.transforms import TRANSFORMS, get_transform, resolve_params
+from tierml.registry.transforms import TRANSFORMS, BuildData, get_transform, resolve_params
 
 X_CNN = np.random.default_rng(3).normal(0, 1, (32, 1, 8, 8)).astype(np.float32)
 X_MLP = np.random.default_rng(3).normal(0, 1, (32, 16)).astype(np.float32)
@@ -26,7 +26,7 @@ def run(model: onnx.ModelProto, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]
 def build(name: str, model: onnx.ModelProto, x: np.ndarray[Any, Any], **given: Any) -> Any:
     t = get_transform(name)
     data = EvalSet({"x": x}, np.zeros(len(x), np.int64))
-    return t.apply(model, resolve_params(t, given), data)
+    return t.apply(model, resolve_params(t, given), BuildData(data))
 
 
 def test_fp16_keeps_float32_inputs_and_outputs_and_stays_close() -> None:

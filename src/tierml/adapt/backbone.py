@@ -8,6 +8,7 @@ return logits [N, classes] as its first output.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -113,13 +114,21 @@ def load_backbone(path: Path | str) -> Backbone:
     return backbone_of(load_model(path), Path(path).stem, Path(path).name)
 
 
-def backbone_of(proto: onnx.ModelProto, name: str, label: str | None = None) -> Backbone:
-    """``proto`` as a backbone (``label`` names it in errors; default ``name``)."""
+def backbone_of(
+    proto: onnx.ModelProto,
+    name: str,
+    label: str | None = None,
+    *,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+) -> Backbone:
+    """``proto`` as a backbone (``label`` names it in errors; default ``name``).
+    ``shapes``: full input shapes fixing dynamic dimensions besides the batch (taken at 1)."""
     label = label or name
-    shapes = resolve_input_shapes(proto, batch_size=1)
-    types = {tensor: concrete(tp) for tensor, tp in infer_types(proto, shapes).items()}
+    at_one = {k: (1, *map(int, v[1:])) for k, v in (shapes or {}).items()}
+    resolved = resolve_input_shapes(proto, batch_size=1, overrides=at_one)
+    types = {tensor: concrete(tp) for tensor, tp in infer_types(proto, resolved).items()}
     graph = build_model_graph(proto, types, batch_size=1, name=name)
-    if len(graph.inputs) != 1 or len(shapes[graph.inputs[0]]) != 4:
+    if len(graph.inputs) != 1 or len(resolved[graph.inputs[0]]) != 4:
         raise AdaptError(
             f"{label} takes {len(graph.inputs)} inputs; adaptation needs one image "
             "input [N, C, H, W].",
@@ -133,7 +142,7 @@ def backbone_of(proto: onnx.ModelProto, name: str, label: str | None = None) -> 
             hint="Adapt an image classifier whose first output is its logits.",
         )
     first = graph.inputs[0]
-    return Backbone(name, proto, graph, first, tuple(shapes[first][1:]), out, out_shape[1])
+    return Backbone(name, proto, graph, first, tuple(resolved[first][1:]), out, out_shape[1])
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # adapt is imported inside the functions: torch loads only to
 
     from tierml.adapt.backbone import Backbone
     from tierml.adapt.data import Split
-    from tierml.registry.transforms import Built
+    from tierml.registry.transforms import BuildData, Built
 
 # Epochs as `tierml adapt` trains them; taps, cut and ε have no default worth guessing.
 EXITS = {"taps": [], "criterion": "max-softmax", "threshold": 0.9, "epochs": 15, "seed": 0,
@@ -107,10 +107,11 @@ def check_noise(params: Mapping[str, Any]) -> None:
         )
 
 
-def _backbone(model: onnx.ModelProto) -> Backbone:
+def _backbone(model: onnx.ModelProto, given: BuildData) -> Backbone:
     from tierml.adapt.backbone import backbone_of
 
-    return backbone_of(model, model.graph.name or "model")
+    # A model with dynamic dimensions besides the batch takes the version's recorded ones.
+    return backbone_of(model, model.graph.name or "model", shapes=given.shapes)
 
 
 def _split(
@@ -143,10 +144,8 @@ def _split(
     return Split(dataset.take(train, "train"), dataset.take(held, "held-out")), split
 
 
-def check_exits_source(
-    model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None
-) -> None:
-    backbone = _backbone(model)
+def check_exits_source(model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData) -> None:
+    backbone = _backbone(model, given)
     seen: set[str] = set()
     for tap in params["taps"]:
         tensor = backbone.cut_tensor(tap)
@@ -159,13 +158,13 @@ def check_exits_source(
         if tensor in seen:
             raise _bad(f"Exit taps repeat: {tap} names '{tensor}' again.", "Give each tap once.")
         seen.add(tensor)
-    _split(backbone, data, params, "exits")
+    _split(backbone, given.evalset, params, "exits")
 
 
 def check_bottleneck_source(
-    model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None
+    model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData
 ) -> None:
-    backbone = _backbone(model)
+    backbone = _backbone(model, given)
     tensor = backbone.cut_tensor(params["cut"])
     if len(backbone.tensor_shape(tensor)) != 3:
         raise _bad(
@@ -173,14 +172,12 @@ def check_bottleneck_source(
             f"is {list(backbone.tensor_shape(tensor))}.",
             "Cut after a convolution block.",
         )
-    _split(backbone, data, params, "bottleneck")
+    _split(backbone, given.evalset, params, "bottleneck")
 
 
-def check_noise_source(
-    model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None
-) -> None:
-    _backbone(model).cut_tensor(params["cut"])
-    if not float(params["clip"]) and data is None:
+def check_noise_source(model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData) -> None:
+    _backbone(model, given).cut_tensor(params["cut"])
+    if not float(params["clip"]) and given.evalset is None:
         raise EvalDataError(
             "noise with clip=0 calibrates the clipping norm on the version's evaluation set, "
             "and this version has none.",
@@ -192,13 +189,13 @@ def check_noise_source(
         )
 
 
-def apply_exits(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None) -> Built:
+def apply_exits(model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData) -> Built:
     from tierml.adapt.exits import train_exits
     from tierml.registry.transforms import Built
 
-    check_exits_source(model, params, data)
-    backbone = _backbone(model)
-    parts, split = _split(backbone, data, params, "exits")
+    check_exits_source(model, params, given)
+    backbone = _backbone(model, given)
+    parts, split = _split(backbone, given.evalset, params, "exits")
     result = train_exits(
         backbone, parts, list(params["taps"]), seed=int(params["seed"]),
         epochs=int(params["epochs"]), joint=bool(params["joint"]),
@@ -226,15 +223,13 @@ BOTTLENECK_FIGURES = ("tensor", "code_shape", "raw_bytes", "code_bytes", "ratio"
                       "decoder_macs", "encode_ms", "decode_ms")  # fmt: skip
 
 
-def apply_bottleneck(
-    model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None
-) -> Built:
+def apply_bottleneck(model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData) -> Built:
     from tierml.adapt.bottleneck import joined, train_bottleneck
     from tierml.registry.transforms import Built
 
-    check_bottleneck_source(model, params, data)
-    backbone = _backbone(model)
-    parts, split = _split(backbone, data, params, "bottleneck")
+    check_bottleneck_source(model, params, given)
+    backbone = _backbone(model, given)
+    parts, split = _split(backbone, given.evalset, params, "bottleneck")
     result = train_bottleneck(
         backbone, parts, params["cut"], code_channels=int(params["channels"]) or None,
         stride=int(params["stride"]), seed=int(params["seed"]), epochs=int(params["epochs"]),
@@ -244,18 +239,18 @@ def apply_bottleneck(
     return Built(joined(result.device, result.server), "fp32", notes, split=split)
 
 
-def apply_noise(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None) -> Built:
+def apply_noise(model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData) -> Built:
     from tierml.adapt.noise_layer import insert_noise
     from tierml.adapt.privacy import DELTA, noise_scale
     from tierml.registry.transforms import Built
 
-    check_noise_source(model, params, data)
-    backbone = _backbone(model)
+    check_noise_source(model, params, given)
+    backbone = _backbone(model, given)
     tensor = backbone.cut_tensor(params["cut"])
     mechanism, clip = str(params["mechanism"]), float(params["clip"])
     split = None
     if not clip:
-        parts, split = _split(backbone, data, params, "noise")
+        parts, split = _split(backbone, given.evalset, params, "noise")
         a = backbone.run(parts.train.x, [tensor])[tensor]
         order = 1 if mechanism == "laplace" else 2  # the norm the mechanism clips
         clip = float(np.median(np.linalg.norm(a.reshape(len(a), -1), ord=order, axis=1)))

@@ -28,7 +28,12 @@ from sqlalchemy.orm import Session
 from tierml.core.errors import RegistryDuplicateError, RegistryNotFoundError, Remedy
 from tierml.graph.loading import load_model
 from tierml.registry.adaptation_transforms import BOTTLENECK_FIGURES, exit_spec
-from tierml.registry.building import add_recipe, check_against_newest, record_variant
+from tierml.registry.building import (
+    add_recipe,
+    check_against_newest,
+    record_variant,
+    version_build_data,
+)
 from tierml.registry.building import version_eval_set as eval_set_of
 from tierml.registry.measurement import default_tiers
 from tierml.registry.records import VariantInfo
@@ -299,7 +304,7 @@ def _target(
         )
     if t.check_source is not None:  # the taps or cut, and the version's eval set
         source = onnx.load_from_string(registry.artifacts.read(v.sha256))
-        t.check_source(source, params, eval_set_of(registry, v))
+        t.check_source(source, params, version_build_data(registry, v))
         if r is None:
             check_against_newest(registry, name, t.check_source, params)
     return _Target(name, v.id, v.number, transform, recipe, r is not None, params)

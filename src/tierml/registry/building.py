@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from tierml.core.errors import RegistryInputError
 from tierml.registry.evaluation import EvalSet, EvalSplit, parse_eval_set
-from tierml.registry.input_spec import InputSpec, parse_arrays
+from tierml.registry.input_spec import Array, InputSpec, parse_arrays
 from tierml.registry.lineage import read_stamp, stamp
 from tierml.registry.measurement import MeasureInputs, default_tiers, measure_variant
 from tierml.registry.records import Recipe, VariantInfo, VariantList, VariantStatus
@@ -32,7 +32,13 @@ from tierml.registry.store import (
     now,
     recipes_in_build_order,
 )
-from tierml.registry.transforms import Built, CheckSource, get_transform, resolve_params
+from tierml.registry.transforms import (
+    BuildData,
+    Built,
+    CheckSource,
+    get_transform,
+    resolve_params,
+)
 from tierml.registry.variant_accuracy import measure_accuracy
 from tierml.registry.versions import check_name
 
@@ -94,7 +100,7 @@ def check_against_newest(
     v = registry.read(newest)
     if v is not None:
         source = onnx.load_from_string(registry.artifacts.read(v.sha256))
-        check(source, params, version_eval_set(registry, v))
+        check(source, params, version_build_data(registry, v))
 
 
 def list_recipes(registry: Registry, model: str) -> list[Recipe]:
@@ -143,10 +149,11 @@ def build_one(
 
     start = time.perf_counter()
     source = onnx.load_from_string(registry.artifacts.read(source_sha))
-    evalset = version_eval_set(registry, v)
+    given = version_build_data(registry, v)
+    evalset = given.evalset
     transform = get_transform(r.transform)
     # A recipe stored before its transform gained a parameter takes that parameter's default.
-    built = transform.apply(source, {**transform.defaults, **r.params}, evalset)
+    built = transform.apply(source, {**transform.defaults, **r.params}, given)
     return record_variant(
         registry, version_id, recipe_id, built, source, evalset, tiers,
         parent=parent, started=start,
@@ -257,16 +264,30 @@ def version_eval_set(registry: Registry, v: VersionRow) -> EvalSet | None:
     return parse_eval_set(data, v.io_schema, origin=f"version {v.number} eval set")
 
 
+def version_arrays(registry: Registry, v: VersionRow) -> dict[str, Array] | None:
+    """The real input arrays the version's specification records, if any."""
+    sha = v.inputs_sha256
+    if sha is None:
+        return None
+    return parse_arrays(registry.artifacts.read(sha), origin=f"version {v.number}'s input arrays")
+
+
+def version_build_data(registry: Registry, v: VersionRow) -> BuildData:
+    """The version's eval set and the input shapes its specification fixes."""
+    spec = InputSpec.of(v)
+    arrays = version_arrays(registry, v) or {}
+    shapes = {**spec.shapes, **{k: tuple(int(d) for d in a.shape) for k, a in arrays.items()}}
+    return BuildData(version_eval_set(registry, v), shapes)
+
+
 def version_inputs(registry: Registry, v: VersionRow, evalset: EvalSet | None) -> MeasureInputs:
     """What the version and its variants are measured on: its input specification, with
     its real arrays or else the eval set's first sample."""
     spec = InputSpec.of(v)
-    if spec.inputs_sha256 is not None:
-        data = registry.artifacts.read(spec.inputs_sha256)
-        arrays = parse_arrays(data, origin=f"version {v.number}'s input arrays")
-        return MeasureInputs(spec.batch, spec.shapes, arrays)
-    sample = evalset.first() if evalset is not None else None
-    return MeasureInputs(spec.batch, spec.shapes, sample)
+    arrays = version_arrays(registry, v)
+    if arrays is None and evalset is not None:
+        arrays = evalset.first()
+    return MeasureInputs(spec.batch, spec.shapes, arrays)
 
 
 def _variant(s: Session, version_id: int, recipe_id: int) -> VariantInfo | None:

@@ -82,10 +82,11 @@ def _sqlite_transactions(engine: Engine, *, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the schema to HEAD with Alembic, under a lock; a no-op when already there."""
+def migrate(engine: Engine, target: str = HEAD) -> None:
+    """Upgrade the schema to ``target`` (the newest revision) with Alembic, under a lock; a
+    no-op when already there."""
     with engine.connect() as probe:
-        if _revision(probe) == HEAD:
+        if _revision(probe) == target:
             return
     from alembic import command
     from alembic.config import Config
@@ -98,7 +99,7 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, target)
 
 
 def _revision(conn: Connection) -> str | None:

@@ -4,7 +4,8 @@ ONNX model out.
 Each transform declares its parameters (name → default); unknown names or values of the
 wrong type are rejected when the recipe is declared, not when it is built. A transform
 that depends on the model's tensors or on labelled data also checks those against the
-newest version when the recipe is declared (``check_source``).
+newest version when the recipe is declared (``check_source``). Besides the model, a
+transform reads :class:`BuildData`: the version's eval set and its recorded input shapes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,18 @@ class Built:
     split: EvalSplit | None = None  # trained on part of the eval set: measure on the rest
 
 
-Apply = Callable[[onnx.ModelProto, Mapping[str, Any], EvalSet | None], Built]
-CheckSource = Callable[[onnx.ModelProto, Mapping[str, Any], EvalSet | None], None]
+@dataclass(frozen=True)
+class BuildData:
+    """What a transform may read besides the model: the version's eval set (None without
+    one) and the full shape of each input its specification fixes (real arrays' shapes
+    first), for transforms that need every dimension resolved."""
+
+    evalset: EvalSet | None = None
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+Apply = Callable[[onnx.ModelProto, Mapping[str, Any], BuildData], Built]
+CheckSource = Callable[[onnx.ModelProto, Mapping[str, Any], BuildData], None]
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ def _quiet_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _fp16(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet | None) -> Built:
+def _fp16(model: onnx.ModelProto, params: Mapping[str, Any], _: BuildData) -> Built:
     # ONNX Runtime ships onnxconverter-common's converter; its default block list keeps
     # ops that have no fp16 kernel on the CPU in fp32, with casts around them.
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -98,7 +109,7 @@ def _check_ratio(params: Mapping[str, Any]) -> None:
         )
 
 
-def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet | None) -> Built:
+def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: BuildData) -> Built:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     _check_dynamic_ops(params)
@@ -116,7 +127,7 @@ def _int8_dynamic(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet 
     return Built(quantized, "int8", {"quantized_ops": ops})
 
 
-def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSet | None) -> Built:
+def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], given: BuildData) -> Built:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -124,6 +135,7 @@ def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSe
         quantize_static,
     )
 
+    data = given.evalset
     if data is None or not data.samples:
         raise EvalDataError(
             "int8-static needs calibration data and this version has no evaluation set.",
@@ -159,7 +171,7 @@ def _int8_static(model: onnx.ModelProto, params: Mapping[str, Any], data: EvalSe
     return Built(quantized, "int8", {"calibration_samples": count})
 
 
-def _prune(model: onnx.ModelProto, params: Mapping[str, Any], _: EvalSet | None) -> Built:
+def _prune(model: onnx.ModelProto, params: Mapping[str, Any], _: BuildData) -> Built:
     from tierml.registry.pruning import prune_channels
 
     _check_ratio(params)
