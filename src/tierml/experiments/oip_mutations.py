@@ -96,18 +96,10 @@ def _pick(r: random.Random, request: pb.ModelInferRequest) -> int:
 
 
 def _name(r: random.Random) -> str:
-    return r.choice(
-        [
-            "",
-            "x",
-            "input",
-            "probe",
-            "\u00e9\u4e2d\U0001f600",
-            "a" * r.choice([64, 4096, 100_000]),
-            "/layer1/../etc/passwd",
-            "".join(chr(r.randrange(1, 0x2FF)) for _ in range(r.randrange(1, 40))),
-        ]
-    )
+    long = "a" * r.choice([64, 4096, 100_000])
+    odd = "".join(chr(r.randrange(1, 0x2FF)) for _ in range(r.randrange(1, 40)))
+    unicode, path = "\u00e9\u4e2d\U0001f600", "/layer1/../etc/passwd"
+    return r.choice(["", "x", "input", "probe", unicode, long, path, odd])
 
 
 def drop_input(r: random.Random, q: pb.ModelInferRequest) -> str:
@@ -232,25 +224,9 @@ def model_name(r: random.Random, q: pb.ModelInferRequest) -> str:
 
 ParamValue = str | int | float | bool
 GARBAGE_VALUES: tuple[ParamValue, ...] = (
-    "",
-    "fp32",
-    "int8+zstd",
-    "zstd+int8",
-    "int8c",
-    "lz4",
-    "\u2603",
-    "x" * 10_000,
-    0,
-    -1,
-    1 << 62,
-    3,
-    float("nan"),
-    float("inf"),
-    -0.0,
-    1e308,
-    True,
-    False,
-)
+    "", "fp32", "int8+zstd", "zstd+int8", "int8c", "lz4", "\u2603", "x" * 10_000,
+    0, -1, 1 << 62, 3, float("nan"), float("inf"), -0.0, 1e308, True, False,
+)  # fmt: skip
 
 
 def _garbage_value(r: random.Random) -> ParamValue:
