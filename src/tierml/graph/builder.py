@@ -16,7 +16,7 @@ import onnx
 from tierml.core.errors import UnsupportedModelError
 from tierml.core.model_graph import ModelGraph, NodeInfo, TensorInfo, TensorKind
 from tierml.graph.flops import count_node
-from tierml.graph.shapes import Shape, TensorType, real_inputs
+from tierml.graph.shapes import Shape, TensorType, initializer_names, real_inputs
 
 # Ops whose output differs from run to run although no graph input feeds them: they are
 # never treated as constants (replicating them into two stages would change results).
@@ -46,7 +46,7 @@ def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
 
 def captured_names(graph: onnx.GraphProto) -> set[str]:
     """Outer-scope tensor names a subgraph reads (recursively), i.e. its implicit inputs."""
-    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined = {v.name for v in graph.input} | initializer_names(graph)
     used: set[str] = set()
     for node in graph.node:
         used.update(n for n in node.input if n)
@@ -125,7 +125,7 @@ def build_model_graph(
     order = topological_order(g)
     protos = [g.node[i] for i in order]
     inputs = tuple(v.name for v in real_inputs(g))
-    init_names = {t.name for t in g.initializer}
+    init_names = initializer_names(g)
 
     kinds: dict[str, TensorKind] = dict.fromkeys(init_names, TensorKind.INITIALIZER)
     kinds.update(dict.fromkeys(inputs, TensorKind.INPUT))

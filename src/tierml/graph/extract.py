@@ -1,11 +1,12 @@
 """Extract the stages of a partitioning as standalone ONNX models.
 
 Each stage model holds its compute nodes in the original order, the constant nodes and
-initializers they need (copied into every stage that reads them), and the model's local
-functions and opsets. Its inputs are what it reads from earlier stages or the caller; its
-outputs are what later stages read plus the graph outputs it produces. A tensor that skips
-a stage (read two stages later, or a graph input read late) is forwarded by the runner,
-not re-emitted by the stage in between: the manifest's cuts list it on every link.
+initializers (dense or sparse) they need (copied into every stage that reads them), and
+the model's local functions and opsets. Its inputs are what it reads from earlier stages
+or the caller; its outputs are what later stages read plus the graph outputs it produces.
+A tensor that skips a stage (read two stages later, or a graph input read late) is
+forwarded by the runner, not re-emitted by the stage in between: the manifest's cuts list
+it on every link.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def extract_stages(
     declared_types = boundary_types(model, graph) if types is None else types
     protos = [src.node[i] for i in topological_order(src)]
     initializers = {t.name: t for t in src.initializer}
+    sparse_initializers = {s.values.name: s for s in src.sparse_initializer}
     graph_outputs = set(graph.outputs)
     last_reader: dict[str, int] = {}
     for t in graph.tensors.values():
@@ -81,6 +83,9 @@ def extract_stages(
         keep = member_set | constants
         nodes = [protos[i] for i in range(len(protos)) if i in keep]
         used_inits = [initializers[n] for n in dict.fromkeys(reads) if n in initializers]
+        used_sparse = [
+            sparse_initializers[n] for n in dict.fromkeys(reads) if n in sparse_initializers
+        ]
         stage_graph = helper.make_graph(
             nodes,
             f"{src.name or 'model'}_stage{stage}",
@@ -88,6 +93,7 @@ def extract_stages(
             [_value_info(n, declared_types, graph) for n in outputs],
             initializer=used_inits,
         )
+        stage_graph.sparse_initializer.extend(used_sparse)
         for vi in src.value_info:
             if vi.name in produced and vi.name not in outputs:
                 stage_graph.value_info.append(vi)

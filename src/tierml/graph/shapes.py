@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
-from tierml.core.errors import DynamicShapeError, InputDataError, Remedy
+from tierml.core.errors import DynamicShapeError, InputDataError, Remedy, UnsupportedModelError
 
 Shape = tuple[int, ...]
 
 # Initializers at most this many elements keep their values in the light copy: shape
 # tensors, axes and slice bounds, which data propagation needs to resolve Reshape & co.
 _SMALL_INITIALIZER = 1024
+_KNOWN_ELEM_TYPES = frozenset(int(v) for v in onnx.TensorProto.DataType.values())
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class TensorType:
 
 
 def elem_type_name(elem_type: int) -> str:
-    if elem_type == onnx.TensorProto.UNDEFINED:
+    """numpy-style name of an ONNX element type; "unknown" for UNDEFINED and for values
+    this ONNX does not define (``check_model_structure`` refuses those in files)."""
+    if elem_type not in _KNOWN_ELEM_TYPES or elem_type == onnx.TensorProto.UNDEFINED:
         return "unknown"
     if elem_type == onnx.TensorProto.STRING:
         return "string"
@@ -52,9 +55,14 @@ def elem_type_from_name(name: str) -> int:
     return int(onnx.TensorProto.UNDEFINED)
 
 
+def initializer_names(graph: onnx.GraphProto) -> set[str]:
+    """Names of the graph's weights, dense and sparse."""
+    return {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
+
+
 def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
     """Graph inputs the caller feeds (IR < 4 lists initializers as inputs too)."""
-    init = {t.name for t in graph.initializer}
+    init = initializer_names(graph)
     return [i for i in graph.input if i.name not in init]
 
 
@@ -103,6 +111,15 @@ def resolve_input_shapes(
     for value in inputs:
         dims = declared_dims(value)
         name = value.name
+        kind = value.type.WhichOneof("value")
+        if kind not in ("tensor_type", None):
+            raise UnsupportedModelError(
+                f"Input '{name}' is a {kind.removesuffix('_type')}, not a tensor; tierml "
+                "analyses and splits models with tensor inputs only.",
+                hint="Re-export the model with tensor inputs.",
+                input=name,
+                kind=kind,
+            )
         if name in given or name in overrides:
             source = "--inputs" if name in given else "--shape"
             shape = tuple(int(d) for d in (given[name] if name in given else overrides[name]))
@@ -191,7 +208,7 @@ def light_model(
     g.name = src.name
     g.node.extend(src.node)
     g.output.extend(helper.make_value_info(o.name, onnx.TypeProto()) for o in src.output)
-    init_names = {t.name for t in src.initializer}
+    init_names = initializer_names(src)
     for value in src.input:
         if value.name in init_names:
             continue
@@ -232,6 +249,10 @@ def infer_types(
             types[value.name] = value.type
     for t in model.graph.initializer:
         types[t.name] = helper.make_tensor_type_proto(t.data_type, list(t.dims))
+    for sparse in model.graph.sparse_initializer:
+        types[sparse.values.name] = helper.make_tensor_type_proto(
+            sparse.values.data_type, list(sparse.dims)
+        )
     return types
 
 

@@ -19,6 +19,7 @@ from tierml.core.model_graph import ModelGraph, TensorKind
 from tierml.graph import build_model_graph, concrete, infer_types, load_model
 from tierml.graph.extract import boundary_types as stage_boundary_types
 from tierml.graph.shapes import Shape, TensorType, resolve_input_shapes
+from tierml.graph.validation import check_model_structure
 from tierml.profile.inputs import Array, check_feeds, generate_inputs, load_npz
 from tierml.profile.shape_probe import observe_types
 
@@ -55,6 +56,7 @@ def analyse_model(
     seed: int = 0,
 ) -> AnalysedModel:
     if isinstance(model, onnx.ModelProto):
+        check_model_structure(model, "the model")
         proto, path, model_name = model, None, model.graph.name or "model"
     else:
         proto, path, model_name = load_model(model), Path(model), Path(model).stem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from collections.abc import Mapping
@@ -15,6 +16,10 @@ from tierml.core.errors import InputDataError, Remedy
 from tierml.graph.shapes import Shape, elem_type_name, real_inputs
 
 Array = np.ndarray[Any, Any]
+
+# Generated inputs above this size are refused rather than allocated: a dimension that large
+# is usually a damaged declaration, and real arrays of that size are the user's to give.
+MAX_GENERATED_BYTES = 4 << 30
 
 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, Array]:
@@ -70,13 +75,7 @@ def generate_inputs(
     for value in real_inputs(model.graph):
         shape = shapes[value.name]
         dtype = elem_type_name(value.type.tensor_type.elem_type)
-        if dtype in ("float32", "float16", "float64"):
-            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype == "bool":
-            feeds[value.name] = rng.integers(0, 2, size=shape).astype(bool)
-        elif dtype.startswith(("int", "uint")):
-            feeds[value.name] = rng.integers(0, 2, size=shape).astype(dtype)
-        else:
+        if not (dtype.startswith(("float", "int", "uint")) or dtype in ("bool", "bfloat16")):
             raise InputDataError(
                 f"Cannot generate values for input '{value.name}' of dtype {dtype}.",
                 hint="Give real input arrays.",
@@ -84,4 +83,35 @@ def generate_inputs(
                 input=value.name,
                 dtype=dtype,
             )
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if nbytes > MAX_GENERATED_BYTES:
+            raise InputDataError(
+                f"Input '{value.name}' of shape {list(shape)} ({dtype}) would take "
+                f"{nbytes / 2**30:,.1f} GiB; generated inputs are limited to "
+                f"{MAX_GENERATED_BYTES / 2**30:g} GiB.",
+                hint="Check the input's declared dimensions, or give real input arrays.",
+                remedy=Remedy.REAL_INPUTS,
+                input=value.name,
+                value=nbytes,
+                limit=MAX_GENERATED_BYTES,
+            )
+        try:
+            feeds[value.name] = _random_array(rng, shape, dtype)
+        except MemoryError as exc:
+            raise InputDataError(
+                f"This host cannot allocate input '{value.name}' of shape {list(shape)} "
+                f"({dtype}, {nbytes / 2**30:,.1f} GiB).",
+                hint="Give real input arrays of a size this host can hold.",
+                remedy=Remedy.REAL_INPUTS,
+                input=value.name,
+                value=nbytes,
+            ) from exc
     return feeds
+
+
+def _random_array(rng: np.random.Generator, shape: Shape, dtype: str) -> Array:
+    if dtype.startswith(("float", "bfloat")):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    return rng.integers(0, 2, size=shape).astype(dtype)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import onnx
 from onnx import helper
 
+from tierml.core.errors import UnsupportedModelError
 from tierml.graph.shapes import TensorType
 from tierml.profile.inputs import Array
 from tierml.profile.sessions import OptLevel, make_session, run_session
@@ -34,8 +36,27 @@ def observe_types(
     # Disabled optimisation keeps every tensor alive under its own name.
     session = make_session(probe, opt_level=OptLevel.DISABLED, label="the model (shape probe)")
     values = run_session(session, feeds, label="the model (shape probe)")
-    return {
-        name: TensorType(values[name].dtype.name, tuple(int(d) for d in values[name].shape))
-        for name in names
-        if name in values
-    }
+    observed: dict[str, TensorType] = {}
+    for name in names:
+        if name not in values:
+            continue
+        value = values[name]
+        if not isinstance(value, np.ndarray):
+            raise UnsupportedModelError(
+                f"Value '{name}' is a {_kind_of(value)}, not a tensor; tierml analyses and "
+                "splits graphs of tensors only.",
+                hint="Re-export the model without sequence, map or optional values.",
+                tensor=name,
+                kind=_kind_of(value),
+            )
+        observed[name] = TensorType(value.dtype.name, tuple(int(d) for d in value.shape))
+    return observed
+
+
+def _kind_of(value: object) -> str:
+    """What ONNX Runtime returned instead of an array, in ONNX's words."""
+    if isinstance(value, list):
+        return "sequence"
+    if isinstance(value, dict):
+        return "map"
+    return "optional without a value" if value is None else type(value).__name__
