@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tierml.adapt.curves_file import load_curves, read
-from tierml.core.errors import OutputPathError
+from tierml.core.errors import OutputPathError, Remedy
 from tierml.demo.events import DemoObserver
 from tierml.demo.live_run import StreamConfig, run_stream
 from tierml.demo.model_step import demo_model, exit_curve, register
@@ -238,7 +238,9 @@ def _check_out_dir(path: Path) -> None:
     except OSError as exc:
         raise OutputPathError(
             f"The report folder {path} cannot be written ({exc.strerror}).",
-            hint="Pass --out with a writable folder path.",
+            hint="Use a writable folder for the report.",
+            remedy=Remedy.WRITABLE_OUT,
+            path=str(path),
         ) from exc
 
 

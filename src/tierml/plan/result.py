@@ -43,4 +43,3 @@ class PlanResult:
     def relaxed(self, kind: Constraint) -> Violation | None:
         """What the closest plan reaches against constraint ``kind``, when it misses it."""
         return next((v for v in self.relax if v.kind is kind), None)
-
