@@ -7,8 +7,7 @@ Each action opens the workspace's registry (its database at
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,13 +64,6 @@ __all__ = [
 ]
 
 
-@contextmanager
-def opened(workspace: Workspace) -> Iterator[Registry]:
-    """The workspace's registry, closed afterwards."""
-    with Registry.open(workspace) as registry:
-        yield registry
-
-
 @dataclass(frozen=True)
 class AddModelOptions:
     eval_data: Path | None = None  # .npz: the model's inputs (or x) and integer labels
@@ -92,7 +84,7 @@ def add_model(
 
     o = options or AddModelOptions()
     given = GivenInputs(model.batch, dict(model.shapes), model.inputs)
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return add_version(
             registry, name, model.path, eval_file=o.eval_data, card_file=o.card,
             tiers=o.tiers, inputs=given, regenerate_variants=o.regenerate,
@@ -111,7 +103,7 @@ def list_models(workspace: Workspace) -> ModelList:
     """Every registered model: versions, the latest, recipes, variants of the latest."""
     from tierml.registry.versions import list_models as listed
 
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return ModelList(tuple(listed(registry)))
 
 
@@ -120,21 +112,21 @@ def show_model(workspace: Workspace, name: str) -> ModelDetails:
     recipes."""
     from tierml.registry.versions import show_model as shown
 
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return shown(registry, name)
 
 
 def collect_garbage(workspace: Workspace, *, tmp_age_s: float = STALE_TMP_SECONDS) -> Collected:
     """Delete artifacts no version or variant references, and temporary files older than
     ``tmp_age_s`` (younger ones may belong to a build still running)."""
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return registry.collect_garbage(tmp_age_s=tmp_age_s)
 
 
 def check(workspace: Workspace) -> Consistency:
     """Every referenced artifact present and matching its sha256; unreferenced files and
     temporaries counted."""
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return registry.check()
 
 
@@ -153,7 +145,7 @@ def add_recipe(workspace: Workspace, model: str, name: str, options: RecipeOptio
     from tierml.registry.building import add_recipe as declare
 
     o = options
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return declare(
             registry, model, name, o.transform, o.params, parent=o.parent,
             max_accuracy_drop=o.max_accuracy_drop, max_size_bytes=o.max_size_bytes,
@@ -182,7 +174,7 @@ def build_variants(
     they are."""
     from tierml.registry.building import build_variants as build
 
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         built = build(registry, model, list(recipes), version=version, tiers=tiers)
     return VariantsBuilt(model, tuple(built))
 
@@ -191,7 +183,7 @@ def list_variants(workspace: Workspace, model: str, *, version: int | None = Non
     """The variants of a version (the newest when None) with their metrics and status."""
     from tierml.registry.building import list_variants as listed
 
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return listed(registry, model, version)
 
 
@@ -199,7 +191,7 @@ def lineage(workspace: Workspace, model: str) -> Lineage:
     """Versions and the variants derived from each, each naming its parent: a DAG."""
     from tierml.registry.lineage import lineage_document
 
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return lineage_document(registry, model)
 
 
@@ -218,5 +210,5 @@ def select(
 
     described = read_device(device)
     rules = read_policy(policy) if policy is not None else None
-    with opened(workspace) as registry:
+    with Registry.open(workspace) as registry:
         return select_variant(registry, model, described, version=version, policy=rules)
