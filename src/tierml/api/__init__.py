@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tierml.api import adapting, catalog, registry
     from tierml.api.analysis import check_split, cuts, inspect, split
     from tierml.api.model_input import ModelInput
     from tierml.api.planning import PlanOptions, PlanReport, plan
@@ -57,6 +58,8 @@ _WHERE = {
     "zoo_build": "zoo",
 }
 _CORE = {"Workspace": "tierml.core.workspace", "TimeFloors": "tierml.core.workspace"}
+# Areas whose actions are reached through their module: ``api.registry.add_model(…)``.
+_AREAS = ("registry", "adapting", "catalog")
 
 __all__ = [
     "CalibrateOptions",
@@ -68,9 +71,11 @@ __all__ = [
     "ProfileReport",
     "TimeFloors",
     "Workspace",
+    "adapting",
     "bench_e2e",
     "bench_trace",
     "calibrate",
+    "catalog",
     "check_split",
     "codecs",
     "cuts",
@@ -80,6 +85,7 @@ __all__ = [
     "open_workspace",
     "plan",
     "profile",
+    "registry",
     "split",
     "zoo_build",
     "zoo_list",
@@ -87,6 +93,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _AREAS:
+        return importlib.import_module(f"tierml.api.{name}")
     if name in _WHERE:
         return getattr(importlib.import_module(f"tierml.api.{_WHERE[name]}"), name)
     if name in _CORE:

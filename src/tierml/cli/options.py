@@ -70,13 +70,9 @@ def model_input(
     return ModelInput(model, batch=batch, shapes=shapes_of(shape), inputs=inputs)
 
 
-_workspaces: dict[str | None, Workspace] = {}
-
-
 def workspace(registry_url: str | None = None) -> Workspace:
-    """This process's workspace (from the environment; ``--db`` wins over its variable)."""
+    """The command's workspace, from the environment as it is now (``--db`` wins over its
+    variable); built per command, so commands run in one process each see their own."""
     from tierml.api.workspace import open_workspace
 
-    if registry_url not in _workspaces:
-        _workspaces[registry_url] = open_workspace(registry_url=registry_url)
-    return _workspaces[registry_url]
+    return open_workspace(registry_url=registry_url)
