@@ -25,7 +25,7 @@ from tierml.runtime.bundle import Bundle, PlanSpec, load_bundle
 from tierml.runtime.forward import call_stage
 from tierml.runtime.hop_record import HopRecord
 from tierml.runtime.link_shaping import ShapedLink
-from tierml.runtime.request_check import check_arrays
+from tierml.runtime.request_check import DeclaredInput, check_arrays
 from tierml.runtime.stage_exec import StageRunner, run_on_tier
 from tierml.runtime.transport import Connector, Transport, grpc_connect, probe_request
 
@@ -112,6 +112,7 @@ class DeviceClient:
             self.root = Path(bundle)
             self.bundle = load_bundle(self.root)
         self.addresses = dict(addresses)
+        self.declared = tuple(DeclaredInput.from_spec(t) for t in self.bundle.inputs)
         slow = self.bundle.tier(self.bundle.origin).slowdown
         self.device_slowdown = slow if device_slowdown is None else device_slowdown
         self.runners: dict[str, StageRunner] = {}
@@ -156,7 +157,7 @@ class DeviceClient:
         """Input names, dtypes and shapes against the model's, before any compute or traffic:
         every input present, none undeclared, each a numpy array of the declared dtype and
         shape."""
-        check_arrays(self.bundle.model, self.bundle.inputs, inputs)
+        check_arrays(self.bundle.model, self.declared, inputs)
 
     def infer(self, inputs: Mapping[str, Array], *, plan: str | None = None) -> InferenceRecord:
         self.check(inputs)

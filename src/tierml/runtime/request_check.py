@@ -52,20 +52,29 @@ class DeclaredInput:
         return cls(spec.name, np.dtype(spec.dtype), tuple(int(d) for d in spec.shape))
 
 
-def declared_inputs(
-    stage: StageSpec, session_schema: Mapping[str, tuple[str, tuple[Any, ...]]]
-) -> tuple[DeclaredInput, ...]:
-    """A partition's inputs: the bundle's recorded shapes where it has them, else what the
-    ONNX session declares (symbolic dimensions left open)."""
+Schema = Mapping[str, tuple[str, tuple[Any, ...]]]  # an ONNX session's: name → (dtype, shape)
+
+
+def session_inputs(schema: Schema) -> tuple[DeclaredInput, ...]:
+    """What an ONNX session declares: symbolic dimensions open, no shape: rank unknown."""
+    return tuple(
+        DeclaredInput(
+            name,
+            np.dtype(dtype),
+            tuple(d if isinstance(d, int) and d >= 0 else None for d in shape) if shape else None,
+        )
+        for name, (dtype, shape) in schema.items()
+    )
+
+
+def declared_inputs(stage: StageSpec, schema: Schema) -> tuple[DeclaredInput, ...]:
+    """A partition's inputs: the bundle's recorded shapes where it has them, else what its
+    ONNX session declares."""
     recorded = {t.name: t for t in stage.input_specs}
-    out = []
-    for name, (dtype, shape) in session_schema.items():
-        if name in recorded:
-            out.append(DeclaredInput.from_spec(recorded[name]))
-            continue
-        dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
-        out.append(DeclaredInput(name, np.dtype(dtype), dims if shape else None))
-    return tuple(out)
+    return tuple(
+        DeclaredInput.from_spec(recorded[d.name]) if d.name in recorded else d
+        for d in session_inputs(schema)
+    )
 
 
 def check_request(
@@ -142,9 +151,10 @@ def _check_parameters(label: str, tensor: Any) -> None:
         )
 
 
-def check_arrays(label: str, specs: Sequence[TensorSpec], arrays: Mapping[str, object]) -> None:
-    """A caller's input arrays for model ``label``, against the bundle's declared inputs."""
-    declared = [DeclaredInput.from_spec(s) for s in specs]
+def check_arrays(
+    label: str, declared: Sequence[DeclaredInput], arrays: Mapping[str, object]
+) -> None:
+    """Arrays for ``label`` (a model, a partition), against its declared inputs."""
     _check_names(label, [d.name for d in declared], list(arrays))
     for want in declared:
         x = arrays[want.name]

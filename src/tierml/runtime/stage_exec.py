@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from tierml.core.errors import InputDataError
 from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.runtime.bundle import ExitSpec, StageSpec
+from tierml.runtime.request_check import check_arrays, session_inputs
 
 Array = np.ndarray[Any, Any]
 STEADY_RUNS = 15  # back-to-back runs whose median a slower tier's wait scales
@@ -80,10 +80,11 @@ class StageRunner:
             i.name: (_ORT_TYPES.get(i.type, i.type), tuple(i.shape))
             for i in self.session.get_inputs()
         }
+        self.inputs = session_inputs(self.schema)
 
     def check(self, feeds: Mapping[str, Array]) -> None:
         """Names, dtypes and static dimensions, before anything runs or is sent."""
-        check_inputs(self.spec.model, self.schema, feeds)
+        check_arrays(self.spec.model, self.inputs, feeds)
 
     def run(self, env: Mapping[str, Array]) -> StageRun:
         feeds = {name: env[name] for name in self.schema if name in env}
@@ -139,34 +140,6 @@ class StageRunner:
         # A calibration taken while the host was busy (tiers starting, say) would slow
         # the emulated tier for the whole run: the recent runs' median corrects it down.
         return min(calibrated, statistics.median(live))
-
-
-def check_inputs(
-    label: str, schema: Mapping[str, tuple[str, tuple[Any, ...]]], feeds: Mapping[str, Array]
-) -> None:
-    missing = sorted(set(schema) - set(feeds))
-    if missing:
-        raise InputDataError(
-            f"{label} needs inputs {missing}; got {sorted(feeds)}.",
-            hint="Send every input the partition declares (see ModelMetadata).",
-        )
-    for name, (dtype, shape) in schema.items():
-        x = feeds[name]
-        if str(x.dtype) != dtype:
-            raise InputDataError(
-                f"Input '{name}' of {label} has dtype {x.dtype}; expected {dtype}.",
-                hint=f"Cast it to {dtype}.",
-            )
-        if not shape:  # rank unknown to the partition: ONNX Runtime checks what it can
-            continue
-        if len(x.shape) != len(shape) or any(
-            isinstance(d, int) and d >= 0 and d != s for d, s in zip(shape, x.shape, strict=True)
-        ):
-            want = [d if isinstance(d, int) else "?" for d in shape]
-            raise InputDataError(
-                f"Input '{name}' of {label} has shape {list(x.shape)}; expected {want}.",
-                hint="Reshape the input to the model's declared shape.",
-            )
 
 
 def probabilities_of(output: Array, *, probabilities: bool) -> Array:
