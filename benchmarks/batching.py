@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from tierml import api
 from tierml.core.tiers import TierKind
 from tierml.experiments.e2e import value_codecs
 from tierml.experiments.emulation import EmulatedTier, emulated_topology
@@ -38,10 +39,8 @@ from tierml.plan.layout import layouts
 from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_EXITS, NO_NOISE
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
-from tierml.profile.predictor_store import tierml_home
 from tierml.runtime.batching import DEFAULT_WINDOW_MS
 from tierml.runtime.bundle import PlanSpec
 from tierml.runtime.bundle_build import build_bundle
@@ -64,7 +63,7 @@ WARMUP = 3  # closed-loop passes at the largest K per deployment: arenas, every 
 def split_bundle(root: Path) -> PlanSpec:
     """A bundle of one device | cloud plan of the zoo model, cut half-way; its plan."""
     analysed = analyse_model(zoo_model(MODEL, image_size=SIZE))
-    measured, lm, codecs = planning_inputs(analysed, home=tierml_home(), host=this_host())
+    measured, lm, codecs = planning_inputs(analysed, workspace=api.open_workspace())
     topology = emulated_topology(lm.host_throughput, TIERS, LINKS)
     problem = value_codecs(build_problem(analysed.graph, measured, lm, topology, codecs)[0])
     layout = next(lay for lay in layouts(problem) if lay.size == 2)

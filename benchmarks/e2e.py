@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from tierml.experiments.e2e import STRATEGIES, E2EConfig, run_e2e
-from tierml.experiments.e2e_models import E2EModel, exit_model, zoo_models
-from tierml.profile.predictor_store import tierml_home
+from tierml import api
+from tierml.experiments.e2e import STRATEGIES
 
 
 def print_grid(points: list[dict[str, Any]], key: str) -> None:
@@ -34,18 +32,19 @@ def main() -> None:
     parser.add_argument(
         "--models", default="", help="labels to keep: vgg16-64,resnet18-112,small-cnn-exits"
     )
-    parser.add_argument("--extra", action="append", default=[], help="LABEL=PATH.onnx")
-    args = parser.parse_args()
-    home = tierml_home()
-    models = [*zoo_models(home), exit_model(home)]
-    if args.models:
-        models = [m for m in models if m.label in args.models.split(",")]
-    models += [E2EModel(*e.split("=", 1)) for e in args.extra]
-    start = time.perf_counter()
-    result = run_e2e(
-        E2EConfig(models=tuple(models), rounds=args.rounds, home=home),
-        progress=lambda m: print(f"[{time.perf_counter() - start:6.1f}s] {m}", flush=True),
+    parser.add_argument(
+        "--extra", action="append", default=[], type=Path, help="another ONNX model (its stem)"
     )
+    args = parser.parse_args()
+    labels = tuple(args.models.split(",")) if args.models else ()
+    result = api.bench_e2e(
+        api.open_workspace(),
+        models=tuple(args.extra),
+        labels=labels,
+        reference=True,
+        rounds=args.rounds,
+        progress=lambda m: print(m, flush=True),
+    ).to_dict()
     out = Path("out/bench/e2e.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

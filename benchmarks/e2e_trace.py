@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-from tierml.experiments.e2e_models import zoo_models
-from tierml.experiments.trace_replay import TraceConfig, run_trace
-from tierml.profile.predictor_store import tierml_home
+from tierml import api
 
 
 def main() -> None:
@@ -26,19 +23,16 @@ def main() -> None:
     parser.add_argument("--slowdown", type=float, default=5.0)
     parser.add_argument("--model", default="", help="ONNX path [default: ResNet-18 at 112]")
     args = parser.parse_args()
-    home = tierml_home()
-    model = args.model or next(m.path for m in zoo_models(home) if m.label == "resnet18-112")
-    start = time.perf_counter()
-    result = run_trace(
-        TraceConfig(model=model, requests=args.requests, slowdown=args.slowdown, home=home),
-        progress=lambda m: print(f"[{time.perf_counter() - start:6.1f}s] {m}", flush=True),
-    )
+    model = Path(args.model) if args.model else None
+    result = api.bench_trace(
+        api.open_workspace(), model=model, requests=args.requests, slowdown=args.slowdown
+    ).to_dict()
     out = Path("out/bench/e2e_trace.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     t = result["trace"]
     print(
-        f"\n{model}: {t['start_mbps']:g} Mbps → /{t['drop_factor']:g}, device "
+        f"\n{model or 'resnet18-112'}: {t['start_mbps']:g} Mbps → /{t['drop_factor']:g}, device "
         f"{t['slowdown']:g}× slower, {t['requests']} requests per client"
     )
     print(f"{'phase':12} {'adaptive p50':>13} {'static p50':>11}")

@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tierml import api
 from tierml.core.tiers import TierKind
 from tierml.experiments.e2e import value_codecs
 from tierml.experiments.emulation import EmulatedTier, emulated_topology
@@ -38,7 +39,6 @@ from tierml.plan.layout import layouts
 from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
@@ -61,7 +61,7 @@ LINKS = {  # fast: the fuzzer calls tiers directly; only edge → cloud hops are
 
 def fuzz_bundle(model: Path, root: Path, home: Path) -> Bundle:
     analysed = analyse_model(model)
-    measured, lm, codecs = planning_inputs(analysed, home=home, host=this_host())
+    measured, lm, codecs = planning_inputs(analysed, workspace=api.open_workspace(home))
     topology = emulated_topology(lm.host_throughput, TIERS, LINKS)
     problem = value_codecs(build_problem(analysed.graph, measured, lm, topology, codecs)[0])
     entries = [

@@ -17,11 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
+from tierml import api
 from tierml.plan.search import plan
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.planning import planning_problem
-from tierml.profile.predictor_store import tierml_home
 from zoo_cache import CACHE, zoo_model
 
 BANDWIDTHS = (0.5, 1.0, 5.0, 10.0, 50.0, 100.0)
@@ -69,14 +68,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []
+    workspace = api.open_workspace()
     for name in args.models.split(","):
         analysed = analyse_model(zoo_model(name))
         for assumed in (False, True):
             for slow in SLOWDOWNS:
                 for bw in BANDWIDTHS:
                     problem, _, _ = planning_problem(
-                        analysed, topology_file(bw, slow), home=tierml_home(),
-                        host=this_host(), assumed=assumed,
+                        analysed, topology_file(bw, slow), workspace=workspace,
+                        assumed=assumed,
                     )  # fmt: skip
                     result = plan(problem)
                     assert result.plan is not None

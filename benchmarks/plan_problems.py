@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tierml import api
 from tierml.core.tiers import TierKind
 from tierml.plan.assumed_curves import curves_for, with_leakage
 from tierml.plan.problem import (
@@ -22,9 +23,7 @@ from tierml.plan.problem import (
     Site,
 )
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.planning import planning_problem
-from tierml.profile.predictor_store import tierml_home
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "examples" / "topologies"
@@ -33,7 +32,7 @@ TOPOLOGIES = ROOT / "examples" / "topologies"
 def zoo_problem(model: Path, topology: str, *, assumed: bool = True) -> PlanProblem:
     analysed = analyse_model(model)
     problem, _, _ = planning_problem(
-        analysed, TOPOLOGIES / f"{topology}.toml", home=tierml_home(), host=this_host(),
+        analysed, TOPOLOGIES / f"{topology}.toml", workspace=api.open_workspace(),
         assumed=assumed,
     )  # fmt: skip
     return problem

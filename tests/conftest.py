@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tierml.profile.time_floors import FLOORS_ENV
+from quick_workspace import quick_workspace
+from tierml.api.workspace import TIME_FLOORS_ENV
+from tierml.core.workspace import Workspace
 from tierml.zoo import export_zoo_model
 from tierml.zoo.catalog import get_entry
 
 # The suite checks what measurements compute, not how precise they are: measure with the
-# counts asked for, without the time floors (this process and every tierml it starts).
-os.environ[FLOORS_ENV] = "0,0"
+# counts asked for, without the time floors (every tierml command the tests start; code
+# called in process takes the ``workspace`` fixture's floors).
+os.environ[TIME_FLOORS_ENV] = "0,0"
 
 ZooPath = Callable[..., Path]
 
@@ -46,3 +49,9 @@ def zoo_path(tmp_path_factory: pytest.TempPathFactory) -> ZooPath:
         return cache[key]
 
     return get
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A private home under the test's folder, this host, no measurement time floors."""
+    return quick_workspace(tmp_path / "home")

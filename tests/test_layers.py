@@ -32,7 +32,10 @@ RANKS = {
 }
 # What the thin clients (the command line, the control plane) may import: the API, the
 # core types and errors, and their own modules. Nothing assembles a flow below the API.
-THIN_CLIENTS = {"cli": {"api", "core", "cli", "demo", "generated_doc"}, "server": {"api", "core", "server"}}
+THIN_CLIENTS = {
+    "cli": {"api", "core", "cli", "demo", "generated_doc"},
+    "server": {"api", "core", "server"},
+}
 PURE = {"core", "graph", "plan"}
 # Nothing that touches the outside world may be imported by the pure layers.
 IMPURE_MODULES = {
@@ -135,3 +138,20 @@ def test_graph_layer_does_not_load_onnxruntime():
         "assert 'onnxruntime' not in sys.modules, 'tierml.graph pulled in onnxruntime'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_the_workspace_reads_the_environment():
+    """Settings come in through the workspace, built at the edge (tierml.api.workspace)."""
+    readers = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).as_posix() == "api/workspace.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            named = isinstance(node, ast.Attribute) and node.attr in (
+                "environ",
+                "getenv",
+                "environb",
+            )
+            if named:
+                readers.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not readers, "read settings from the Workspace:\n" + "\n".join(readers)

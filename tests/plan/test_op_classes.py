@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from quick_workspace import QUICK
 from tierml.plan.op_classes import OpClass, ThroughputClass, op_class, throughput_class
 from tierml.plan.segment_features import KernelGroup, part_features, segment_features
 from tierml.profile.analysis import analyse_model
@@ -131,7 +132,9 @@ def test_the_kernel_ort_ran_decides_a_norms_class(tmp_path, pre_norm, bias, expe
     analysed = analyse_model(path)
     graph = analysed.graph
     norm = next(n for n in graph.nodes if n.op_type == "LayerNormalization")
-    group = next(g for g in profile_kernels(analysed, runs=2).groups if norm.index in g.nodes)
+    group = next(
+        g for g in profile_kernels(analysed, runs=2, floors=QUICK).groups if norm.index in g.nodes
+    )
     part = part_features(graph, group.nodes, group.head, group.kernel_ops)
     assert part.op_class is expected, group.kernel_ops
     assert part_features(graph, group.nodes, group.head).op_class is op_class(

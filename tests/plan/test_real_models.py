@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
+from quick_workspace import quick_workspace
 from tierml.plan.problem import (
     Constraints,
     CostGraph,
@@ -24,7 +25,6 @@ from tierml.plan.problem import (
 )
 from tierml.plan.search import plan
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.planning import planning_problem
 
 from .oracle import best_by_brute_force
@@ -42,7 +42,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _problem(home: Path, model: str, topology: Path, assumed: bool = True) -> PlanProblem:
     analysed = analyse_model(LIGHT / f"{model}.onnx")
     problem, _, _ = planning_problem(
-        analysed, topology, home=home, host=this_host(), assumed=assumed
+        analysed, topology, workspace=quick_workspace(home), assumed=assumed
     )
     return problem
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from quick_workspace import quick_workspace
 from tierml.plan.search import plan
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.planning import planning_problem
 from zoo_sizes import SHAPES, SMALL
 
@@ -32,7 +32,7 @@ def test_zoo_plan_beats_or_equals_every_feasible_baseline(zoo_path, home, name, 
     analysed = analyse_model(zoo_path(name, exporter, **SMALL[name]), shapes=SHAPES.get(name))
     for topology in TOPOLOGIES:
         problem, _, _ = planning_problem(
-            analysed, topology, home=home, host=this_host(), assumed=True
+            analysed, topology, workspace=quick_workspace(home), assumed=True
         )
         result = plan(problem)
         feasible = {k: b for k, b in result.baselines.items() if b and b.metrics.feasible}

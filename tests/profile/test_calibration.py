@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from quick_workspace import QUICK
 from tierml.core.errors import CalibrationError, Remedy
 from tierml.plan.latency_model import LatencyModel
 from tierml.profile.calibration import (
@@ -30,7 +31,9 @@ def light(name: str) -> CalibrationSource:
 @pytest.fixture(scope="module")
 def calibration():
     sources = [light("squeezenet"), light("shufflenet"), light("inception_v2")]
-    return calibrate(sources, threads=1, host="testhost", created="2026-01-01T00:00:00")
+    return calibrate(
+        sources, threads=1, host="testhost", created="2026-01-01T00:00:00", floors=QUICK
+    )
 
 
 def test_calibration_fits_and_holds_each_family_out(calibration):
@@ -60,6 +63,7 @@ def test_measurements_round_trip_and_are_reused(calibration):
         created="x",
         cached=cached,
         on_measured=lambda s, m: seen.append(s.name),
+        floors=QUICK,
     )
     assert seen == list(cached)
     assert result.model.weights == calibration.model.weights
@@ -74,6 +78,7 @@ def test_one_family_cannot_be_held_out(calibration):
             host="h",
             created="x",
             cached={m.name: m},
+            floors=QUICK,
         )
     assert info.value.code == "E_CALIBRATION"
 

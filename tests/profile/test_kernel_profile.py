@@ -7,6 +7,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from quick_workspace import QUICK
 from tierml.profile.analysis import analyse_model
 from tierml.profile.kernel_profile import profile_kernels
 from tierml.profile.sessions import OptLevel
@@ -25,7 +26,7 @@ def check_partition(graph, profile):
 @pytest.mark.parametrize("opt_level", [OptLevel.ALL, OptLevel.EXTENDED, OptLevel.DISABLED])
 def test_resnet_kernels_cover_every_node_once(zoo_path, opt_level):
     analysed = analyse_model(zoo_path("resnet18", image_size=64))
-    profile = profile_kernels(analysed, opt_level=opt_level, runs=5)
+    profile = profile_kernels(analysed, opt_level=opt_level, runs=5, floors=QUICK)
     graph = analysed.graph
     check_partition(graph, profile)
     assert profile.unattributed_ms == 0.0
@@ -47,7 +48,7 @@ def test_transformer_fusions_are_grouped(zoo_path):
         zoo_path("transformer", seq_len=16),
         shapes={"input_ids": [1, 16], "attention_mask": [1, 16]},
     )
-    profile = profile_kernels(analysed, runs=3)
+    profile = profile_kernels(analysed, runs=3, floors=QUICK)
     check_partition(analysed.graph, profile)
     fused = [g for g in profile.groups if len(g.nodes) > 1]
     ops = [{analysed.graph.nodes[n].op_type for n in g.nodes} for g in fused]
@@ -58,7 +59,7 @@ def test_transformer_fusions_are_grouped(zoo_path):
 @pytest.mark.parametrize("name", ["squeezenet", "inception_v1", "densenet121"])
 def test_real_topologies_map_completely(name):
     analysed = analyse_model(LIGHT / f"light_{name}.onnx")
-    profile = profile_kernels(analysed, runs=2, warmup=1)
+    profile = profile_kernels(analysed, runs=2, warmup=1, floors=QUICK)
     check_partition(analysed.graph, profile)
     assert profile.unattributed_ms == 0.0
     assert all(g.ms >= 0 for g in profile.groups)

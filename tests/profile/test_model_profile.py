@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from quick_workspace import QUICK, quick_workspace
 from tierml.plan.kernel_times import KernelCorrection
 from tierml.plan.op_classes import ThroughputClass
 from tierml.plan.segment_features import KernelGroup, segment_features
@@ -37,7 +38,7 @@ def squeezenet():
 
 
 def test_profile_rows_cover_the_model(squeezenet, tmp_path):
-    result = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=4)
+    result = profile_model(squeezenet, workspace=quick_workspace(tmp_path), segments=4)
     graph = squeezenet.graph
     assert len(result.segments) == 4 and not result.cached
     assert sum(r.nodes for r in result.segments) == len(graph.compute_nodes)
@@ -55,12 +56,14 @@ def test_profile_rows_cover_the_model(squeezenet, tmp_path):
 
 
 def test_second_profile_comes_from_the_cache(squeezenet, tmp_path):
-    first = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3)
+    first = profile_model(squeezenet, workspace=quick_workspace(tmp_path), segments=3)
     files = list((tmp_path / "profiles").iterdir())
     assert len(files) == 1
-    second = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3)
+    second = profile_model(squeezenet, workspace=quick_workspace(tmp_path), segments=3)
     assert second.cached and second.segments == first.segments
-    fresh = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=3, use_cache=False)
+    fresh = profile_model(
+        squeezenet, workspace=quick_workspace(tmp_path), segments=3, use_cache=False
+    )
     assert not fresh.cached
 
 
@@ -86,18 +89,18 @@ def test_cache_key_changes_with_the_batch(zoo_path):
 
 
 def test_a_corrupt_cache_entry_is_measured_again(squeezenet, tmp_path):
-    profile_model(squeezenet, home=tmp_path, host=this_host(), segments=2)
+    profile_model(squeezenet, workspace=quick_workspace(tmp_path), segments=2)
     (entry,) = (tmp_path / "profiles").iterdir()
     entry.write_text("{truncated")
     assert load_measured(entry) is None
-    again = profile_model(squeezenet, home=tmp_path, host=this_host(), segments=2)
+    again = profile_model(squeezenet, workspace=quick_workspace(tmp_path), segments=2)
     assert not again.cached
     assert load_measured(entry) is not None
 
 
 def test_validation_compares_prediction_with_measurement(squeezenet, tmp_path):
     loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
-    measured = measure(squeezenet, segments=4, threads=1)
+    measured = measure(squeezenet, segments=4, threads=1, floors=QUICK)
     profile = build_profile(
         squeezenet,
         measured,
@@ -115,7 +118,7 @@ def test_validation_compares_prediction_with_measurement(squeezenet, tmp_path):
 
 def test_host_predictions_follow_the_hosts_speed_now(squeezenet, tmp_path):
     loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
-    measured = measure(squeezenet, segments=2, threads=1)
+    measured = measure(squeezenet, segments=2, threads=1, floors=QUICK)
     assert measured.reference_ms is not None and measured.reference_ms > 0
     model = dataclasses.replace(loaded.model, reference_ms=measured.reference_ms)
 
@@ -142,7 +145,7 @@ def test_kernel_predictions_share_out_the_whole_run_timed_beside_the_segments(sq
     loaded = load_latency_model(host=this_host().fingerprint, threads=1, home=tmp_path)
     correction = KernelCorrection(run_ms=0.006, launch_ms=-0.001, boundary_ms_per_mb=0.05)
     model = dataclasses.replace(loaded.model, kernel_correction=correction)
-    measured = measure(squeezenet, segments=3, threads=1)
+    measured = measure(squeezenet, segments=3, threads=1, floors=QUICK)
     assert measured.whole_ms is not None and measured.run_ms is not None
 
     def profile(m, lm, predict_from=PredictFrom.KERNELS):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from quick_workspace import quick_workspace
 from runtime_tiers import LINKS, TIERS
 from tierml.experiments.e2e import value_codecs
 from tierml.experiments.emulation import emulated_topology
@@ -15,7 +16,6 @@ from tierml.plan.layout import layouts
 from tierml.plan.portfolio import Entry, build_portfolio
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
 from tierml.profile.analysis import AnalysedModel, analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
@@ -37,7 +37,7 @@ def emulated(zoo_path, tmp_path_factory: pytest.TempPathFactory) -> Emulated:
     model = zoo_path("resnet18", image_size=32)
     home = tmp_path_factory.mktemp("runtime-home")
     analysed = analyse_model(model)
-    measured, lm, codecs = planning_inputs(analysed, home=home, host=this_host())
+    measured, lm, codecs = planning_inputs(analysed, workspace=quick_workspace(home))
     topology = emulated_topology(lm.host_throughput, TIERS, LINKS)
     # Data-independent codecs: the tests send noise, which no compressor shrinks.
     problem = value_codecs(build_problem(analysed.graph, measured, lm, topology, codecs)[0])

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from quick_workspace import quick_workspace
 from runtime_tiers import LINKS, TIERS
 from tierml.experiments.emulation import emulated_topology
 from tierml.graph import enumerate_cuts
@@ -18,7 +19,6 @@ from tierml.plan.layout import layouts
 from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_NOISE, ExitOption, ExitPoint
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
@@ -53,7 +53,7 @@ def exit_setup(zoo_path, tmp_path_factory):
     onnx.save(_with_exit(onnx.load(base), tap_tensor, channels), path)
     analysed = analyse_model(path)
     home = tmp_path_factory.mktemp("exit-home")
-    measured, lm, codecs = planning_inputs(analysed, home=home, host=this_host())
+    measured, lm, codecs = planning_inputs(analysed, workspace=quick_workspace(home))
     topo = emulated_topology(lm.host_throughput, TIERS, LINKS)
     problem, _ = build_problem(analysed.graph, measured, lm, topo, codecs)
     names = [n.name for n in analysed.graph.compute_nodes]

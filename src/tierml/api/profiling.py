@@ -105,8 +105,7 @@ def profile(
     analysed = model.analyse()
     result = profile_model(
         analysed,
-        home=workspace.home,
-        host=workspace.host,
+        workspace=workspace,
         segments=o.segments,
         threads=o.threads,
         tier=tier_profile,
@@ -158,7 +157,7 @@ def calibrate(workspace: Workspace, options: CalibrateOptions | None = None) -> 
     """Fit the latency predictor on this host; the leave-one-model-out error per family."""
     o = options or CalibrateOptions()
     return run_calibration(
-        home=workspace.home,
+        workspace=workspace,
         threads=o.threads,
         extra_models=[str(m) for m in o.models],
         zoo=o.zoo,

@@ -160,21 +160,28 @@ def bench_e2e(
     workspace: Workspace,
     *,
     models: tuple[Path, ...] = (),
+    labels: tuple[str, ...] = (),
+    reference: bool | None = None,
     quick: bool = False,
     rounds: int = 7,
     progress: Callable[[str], None] | None = None,
 ) -> BenchReport:
     """Measured p50/p95 of tierml's plan against device-only, cloud-only, Neurosurgeon and
-    DADS at every point (model × bandwidth × device slowdown), with real tier processes."""
+    DADS at every point (model × bandwidth × device slowdown), with real tier processes.
+
+    The models: the reference set (zoo models and a trained multi-exit CNN, or those of it
+    named in ``labels``) when ``reference`` (by default: when no ``models`` are given),
+    then ``models`` (ONNX files)."""
     from tierml.experiments.e2e import E2EConfig, run_e2e
     from tierml.experiments.e2e_models import E2EModel, exit_model, zoo_models
 
     home = workspace.home
-    if models:
-        chosen = tuple(E2EModel(p.stem, str(p)) for p in models)
-    else:
-        chosen = zoo_models(home, quick=quick) + (() if quick else (exit_model(home),))
-    config = E2EConfig(models=chosen, rounds=rounds, home=home)
+    given = tuple(E2EModel(p.stem, str(p)) for p in models)
+    chosen = given
+    if (not models) if reference is None else reference:
+        reference_set = zoo_models(home, quick=quick) + (() if quick else (exit_model(home),))
+        chosen = tuple(m for m in reference_set if not labels or m.label in labels) + given
+    config = E2EConfig(models=chosen, rounds=rounds)
     if quick:
         config = E2EConfig(
             models=chosen[:1],
@@ -183,12 +190,13 @@ def bench_e2e(
             rounds=min(rounds, 3),
             stream_requests=4,
             overhead_rounds=5,
-            home=home,
         )
     start = time.perf_counter()
     say = progress or (lambda _: None)
     return BenchReport(
-        run_e2e(config, progress=lambda m: say(f"[{time.perf_counter() - start:6.1f}s] {m}"))
+        run_e2e(
+            config, workspace, progress=lambda m: say(f"[{time.perf_counter() - start:6.1f}s] {m}")
+        )
     )
 
 
@@ -208,5 +216,5 @@ def bench_trace(
         str(model) if model else next(m.path for m in zoo_models(home) if m.label == "resnet18-112")
     )
     return BenchReport(
-        run_trace(TraceConfig(model=path, requests=requests, slowdown=slowdown, home=home))
+        run_trace(TraceConfig(model=path, requests=requests, slowdown=slowdown), workspace)
     )

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from tierml.cli.options import FormatOpt
+from tierml.cli.options import FormatOpt, workspace
 from tierml.cli.render import OutputFormat, console, print_json, quiet, table
 from tierml.demo.events import SilentObserver, StreamStats
 
@@ -123,9 +123,8 @@ def demo(
     Example: tierml demo --quick --format json
     """
     from tierml.demo.scenario import DemoConfig, run_demo
-    from tierml.profile.predictor_store import tierml_home
 
-    config = DemoConfig(out_dir=out, home=tierml_home(), quick=quick, seed=seed)
+    config = DemoConfig(out_dir=out, workspace=workspace(), quick=quick, seed=seed)
     if quiet_opt or quiet() or fmt is OutputFormat.JSON:
         summary = run_demo(config, SilentObserver())
     else:

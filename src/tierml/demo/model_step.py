@@ -17,8 +17,8 @@ import numpy as np
 
 from tierml.adapt.data import load_dataset, split
 from tierml.adapt.exits import EPOCHS as EXIT_EPOCHS
-from tierml.api.workspace import open_workspace
 from tierml.core.errors import RegistryDuplicateError
+from tierml.core.workspace import Workspace
 from tierml.experiments.e2e_models import E2EModel, trained_exit_model
 from tierml.registry.adapted_artifacts import exits_recorded
 from tierml.registry.building import add_recipe, build_variants
@@ -59,7 +59,7 @@ def demo_model(home: Path, *, quick: bool, seed: int = 0) -> E2EModel:
 
 
 def register(
-    home: Path, model: E2EModel, out_dir: Path, *, quick: bool, seed: int = 0
+    workspace: Workspace, model: E2EModel, out_dir: Path, *, quick: bool, seed: int = 0
 ) -> dict[str, Any]:
     """The backbone as a version of ``REGISTRY_NAME`` with held-out MNIST as its eval set,
     and the recipes' variants built and measured against it."""
@@ -70,7 +70,7 @@ def register(
     held = split(load_dataset(model.data or "mnist5k"), seed).held_out
     n = min(EVAL_SAMPLES, len(held))
     np.savez(eval_file, x=held.x[:n], labels=held.labels[:n])
-    registry = Registry.open(open_workspace(home))
+    registry = Registry.open(workspace)
     try:
         try:
             version = register_version(

@@ -19,6 +19,7 @@ from typing import Any
 
 from tierml.adapt.curves_file import load_curves, read
 from tierml.core.errors import OutputPathError, Remedy
+from tierml.core.workspace import Workspace
 from tierml.demo.events import DemoObserver
 from tierml.demo.live_run import StreamConfig, run_stream
 from tierml.demo.model_step import demo_model, exit_curve, register
@@ -40,7 +41,6 @@ from tierml.plan.portfolio import Entry, build_portfolio, candidate_key, price
 from tierml.plan.problem import Constraints, PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import cost_graph
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle_build import ExitBinding, build_bundle
@@ -61,7 +61,7 @@ EQUAL_WITHIN = 0.05
 @dataclass(frozen=True)
 class DemoConfig:
     out_dir: Path
-    home: Path
+    workspace: Workspace
     quick: bool = False
     seed: int = 0
 
@@ -81,11 +81,12 @@ class DemoConfig:
 def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
     started = time.monotonic()
     _check_out_dir(config.out_dir)
-    home = config.home
+    workspace = config.workspace
+    home = workspace.home
 
     observer.step(1, "train (or load) the multi-exit CNN on MNIST-5k and register it")
     model = demo_model(home, quick=config.quick, seed=config.seed)
-    registered = register(home, model, config.out_dir, quick=config.quick, seed=config.seed)
+    registered = register(workspace, model, config.out_dir, quick=config.quick, seed=config.seed)
     curve = exit_curve(model)
     observer.note(
         f"{model.label}: held-out top-1 {curve['base_accuracy']:.3f}; exits at "
@@ -99,9 +100,9 @@ def run_demo(config: DemoConfig, observer: DemoObserver) -> dict[str, Any]:
 
     observer.step(2, "profile it and plan camera → edge → cloud beside every baseline")
     base = analyse_model(model.base or model.path)
-    measured, lm, codecs = planning_inputs(base, home=home, host=this_host())
+    measured, lm, codecs = planning_inputs(base, workspace=workspace)
     curves = load_curves(Path(model.curves or ""), cost_graph(base.graph))
-    costs = measure_runtime_costs(home)
+    costs = measure_runtime_costs(workspace)
     problems = {
         bw: point_problem(base, measured, lm, codecs, curves, costs, bw, DEVICE_SLOWDOWN)
         for bw in config.bandwidths_mbps

@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from tierml.adapt.curves_file import MeasuredCurves, load_curves, read
 from tierml.core.tiers import TierKind
+from tierml.core.workspace import Workspace
 from tierml.experiments.e2e_models import E2EModel, Feeds, model_inputs
 from tierml.experiments.emulation import EmulatedTier, anchored_to_measurement, emulated_topology
 from tierml.experiments.runtime_costs import RuntimeCosts, measure_runtime_costs, with_runtime_costs
@@ -41,7 +42,6 @@ from tierml.plan.search import plan as solve
 from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.codec_timing import CodecTimings
 from tierml.profile.fusion import fusion_groups, optimised_session
-from tierml.profile.host import this_host
 from tierml.profile.model_profile import Measured
 from tierml.profile.plan_inputs import build_problem, cost_graph, host_kernels
 from tierml.profile.planning import planning_inputs
@@ -68,7 +68,6 @@ class E2EConfig:
     stream_clients: int = 4
     overhead_rounds: int = 15
     seed: int = 0
-    home: Path | None = None
 
 
 @dataclass
@@ -169,13 +168,13 @@ def _split_probe(problem: PlanProblem, analysed: AnalysedModel) -> Candidate:
     return Candidate(lay, stage_of, Knobs(("fp32", "fp32"), ("fp32",), NO_EXITS, NO_NOISE))
 
 
-def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    host = this_host()
-    home = config.home or Path.home() / ".tierml"
+def run_e2e(
+    config: E2EConfig, workspace: Workspace, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
     points: list[Point] = []
     overheads: list[dict[str, Any]] = []
     progress("measuring the runtime's fixed costs per stage and per hop")
-    costs = measure_runtime_costs(home)
+    costs = measure_runtime_costs(workspace)
     for model in config.models:
         label, path = model.label, model.path
         progress(f"{label}: planning {len(config.bandwidths_mbps) * len(config.slowdowns)} points")
@@ -183,7 +182,7 @@ def run_e2e(config: E2EConfig, progress: Callable[[str], None] = lambda _: None)
         deployed = analyse_model(path)
         an = analyse_model(model.base) if model.base else deployed
         # Measured now, in the same state of the machine as the runs it predicts.
-        measured, lm, codecs = planning_inputs(an, home=home, host=host, fresh=True)
+        measured, lm, codecs = planning_inputs(an, workspace=workspace, fresh=True)
         curves = load_curves(Path(model.curves), cost_graph(an.graph)) if model.curves else None
         binding = ExitBinding.from_curves(read(Path(model.curves))) if model.curves else None
         problems = {}

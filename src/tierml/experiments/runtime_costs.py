@@ -19,13 +19,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from tierml.core.tiers import TierKind
+from tierml.core.workspace import Workspace
 from tierml.experiments.emulation import EmulatedTier, emulated_topology
 from tierml.plan.candidate import Candidate, Knobs
 from tierml.plan.layout import layouts
 from tierml.plan.portfolio import Entry
 from tierml.plan.problem import NO_EXITS, NO_NOISE, PlanProblem
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle_build import build_bundle
@@ -63,12 +63,12 @@ def _tiny_model(path: Path) -> None:
     onnx.save(model, path)
 
 
-def measure_runtime_costs(home: Path) -> RuntimeCosts:
+def measure_runtime_costs(workspace: Workspace) -> RuntimeCosts:
     with tempfile.TemporaryDirectory(prefix="tierml-costs-") as tmp:
         work = Path(tmp)
         _tiny_model(work / "tiny.onnx")
         an = analyse_model(work / "tiny.onnx")
-        measured, lm, codecs = planning_inputs(an, home=home, host=this_host())
+        measured, lm, codecs = planning_inputs(an, workspace=workspace)
         tiers = [
             EmulatedTier("device", TierKind.DEVICE, 1.0, True),
             EmulatedTier("cloud", TierKind.CLOUD, 1.0, False),

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tierml.core.errors import TiermlError
+from tierml.core.workspace import Workspace
 from tierml.experiments.e2e import (
     EDGE_SLOWDOWN,
     emulated_links,
@@ -34,7 +35,6 @@ from tierml.plan.portfolio import build_portfolio, candidate_key
 from tierml.plan.problem import PlanProblem
 from tierml.plan.search import plan as solve
 from tierml.profile.analysis import analyse_model
-from tierml.profile.host import this_host
 from tierml.profile.plan_inputs import build_problem
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.adaptation import Replanner
@@ -58,22 +58,24 @@ class TraceConfig:
     restart_at: float = 0.8
     kill_tier: str = "edge"
     seed: int = 0
-    home: Path | None = None
 
 
 def run_trace(
-    config: TraceConfig, progress: Callable[[str], None] = lambda _: None
+    config: TraceConfig,
+    workspace: Workspace,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tierml-trace-") as tmp:
-        return _run_trace(config, progress, Path(tmp) / "bundle")
+        return _run_trace(config, workspace, progress, Path(tmp) / "bundle")
 
 
-def _run_trace(config: TraceConfig, progress: Callable[[str], None], root: Path) -> dict[str, Any]:
-    home = config.home or Path.home() / ".tierml"
+def _run_trace(
+    config: TraceConfig, workspace: Workspace, progress: Callable[[str], None], root: Path
+) -> dict[str, Any]:
     an = analyse_model(config.model)
-    measured, lm, codecs = planning_inputs(an, home=home, host=this_host())
+    measured, lm, codecs = planning_inputs(an, workspace=workspace)
 
-    costs = measure_runtime_costs(home)
+    costs = measure_runtime_costs(workspace)
 
     def problem_at(mbps: float) -> PlanProblem:
         topo = emulated_topology(

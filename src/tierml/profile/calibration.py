@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tierml.core.errors import CalibrationError
+from tierml.core.workspace import TimeFloors
 from tierml.plan.kernel_times import (
     MeasuredSegment,
     WholeRun,
@@ -155,9 +156,10 @@ def measure_model(
     threads: int = 1,
     opt_level: OptLevel = OptLevel.ALL,
     segment_counts: Sequence[int] = SEGMENT_COUNTS,
+    floors: TimeFloors,
 ) -> ModelMeasurements:
     graph = analysed.graph
-    profile = profile_kernels(analysed, threads=threads, opt_level=opt_level)
+    profile = profile_kernels(analysed, threads=threads, opt_level=opt_level, floors=floors)
     groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in profile.groups]
     kernels = tuple(
         (part_features(graph, g.nodes, g.head, g.kernel_ops), g.ms) for g in profile.groups
@@ -171,7 +173,13 @@ def measure_model(
     for count in segment_counts:
         partitioning = choose_segments(graph, count, groups=groups, weight=weight)
         run = measure_segments_anchored(
-            analysed, partitioning, threads=threads, opt_level=opt_level, memory=False, whole=True
+            analysed,
+            partitioning,
+            threads=threads,
+            opt_level=opt_level,
+            memory=False,
+            whole=True,
+            floors=floors,
         )
         features = [segment_features(graph, groups, t.nodes) for t in run.timings]
         segments += [(f, t.ms) for f, t in zip(features, run.timings, strict=True)]
@@ -363,13 +371,14 @@ def calibrate(
     cached: Mapping[str, ModelMeasurements] | None = None,
     on_measured: Callable[[CalibrationSource, ModelMeasurements], None] | None = None,
     reference: Callable[[], Mapping[str, float]] | None = None,
+    floors: TimeFloors,
 ) -> Calibration:
     """Measure every source (or take its cached measurements), fit, and hold each out.
 
     ``reference`` measures the host's throughput in the catalog's units; by default the
     reference workloads at ``threads``. A session's cost per run is measured here too.
     """
-    run_ms = session_run_ms(threads=threads)
+    run_ms = session_run_ms(threads=threads, floors=floors)
     measurements = []
     for source in sources:
         m = (cached or {}).get(source.name)
@@ -377,7 +386,11 @@ def calibrate(
             analysed = analyse_model(source.path, shapes=source.shapes or None)
             counts = SEGMENT_COUNTS if source.segments else ()
             m = measure_model(
-                analysed, family=source.family, threads=threads, segment_counts=counts
+                analysed,
+                family=source.family,
+                threads=threads,
+                segment_counts=counts,
+                floors=floors,
             )
             m = replace(m, name=source.name, family=source.family)
         if on_measured is not None:

@@ -27,10 +27,10 @@ import onnx
 import onnxruntime as ort
 
 from tierml.core.model_graph import ModelGraph
+from tierml.core.workspace import TimeFloors
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.profile.spread import relative_spread
-from tierml.profile.time_floors import time_floors
 
 NCHWC_SUFFIX = "_nchwc"
 
@@ -75,6 +75,7 @@ def profile_kernels(
     opt_level: OptLevel = OptLevel.ALL,
     warmup: int = 3,
     runs: int = 10,
+    floors: TimeFloors,
 ) -> KernelProfile:
     """Run the model under ORT's profiler and attribute kernels: ``runs`` measured runs
     after at least ``warmup`` runs and, for small models, up to the warm-up floor of them."""
@@ -85,7 +86,7 @@ def profile_kernels(
         most = max(warmup, MAX_WARMUP_EVENTS // max(len(analysed.graph.nodes), 1))
         began = time.perf_counter()
         done = 0
-        warmup_s = time_floors()[0]
+        warmup_s = floors.warmup_s
         while done < warmup or (time.perf_counter() - began < warmup_s and done < most):
             run_session(session, feeds, label=analysed.graph.name)
             done += 1

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tierml.core.workspace import TimeFloors, Workspace
 from tierml.plan.energy import request_energy
 from tierml.plan.latency_model import LatencyModel
 from tierml.plan.op_classes import op_class
@@ -130,13 +131,14 @@ def measure(
     segments: int,
     threads: int,
     opt_level: OptLevel = OptLevel.ALL,
+    floors: TimeFloors,
 ) -> Measured:
-    kernels = profile_kernels(analysed, threads=threads, opt_level=opt_level)
+    kernels = profile_kernels(analysed, threads=threads, opt_level=opt_level, floors=floors)
     groups = [KernelGroup(g.head, g.nodes, g.kernel_ops) for g in kernels.groups]
     weight = {n: g.ms / len(g.nodes) for g in kernels.groups for n in g.nodes}
     partitioning = choose_segments(analysed.graph, segments, groups=groups, weight=weight)
     run = measure_segments_anchored(
-        analysed, partitioning, threads=threads, opt_level=opt_level, whole=True
+        analysed, partitioning, threads=threads, opt_level=opt_level, whole=True, floors=floors
     )
     return Measured(kernels, tuple(run.timings), run.reference_ms, run.whole_ms, run.run_ms)
 
@@ -350,8 +352,7 @@ def _group(g: Mapping[str, Any]) -> NodeGroup:
 def profile_model(
     analysed: AnalysedModel,
     *,
-    home: Path,
-    host: Host,
+    workspace: Workspace,
     segments: int = 8,
     threads: int = 1,
     tier: TierProfile | None = None,
@@ -362,6 +363,7 @@ def profile_model(
     predict_from: PredictFrom = PredictFrom.KERNELS,
 ) -> ModelProfile:
     """Measure (or reuse the cached measurements), then predict with the latency model."""
+    home, host = workspace.home, workspace.host
     loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home, path=params)
     opt_level = OptLevel(loaded.model.opt_level)
     key = cache_key(analysed, segments=segments, threads=threads, host=host, opt_level=opt_level)
@@ -369,7 +371,13 @@ def profile_model(
     measured = load_measured(path) if use_cache else None
     cached = measured is not None
     if measured is None:
-        measured = measure(analysed, segments=segments, threads=threads, opt_level=opt_level)
+        measured = measure(
+            analysed,
+            segments=segments,
+            threads=threads,
+            opt_level=opt_level,
+            floors=workspace.time_floors,
+        )
         save_measured(measured, path)
     return build_profile(
         analysed,

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tierml.catalog import load_catalog
+from tierml.core.workspace import Workspace
 from tierml.plan.assumed_curves import Curves
 from tierml.plan.latency_model import LatencyModel
 from tierml.plan.problem import Codec, PlanProblem
 from tierml.profile.analysis import AnalysedModel
 from tierml.profile.codec_timing import CodecTimings, host_codec_timings
-from tierml.profile.host import Host
 from tierml.profile.model_profile import (
     Measured,
     cache_key,
@@ -31,8 +31,7 @@ def planning_problem(
     analysed: AnalysedModel,
     topology_file: Path,
     *,
-    home: Path,
-    host: Host,
+    workspace: Workspace,
     catalog_files: list[Path] | None = None,
     threads: int = 1,
     assumed: bool = False,
@@ -41,9 +40,9 @@ def planning_problem(
     codec_ms: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[PlanProblem, Curves, ResolvedTopology]:
     """``measured_curves``: curves loaded from an adaptation's curves file (replace the assumed)."""
-    catalog = load_catalog(catalog_files or [], home=home)
+    catalog = load_catalog(catalog_files or [], home=workspace.home)
     topology = load_topology(topology_file, catalog)
-    measured, model, codecs = planning_inputs(analysed, home=home, host=host, threads=threads)
+    measured, model, codecs = planning_inputs(analysed, workspace=workspace, threads=threads)
     problem, curves = build_problem(
         analysed.graph,
         measured,
@@ -59,16 +58,23 @@ def planning_problem(
 
 
 def planning_inputs(
-    analysed: AnalysedModel, *, home: Path, host: Host, threads: int = 1, fresh: bool = False
+    analysed: AnalysedModel, *, workspace: Workspace, threads: int = 1, fresh: bool = False
 ) -> tuple[Measured, LatencyModel, CodecTimings]:
     """The model's measured segments (cached; ``fresh``: measured again now, and cached),
     the host's latency model and codec timings."""
+    home, host = workspace.home, workspace.host
     loaded = load_latency_model(host=host.fingerprint, threads=threads, home=home)
     opt_level = OptLevel(loaded.model.opt_level)
     key = cache_key(analysed, segments=SEGMENTS, threads=threads, host=host, opt_level=opt_level)
     path = home / "profiles" / f"{key}.json"
     measured = None if fresh else load_measured(path)
     if measured is None:
-        measured = measure(analysed, segments=SEGMENTS, threads=threads, opt_level=opt_level)
+        measured = measure(
+            analysed,
+            segments=SEGMENTS,
+            threads=threads,
+            opt_level=opt_level,
+            floors=workspace.time_floors,
+        )
         save_measured(measured, path)
     return measured, loaded.model, host_codec_timings(home, host.fingerprint)

@@ -21,11 +21,6 @@ from tierml.plan.latency_model import LatencyModel
 PACKAGED = "latency-model-t{threads}.json"
 
 
-def tierml_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get("TIERML_HOME") or Path.home() / ".tierml")
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     model: LatencyModel

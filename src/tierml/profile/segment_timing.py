@@ -29,6 +29,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from tierml.core.model_graph import ModelGraph, Partitioning, TensorKind
+from tierml.core.workspace import TimeFloors
 from tierml.graph.cuts import CandidateCut, enumerate_cuts, partitioning_at_positions
 from tierml.graph.extract import StageModel, extract_stages
 from tierml.plan.segment_features import KernelGroup
@@ -38,12 +39,11 @@ from tierml.profile.inputs import Array
 from tierml.profile.kernel_profile import _kernel_times
 from tierml.profile.sessions import OptLevel, make_session, run_session
 from tierml.profile.spread import NOISY_SPREAD, relative_spread
-from tierml.profile.time_floors import time_floors
 
 # Extra passes while a segment is noisy: twice, then four times the repetitions for the
 # noisy segments alone; with the whole model, everything again, samples pooled.
 REMEASURE_ROUNDS = 2
-MAX_REPETITIONS = 2_000  # rounds, however short (the time floors: tierml.profile.time_floors)
+MAX_REPETITIONS = 2_000  # rounds, however short (the time floors: core.workspace.TimeFloors)
 REFERENCE_RUNS = 40  # timed runs of the host-speed reference before and after (~20 ms each)
 
 
@@ -125,10 +125,12 @@ def measure_segments(
     repetitions: int = 10,
     memory: bool = True,
     noisy_spread: float = NOISY_SPREAD,
+    floors: TimeFloors,
 ) -> list[SegmentTiming]:
     return measure_segments_anchored(
         analysed,
         partitioning,
+        floors=floors,
         threads=threads,
         opt_level=opt_level,
         warmup=warmup,
@@ -151,6 +153,7 @@ def measure_segments_anchored(
     noisy_spread: float = NOISY_SPREAD,
     anchored: bool = True,
     whole: bool = False,
+    floors: TimeFloors,
 ) -> SegmentRun:
     """The segments' timings and the host-speed reference's median time, timed just before
     and after them (``tierml.profile.host_speed``; None when not ``anchored``); with
@@ -178,7 +181,7 @@ def measure_segments_anchored(
         else None
     )
     reference = _reference_times(ref) if ref is not None else []
-    times = _interleaved(sessions, feeds, timed, warmup, repetitions)
+    times = _interleaved(sessions, feeds, timed, warmup, repetitions, floors)
     for round_ in range(REMEASURE_ROUNDS):
         noisy = [i for i in range(len(stages)) if relative_spread(times[i]) > noisy_spread]
         if not noisy:
@@ -188,12 +191,12 @@ def measure_segments_anchored(
             # segments with the whole run and the run cost, so all three must come from
             # the same moments (on a host flipping between two speeds, a segment re-timed
             # alone and the first pass's whole run sat on different speeds).
-            fresh = _interleaved(sessions, feeds, timed, 1, repetitions, warmup_s=0.0)
+            fresh = _interleaved(sessions, feeds, timed, 1, repetitions, floors, warmup_s=0.0)
             for i, samples in fresh.items():
                 times[i] += samples
             continue
         more = repetitions * 2 ** (round_ + 1)
-        times.update(_interleaved(sessions, feeds, noisy, 1, more, warmup_s=0.0))  # warm
+        times.update(_interleaved(sessions, feeds, noisy, 1, more, floors, warmup_s=0.0))
     reference += _reference_times(ref) if ref is not None else []
     reference_ms = statistics.median(reference) if reference else None
     result = []
@@ -248,7 +251,9 @@ def _stage_feeds(
     return result
 
 
-def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> float:
+def session_run_ms(
+    *, threads: int = 1, runs: int = 400, batches: int = 3, floors: TimeFloors
+) -> float:
     """A session's own cost per run from Python: one Identity on four floats, run the
     way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
     medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
@@ -256,7 +261,7 @@ def session_run_ms(*, threads: int = 1, runs: int = 400, batches: int = 3) -> fl
     session = _empty_session(threads)
     return min(
         statistics.median(
-            _interleaved([session], [_EMPTY_FEEDS], [0], 2, runs, 0.0 if b else None)[0]
+            _interleaved([session], [_EMPTY_FEEDS], [0], 2, runs, floors, 0.0 if b else None)[0]
         )
         for b in range(batches)
     )
@@ -296,10 +301,11 @@ def _interleaved(
     which: Sequence[int] | range,
     warmup: int,
     repetitions: int,
+    floors: TimeFloors,
     warmup_s: float | None = None,
 ) -> dict[int, list[float]]:
-    floor_warmup_s, measure_s = time_floors()
-    warmup_s = floor_warmup_s if warmup_s is None else warmup_s
+    measure_s = floors.measure_s
+    warmup_s = floors.warmup_s if warmup_s is None else warmup_s
     times: dict[int, list[float]] = {i: [] for i in which}
     began = time.perf_counter()
     rounds = 0

@@ -85,7 +85,7 @@ def tier_latency_ms(
         analysed = inputs.analyse(model)
         out: dict[str, Any] = {}
         for tier in profiles:
-            p = profile_model(analysed, home=home, host=workspace.host, segments=2, tier=tier)
+            p = profile_model(analysed, workspace=workspace, segments=2, tier=tier)
             out[tier.name] = sum(s.tier_ms or 0.0 for s in p.segments)
         return out
     except TiermlError as exc:  # e.g. an op with no counting rule: say so, keep the rest

@@ -20,7 +20,7 @@ import onnx
 
 from tierml.core.errors import InvalidCutError
 from tierml.graph import enumerate_cuts, partitioning_at_positions
-from tierml.profile.analysis import analyse_model
+from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.fusion import fusion_groups, optimised_session
 from tierml.profile.inputs import Array
 from tierml.profile.sessions import OptLevel, run_session
@@ -112,6 +112,16 @@ def check_split(
 ) -> SplitCheck:
     """Split at ``cuts`` cuts evenly spread over the valid ones; compare chained vs full."""
     analysed = analyse_model(model, batch_size=batch_size, shapes=shapes, inputs=inputs)
+    return check_split_of(analysed, cuts=cuts, opt_level=opt_level, threads=threads)
+
+
+def check_split_of(
+    analysed: AnalysedModel,
+    *,
+    cuts: int = 8,
+    opt_level: OptLevel = OptLevel.EXTENDED,
+    threads: int = 1,
+) -> SplitCheck:
     graph = analysed.graph
     full_session, optimised = optimised_session(
         analysed.proto, opt_level=opt_level, threads=threads

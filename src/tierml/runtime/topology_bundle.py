@@ -9,10 +9,10 @@ from pathlib import Path
 from tierml.adapt.curves_file import read
 from tierml.core.errors import PlanInputError, Remedy
 from tierml.core.tiers import TierProfile
+from tierml.core.workspace import Workspace
 from tierml.plan.portfolio import build_portfolio
 from tierml.plan.problem import PlanProblem
 from tierml.profile.analysis import AnalysedModel, analyse_model
-from tierml.profile.host import Host
 from tierml.profile.plan_inputs import host_kernels
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
@@ -26,8 +26,7 @@ def bundle_for_topology(
     resolved: ResolvedTopology,
     out_dir: Path,
     *,
-    home: Path,
-    host: Host,
+    workspace: Workspace,
     threads: int = 1,
     curves_file: Path | None = None,
     assumed: bool = False,
@@ -43,7 +42,7 @@ def bundle_for_topology(
         binding = ExitBinding.from_curves(doc)
         if binding is not None:
             deployed = _multi_exit_model(doc, curves_file)
-    measured, model, _ = planning_inputs(analysed, home=home, host=host, threads=threads)
+    measured, model, _ = planning_inputs(analysed, workspace=workspace, threads=threads)
     kernels = host_kernels(analysed.graph, measured, model)
     class_ms: dict[str, float] = defaultdict(float)
     for ms, cls in zip(kernels.ms, kernels.kernel_class, strict=True):

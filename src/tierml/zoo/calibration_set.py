@@ -20,8 +20,8 @@ from typing import Any
 import onnx
 
 from tierml.core.errors import OutputPathError, Remedy
+from tierml.core.workspace import Workspace
 from tierml.profile.calibration import CalibrationSource, ModelMeasurements, calibrate
-from tierml.profile.host import this_host
 from tierml.profile.predictor_store import save_latency_model
 from tierml.zoo.catalog import get_entry
 from tierml.zoo.export import export_zoo_model
@@ -143,7 +143,7 @@ class CalibrationRun:
 
 def run_calibration(
     *,
-    home: Path,
+    workspace: Workspace,
     threads: int,
     created: str,
     extra_models: Sequence[str] = (),
@@ -155,7 +155,7 @@ def run_calibration(
 ) -> CalibrationRun:
     """Measure the calibration set (reusing cached measurements), fit, save a new version."""
     say = progress or (lambda _text: None)
-    host = this_host()
+    home, host = workspace.home, workspace.host
     sources = [CalibrationSource(Path(p).stem, Path(p).stem, str(p), {}) for p in extra_models]
     if onnx_models:
         sources += onnx_light_sources()
@@ -183,6 +183,7 @@ def run_calibration(
         created=created,
         cached=cached,
         on_measured=keep,
+        floors=workspace.time_floors,
     )
     path = save_latency_model(result.model, home)
     if out is not None:
