@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 
+from quick_workspace import QUICK
 from tierml.plan.op_classes import OpClass, op_class
 from tierml.plan.segment_features import part_features
 from tierml.profile.analysis import analyse_model
@@ -33,7 +34,7 @@ def test_every_branch_is_one_kernel_growing_with_size(name):
     model = sweep_model(name)
     onnx.checker.check_model(model, full_check=True)
     analysed = analyse_model(model)
-    profile = profile_kernels(analysed, runs=5)
+    profile = profile_kernels(analysed, runs=5, floors=QUICK)
     _, shapes = SWEEPS[name]
     assert len(profile.groups) == len(shapes)  # nothing fused across branches
     times = [g.ms for g in profile.groups]
@@ -53,7 +54,9 @@ def test_sweep_sources_give_kernels_only_and_are_never_held_out(tmp_path):
 
     sweeps = [s for s in op_sweep_sources(tmp_path) if s.name in ("sweep-sigmoid", "sweep-erf")]
     light = [s for s in onnx_light_sources() if s.name in ("onnx-squeezenet", "onnx-shufflenet")]
-    result = calibrate([*sweeps, *light], threads=1, host="h", created="", reference=dict)
+    result = calibrate(
+        [*sweeps, *light], threads=1, host="h", created="", reference=dict, floors=QUICK
+    )
     by_name = {m.name: m for m in result.measurements}
     assert by_name["sweep-sigmoid"].kernels and not by_name["sweep-sigmoid"].segments
     assert {h.family for h in result.held_out} == {"onnx-squeezenet", "onnx-shufflenet"}
