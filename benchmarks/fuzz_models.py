@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -31,45 +30,26 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import Connection, wait
+from dataclasses import asdict
 from pathlib import Path
 
 import onnx
 
 from fuzz_corpus import KINDS, Mutant, Seed, mutate, wheel_seeds, zoo_seeds
+from fuzz_report import FAILURES, Outcome, Report
+from fuzz_workers import WorkerPool
 from model_mutations import elem_types
-from model_rewrites import REWRITES
+from tierml.core.errors import TiermlError
+from tierml.graph import enumerate_cuts, load_model
+from tierml.profile.analysis import analyse_model
+from tierml.runtime.partitions import split_model
 
-CLASSES = ("accepted", "coded", "untyped", "crash", "hang")
 STAGES = ("load", "analyse", "cuts", "split")
 # Seed families are drawn with these weights, whatever their sizes: the wheel holds ~120
 # one-node operator tests beside 9 real topologies.
 FAMILY_WEIGHTS = {"real": 0.45, "node": 0.3, "zoo": 0.25}
-TRACEBACK_LINES = 12
 PROGRESS_EVERY = 1000  # cases between progress lines on stderr
-
-
-@dataclass
-class Outcome:
-    index: int
-    seed: str
-    kinds: tuple[str, ...]
-    detail: str
-    cls: str
-    stage: str = ""  # the stage that failed, or the last one run
-    code: str = ""  # TiermlError code
-    error: str = ""  # exception type and first line of its message
-    traceback: str = ""
-    origin: str = ""  # the innermost tierml frame the exception passed through
-    seconds: float = 0.0
-
-    @property
-    def signature(self) -> str:
-        """What tells two untyped failures apart: stage, exception type, where raised."""
-        return f"{self.stage}: {self.error.split(':')[0]} from {self.origin}"
 
 
 # ---------------------------------------------------------------- cases
@@ -105,11 +85,6 @@ class Corpus:
 
 def run_case(index: int, mutant: Mutant, workdir: Path) -> Outcome:
     """Write the mutant (and its side files) into ``workdir`` and run every stage on it."""
-    from tierml.core.errors import TiermlError
-    from tierml.graph import enumerate_cuts, load_model
-    from tierml.profile.analysis import analyse_model
-    from tierml.runtime.partitions import split_model
-
     case_dir = Path(tempfile.mkdtemp(prefix=f"case{index}.", dir=workdir))
     path = case_dir / "model.onnx"
     path.write_bytes(mutant.data)
@@ -153,194 +128,13 @@ def _origin(exc: BaseException) -> str:
     return f"{last.filename.rsplit(os.sep + 'tierml' + os.sep, 1)[-1]}:{last.lineno} {last.name}"
 
 
-# ---------------------------------------------------------------- workers
+def run_job(job: tuple[int, Mutant], workdir: Path) -> dict[str, object]:
+    """``run_case`` in a worker. A plain dict crosses back: the parent may know this module
+    under another name (``__main__``)."""
+    return asdict(run_case(*job, workdir))
 
 
-def _worker_main(conn: Connection, memory_mb: int) -> None:
-    """Run cases sent over ``conn`` until it closes; ORT's log lines go to /dev/null."""
-    import resource
-
-    if memory_mb:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    workdir = Path(tempfile.mkdtemp(prefix="tierml-fuzz."))
-    try:
-        while True:
-            try:
-                index, mutant = conn.recv()
-            except EOFError:
-                return
-            # A plain dict: the parent may not import this module under the same name.
-            conn.send(asdict(run_case(index, mutant, workdir)))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@dataclass
-class _Worker:
-    process: multiprocessing.process.BaseProcess
-    conn: Connection
-    case: tuple[int, Mutant] | None = None
-    deadline: float = 0.0
-
-
-class WorkerPool:
-    """Worker processes each running one case at a time; a dead or stuck one is replaced."""
-
-    def __init__(self, size: int, timeout: float, memory_mb: int) -> None:
-        self.timeout = timeout
-        self.memory_mb = memory_mb
-        self.context = multiprocessing.get_context("spawn")
-        self.workers = [self._start() for _ in range(size)]
-
-    def _start(self) -> _Worker:
-        parent, child = self.context.Pipe()
-        process = self.context.Process(
-            target=_worker_main, args=(child, self.memory_mb), daemon=True
-        )
-        process.start()
-        child.close()
-        return _Worker(process, parent)
-
-    def idle(self) -> _Worker | None:
-        return next((w for w in self.workers if w.case is None), None)
-
-    def submit(self, worker: _Worker, index: int, mutant: Mutant) -> None:
-        worker.case = (index, mutant)
-        worker.deadline = time.monotonic() + self.timeout
-        worker.conn.send((index, mutant))
-
-    def collect(self) -> list[Outcome]:
-        """Wait for at least one busy worker to finish, die or overrun its time limit."""
-        busy = [w for w in self.workers if w.case is not None]
-        if not busy:
-            return []
-        first_deadline = min(w.deadline for w in busy)
-        ready = wait([w.conn for w in busy], timeout=max(0.0, first_deadline - time.monotonic()))
-        done: list[Outcome] = []
-        for w in busy:
-            assert w.case is not None
-            index, mutant = w.case
-            if w.conn in ready:
-                try:
-                    done.append(Outcome(**w.conn.recv()))
-                    w.case = None
-                    continue
-                except (EOFError, ConnectionResetError):
-                    w.process.join(5)
-                    cls, error = "crash", f"worker exited with code {w.process.exitcode}"
-            elif time.monotonic() >= w.deadline:
-                cls, error = "hang", f"no answer within {self.timeout:g} s"
-            else:
-                continue
-            done.append(
-                Outcome(index, mutant.seed, mutant.kinds, mutant.detail, cls, "", "", error)
-            )
-            self._replace(w)
-        return done
-
-    def _replace(self, worker: _Worker) -> None:
-        worker.process.kill()
-        worker.process.join(5)
-        worker.conn.close()
-        self.workers[self.workers.index(worker)] = self._start()
-
-    def close(self) -> None:
-        for w in self.workers:
-            w.conn.close()
-        for w in self.workers:
-            w.process.join(10)
-            if w.process.is_alive():
-                w.process.kill()
-
-
-# ---------------------------------------------------------------- running and reporting
-
-
-@dataclass
-class Report:
-    seed: int
-    cases: int = 0
-    seconds: float = 0.0
-    classes: Counter[str] = field(default_factory=Counter)
-    codes: Counter[str] = field(default_factory=Counter)
-    stages: Counter[str] = field(default_factory=Counter)
-    by_kind: dict[str, Counter[str]] = field(default_factory=dict)
-    untyped: dict[str, Outcome] = field(default_factory=dict)  # first example per signature
-    untyped_counts: Counter[str] = field(default_factory=Counter)
-    # First message per (mutation kind, code): what each kind of damage is refused with.
-    coded: dict[str, str] = field(default_factory=dict)
-    # Models changed by valid rewrites only, yet refused: first message per kind and code.
-    refused_rewrites: dict[str, str] = field(default_factory=dict)
-    refused_rewrite_counts: Counter[str] = field(default_factory=Counter)
-
-    def add(self, outcome: Outcome) -> None:
-        self.cases += 1
-        self.classes[outcome.cls] += 1
-        if outcome.code:
-            self.codes[outcome.code] += 1
-        if outcome.stage:
-            self.stages[f"{outcome.stage} {outcome.cls}"] += 1
-        for kind in outcome.kinds:
-            self.by_kind.setdefault(kind, Counter())[outcome.cls] += 1
-            if outcome.code:
-                self.coded.setdefault(f"{kind} {outcome.code}", outcome.error)
-        if outcome.code and all(k in REWRITES for k in outcome.kinds):
-            key = f"{'+'.join(outcome.kinds)} {outcome.code}"
-            self.refused_rewrite_counts[key] += 1
-            self.refused_rewrites.setdefault(key, outcome.error)
-        if outcome.cls in ("untyped", "crash", "hang"):
-            signature = outcome.signature if outcome.cls == "untyped" else outcome.cls
-            self.untyped_counts[signature] += 1
-            self.untyped.setdefault(signature, outcome)
-
-    @property
-    def failures(self) -> int:
-        return sum(self.classes[c] for c in ("untyped", "crash", "hang"))
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "seed": self.seed,
-            "cases": self.cases,
-            "seconds": round(self.seconds, 1),
-            "classes": {c: self.classes[c] for c in CLASSES},
-            "codes": dict(self.codes.most_common()),
-            "stages": dict(self.stages.most_common()),
-            "by_kind": {k: dict(v) for k, v in sorted(self.by_kind.items())},
-            "coded_examples": dict(sorted(self.coded.items())),
-            "refused_rewrites": {
-                k: {"count": n, "first": self.refused_rewrites[k]}
-                for k, n in self.refused_rewrite_counts.most_common()
-            },
-            "untyped": [
-                {**asdict(o), "signature": s, "count": self.untyped_counts[s]}
-                for s, o in self.untyped.items()
-            ],
-        }
-
-    def print(self) -> None:
-        rate = self.cases / self.seconds if self.seconds else 0.0
-        print(f"{self.cases} cases in {self.seconds:.0f} s ({rate:.1f}/s), seed {self.seed}")
-        print("classes: " + ", ".join(f"{c} {self.classes[c]}" for c in CLASSES))
-        print("codes:   " + ", ".join(f"{c} {n}" for c, n in self.codes.most_common()))
-        print("stages:  " + ", ".join(f"{s} {n}" for s, n in self.stages.most_common()))
-        print(f"\n{'mutation':<26}" + "".join(f"{c:>10}" for c in CLASSES))
-        for kind in sorted(self.by_kind):
-            row = self.by_kind[kind]
-            print(f"{kind:<26}" + "".join(f"{row[c]:>10}" for c in CLASSES))
-        if self.refused_rewrite_counts:
-            print("\nvalid rewrites refused (first message):")
-        for key, n in self.refused_rewrite_counts.most_common():
-            print(f"  [{n}×] {key}: {self.refused_rewrites[key][:160]}")
-        for signature, o in self.untyped.items():
-            print(f"\n[{self.untyped_counts[signature]}×] {signature}")
-            print(f"  case {o.index}: {o.seed}, {'+'.join(o.kinds)}: {o.detail}")
-            print(f"  {o.error}")
-            tail = o.traceback.strip().splitlines()[-TRACEBACK_LINES:]
-            print("".join(f"    {line}\n" for line in tail), end="")
+# ---------------------------------------------------------------- running
 
 
 def load_seeds(*, zoo: bool) -> list[Seed]:
@@ -376,17 +170,25 @@ def fuzz(
 ) -> Report:
     report = Report(corpus.seed)
     start = time.perf_counter()
-    pool = WorkerPool(workers, timeout, memory_mb)
+    pool = WorkerPool(run_job, workers, timeout, memory_mb)
     next_index = 0
     try:
         while True:
             stopped = seconds is not None and time.perf_counter() - start > seconds
             while next_index < count and not stopped and (w := pool.idle()) is not None:
-                pool.submit(w, next_index, corpus.case(next_index))
+                pool.submit(w, (next_index, corpus.case(next_index)))
                 next_index += 1
-            if all(w.case is None for w in pool.workers):
+            if not pool.busy:
                 break
-            for outcome in pool.collect():
+            for finished in pool.collect():
+                index, mutant = finished.job
+                if finished.failure:
+                    outcome = Outcome(
+                        index, mutant.seed, mutant.kinds, mutant.detail, finished.failure
+                    )
+                    outcome.error = finished.error
+                else:
+                    outcome = Outcome(**finished.result)
                 report.add(outcome)
                 if report.cases % PROGRESS_EVERY == 0:
                     elapsed = time.perf_counter() - start
@@ -394,8 +196,8 @@ def fuzz(
                         f"{report.cases} cases, {elapsed:.0f} s, {report.failures} failures",
                         file=sys.stderr,
                     )
-                if save_failures is not None and outcome.cls not in ("accepted", "coded"):
-                    _save(save_failures, corpus.case(outcome.index), outcome)
+                if save_failures is not None and outcome.cls in FAILURES:
+                    _save(save_failures, mutant, outcome)
     finally:
         pool.close()
     report.seconds = time.perf_counter() - start
@@ -428,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.case:
         with tempfile.TemporaryDirectory(prefix="tierml-fuzz.") as tmp:
             report = fuzz_in_process(corpus, args.case, Path(tmp))
-        for o in [*report.untyped.values()] or []:
+        for o in report.failures_seen.values():
             print(o.traceback)
     else:
         report = fuzz(

@@ -69,11 +69,15 @@ def shuffle_nodes(e: Edit) -> str | None:
 def wrap_in_if(e: Edit) -> str | None:
     """A node moved into both branches of an If on a constant true condition: what it
     reads is now captured by subgraphs."""
-    candidates = [n for n in e.graph.node if n.output and n.op_type not in ("If", "Loop")]
+    types = e.seed_types
+    candidates = [  # tensors only: a branch output must be typed
+        n
+        for n in e.graph.node
+        if n.output and n.op_type not in ("If", "Loop") and all(types.get(o) for o in n.output)
+    ]
     if not candidates or _default_opset(e.model) < 11:
         return None
     node = e.rng.choice(candidates)
-    types = e.seed_types
     branches = []
     for branch in ("then", "else"):
         inner = onnx.NodeProto()
@@ -82,7 +86,7 @@ def wrap_in_if(e: Edit) -> str | None:
         inner.output.extend(f"{o}__{branch}" if o else "" for o in node.output)
         inner.name = f"{node.name}__{branch}"
         outputs = [
-            helper.make_tensor_value_info(f"{o}__{branch}", types.get(o, 0), None)
+            helper.make_tensor_value_info(f"{o}__{branch}", types[o], None)
             for o in node.output
             if o
         ]
@@ -185,8 +189,9 @@ def external_file(e: Edit) -> str | None:
     if not stored:
         return None
     t = e.rng.choice(stored)
-    offset = e.rng.choice((0, 4096))
-    e.sidecars["weights.bin"] = bytes(offset) + t.raw_data
+    before = e.sidecars.get("weights.bin", b"")  # a second rewrite appends to the file
+    offset = len(before) + e.rng.choice((0, 4096))
+    e.sidecars["weights.bin"] = before + bytes(offset - len(before)) + t.raw_data
     length = len(t.raw_data)
     t.ClearField("raw_data")
     t.data_location = TensorProto.EXTERNAL

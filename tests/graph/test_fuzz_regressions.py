@@ -20,8 +20,10 @@ from tierml.runtime.split_check import check_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
+import fuzz_models
 from fuzz_corpus import wheel_seeds
 from fuzz_models import Corpus, fuzz_in_process, run_case
+from fuzz_workers import WorkerPool
 from model_mutations import Edit, elem_types
 from model_rewrites import data_dependent
 
@@ -202,18 +204,16 @@ def test_sparse_initializers_are_weights():
 
 
 def test_harness_reports_an_untyped_failure(tmp_path, monkeypatch):
-    import tierml.graph
-
-    def broken(graph, keep_together=()):
+    def enumerate_cuts(graph):
         raise KeyError("boom")
 
-    monkeypatch.setattr(tierml.graph, "enumerate_cuts", broken)
+    monkeypatch.setattr(fuzz_models, "enumerate_cuts", enumerate_cuts)
     corpus = Corpus(wheel_seeds(), seed=0)
     index = next(i for i, s in enumerate(corpus.seeds) if s.name == "light_squeezenet")
     outcome = run_case(index, corpus.case(index), tmp_path)
-    assert (outcome.cls, outcome.stage) == ("untyped", "cuts")
-    assert outcome.error == "KeyError: 'boom'"
-    assert "graph/" not in outcome.origin or "enumerate_cuts" not in outcome.origin
+    assert (outcome.cls, outcome.stage, outcome.error) == ("untyped", "cuts", "KeyError: 'boom'")
+    assert outcome.origin.endswith(" enumerate_cuts")
+    assert list(tmp_path.iterdir()) == []  # the case's files are gone
 
 
 def test_seeded_fuzz_run_has_no_untyped_failure(tmp_path):
@@ -223,7 +223,38 @@ def test_seeded_fuzz_run_has_no_untyped_failure(tmp_path):
     corpus = Corpus(seeds, seed=2024, originals=False)
     report = fuzz_in_process(corpus, range(200), tmp_path)
     assert report.cases == 200
-    untyped = [f"{s}: {o.detail} → {o.error}" for s, o in report.untyped.items()]
+    untyped = [f"{s}: {o.detail} → {o.error}" for s, o in report.failures_seen.items()]
     assert report.failures == 0, untyped
     # The run reached every stage: some models split, others were refused with a code.
     assert report.stages["split accepted"] > 0 and report.classes["coded"] > 0
+
+
+POOL_TARGET = """
+import os, time
+
+def run(job, workdir):
+    if job == "crash":
+        os._exit(3)
+    if job == "hang":
+        time.sleep(60)
+    return job
+"""
+
+
+@pytest.mark.parametrize("failure", ["crash", "hang"])
+def test_worker_pool_survives_a_crash_and_a_hang(tmp_path, monkeypatch, failure):
+    (tmp_path / "pool_target.py").write_text(POOL_TARGET)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers inherit sys.path
+    import pool_target
+
+    pool = WorkerPool(pool_target.run, size=1, timeout=1.0, memory_mb=0)
+    try:
+        pool.submit(pool.workers[0], failure)
+        done = pool.collect()
+        while not done:
+            done = pool.collect()
+        assert [(f.job, f.result, f.failure) for f in done] == [(failure, None, failure)]
+        pool.submit(pool.workers[0], "next")  # its replacement runs the next case
+        assert [(f.result, f.failure) for f in pool.collect()] == [("next", "")]
+    finally:
+        pool.close()
