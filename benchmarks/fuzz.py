@@ -4,9 +4,10 @@
 
     .venv/bin/python benchmarks/fuzz.py models|requests|all [--count N] [--json] [...]
 
-With one target, every further option goes to that fuzzer. With ``all``, the options both
-take (``--count``, ``--seconds``, ``--seed``, ``--json``) go to each; ``--json`` then prints
-one object keyed by target. Exit status 1 when either fuzzer found an untyped failure.
+With one target, every further option goes to that fuzzer (``models --help`` lists its
+own). With ``all``, only the options both take (``--count``, ``--seconds``, ``--seed``,
+``--json``) are accepted, and go to each; ``--json`` then prints one object keyed by target.
+Exit status 1 when either fuzzer found an untyped failure.
 """
 
 from __future__ import annotations
@@ -51,15 +52,15 @@ def _common_options(options: argparse.Namespace) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in MODULES:
+        return run(args[0], args[1:])  # --help included: the fuzzer's own
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target", choices=[*MODULES, "all"])
     parser.add_argument("--count", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--json", action="store_true")
-    options, _ = parser.parse_known_args(args)
-    if options.target != "all":
-        return run(options.target, [a for a in args if a != options.target])
+    options = parser.parse_args(args)
     common = _common_options(options)
     if not options.json:
         return max(run(target, common) for target in MODULES)

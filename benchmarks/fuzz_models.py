@@ -214,7 +214,7 @@ def _save(directory: Path, mutant: Mutant, outcome: Outcome) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="fuzz_models.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="cases to run")
     parser.add_argument("--seconds", type=float, help="stop starting cases after this long")
     parser.add_argument("--timeout", type=float, default=20.0, help="per-case limit (s)")
