@@ -19,7 +19,11 @@ from tierml.core.errors import ModelLoadError
 
 _KNOWN_ELEM_TYPES = frozenset(int(v) for v in onnx.TensorProto.DataType.values())
 _TENSOR = onnx.TensorProto.DESCRIPTOR
-_TENSOR_TEXT = frozenset({"name", "doc_string", "external_data", "metadata_props"})
+# A tensor's fields that hold text, directly or in entries (not its payload).
+_TENSOR_TEXT = tuple(
+    _TENSOR.fields_by_name[name]
+    for name in ("name", "doc_string", "external_data", "metadata_props")
+)
 
 
 def check_model_structure(model: onnx.ModelProto, source: str) -> None:
@@ -48,12 +52,17 @@ def _undecodable_field(message: Message) -> list[str] | None:
     """Path (innermost first) to the first string field that did not decode as UTF-8:
     protobuf hands such a field back as ``bytes``.
 
-    Only the fields set are visited (``ListFields``), and of a tensor only its name, doc
-    string and external-data entries: its payload is never copied.
+    Only the fields set are visited (``ListFields``), and of a tensor only its text fields:
+    listing its fields would copy its payload.
     """
-    fields = message.ListFields()
     if message.DESCRIPTOR is _TENSOR:
-        fields = [(f, v) for f, v in fields if f.name in _TENSOR_TEXT]
+        fields = [
+            (field, getattr(message, field.name))
+            for field in _TENSOR_TEXT
+            if field.is_repeated or message.HasField(field.name)
+        ]
+    else:
+        fields = message.ListFields()
     for field, value in fields:
         if field.type == FieldDescriptor.TYPE_STRING:
             texts = value if field.is_repeated else [value]
