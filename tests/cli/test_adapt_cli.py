@@ -258,3 +258,140 @@ def test_measured_exits_plan_into_a_bundle_cut_from_the_multi_exit_model(model, 
     # The exit heads travel with the partitions: some plan can stop at the exit.
     assert any(stage.exits for p in bundle.plans for stage in p.stages)
     assert json.loads(done.stdout)["bundle"]["plans"] == len(bundle.plans)
+
+
+# -- a model whose images may be of any height and width ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def any_size_cnn(tmp_path_factory):
+    """tierml's small CNN trained on 1,000 MNIST digits (28×28), exported with its input's
+    height and width dynamic, [N, 1, H, W] → logits, as third-party classifiers often are
+    (its classifier layer is sized for 28×28, so that is the size it runs at)."""
+    import warnings
+
+    import torch
+
+    from tierml.adapt.data import load_dataset, split
+    from tierml.adapt.nets import SmallCNN
+    from tierml.adapt.training import cross_entropy, fit, seed_everything
+
+    parts = split(load_dataset("mnist5k", limit=1000), seed=0)
+    seed_everything(0)
+    net = fit(SmallCNN(side=28), parts.train.x, parts.train.labels, cross_entropy,
+              epochs=2, lr=2e-3, seed=0)  # fmt: skip
+    path = tmp_path_factory.mktemp("any-size") / "cnn.onnx"
+    with warnings.catch_warnings():
+        # The TorchScript exporter's deprecation notice: it is the exporter we want here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 1, 28, 28),),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}, "logits": {0: "N"}},
+            opset_version=17,
+        )
+    return path
+
+
+def declared_input(path):
+    import onnx
+
+    (value,) = onnx.load(str(path)).graph.input
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_a_model_of_any_image_size_is_refused_until_its_size_is_given(any_size_cnn, tmp_path):
+    assert declared_input(any_size_cnn) == ["N", 1, "H", "W"]
+    done = tierml(tmp_path / "home", "adapt", "codecs", any_size_cnn, "--data", "mnist5k",
+                  "--limit", "100", "--cut", "@2", "--profile", tmp_path / "c.json")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error[E_DYNAMIC_DIM]: Input 'x' dimension 2 'H'")
+    assert "Hint: Fix it with --shape x=N,1,N,N or give real arrays with --inputs" in done.stderr
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_exits_adapt_a_model_of_any_image_size_at_the_shape_given(any_size_cnn, tmp_path):
+    import numpy as np
+
+    from tierml.adapt.data import load_dataset, split
+
+    out, curves = tmp_path / "exits.onnx", tmp_path / "c.json"
+    done = tierml(tmp_path / "home", "adapt", "exits", any_size_cnn, "--shape", "x=1,1,28,28",
+                  "--data", "mnist5k", "--limit", "1000", "--tap", "@5", "--epochs", "5",
+                  "--out", out, "--profile", curves, "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["base_accuracy"] > 0.6 and report["taps"][0]["head_accuracy"] > 0.5
+    assert json.loads(curves.read_text())["exits"]["curve"]
+    # The heads are sized for 28×28 taps: the multi-exit model says so, and runs there.
+    assert declared_input(out) == ["N", 1, 28, 28]
+    held = split(load_dataset("mnist5k", limit=1000), seed=0).held_out
+    logits, exit1 = session_of(out).run(["logits", "exit1_probs"], {"x": held.x})
+    assert np.mean(logits.argmax(1) == held.labels) == pytest.approx(report["base_accuracy"])
+    assert np.mean(exit1.argmax(1) == held.labels) == pytest.approx(
+        report["taps"][0]["head_accuracy"]
+    )
+
+
+def test_codecs_measure_a_model_of_any_image_size_at_the_shape_given(any_size_cnn, tmp_path):
+    done = tierml(tmp_path / "home", "adapt", "codecs", any_size_cnn, "--shape", "x=1,1,28,28",
+                  "--data", "mnist5k", "--limit", "300", "--cut", "@2",
+                  "--profile", tmp_path / "c.json", "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {r["codec"]: r for r in json.loads(done.stdout)["codecs"]}
+    # Block 1's output at 28×28: 16 channels of 14×14 float32.
+    assert {r["raw_bytes"] for r in rows.values()} == {16 * 14 * 14 * 4}
+    assert rows["fp16"]["ratio"] == pytest.approx(2.0) and rows["fp16"]["accuracy_drop"] < 0.01
+
+
+def test_real_input_arrays_fix_the_size_as_a_shape_does(any_size_cnn, tmp_path):
+    import numpy as np
+
+    arrays = tmp_path / "x.npz"
+    np.savez(arrays, x=np.zeros((1, 1, 28, 28), np.float32))
+    done = tierml(tmp_path / "home", "privacy", any_size_cnn, "--inputs", arrays, "--cut", "@2",
+                  "--data", "mnist5k", "--limit", "300", "--epochs", "1", "--epsilon", "500",
+                  "--profile", tmp_path / "c.json", "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    points = {p["name"]: p for p in json.loads(done.stdout)["points"]}
+    assert points["none"]["accuracy_drop"] == 0 and 0 < points["none"]["ssim"] <= 1
+
+
+def test_bottleneck_partitions_of_a_model_of_any_image_size_take_the_shape_given(
+    any_size_cnn, tmp_path
+):
+    done = tierml(tmp_path / "home", "adapt", "bottleneck", any_size_cnn, "--cut", "@2",
+                  "--shape", "x=1,1,28,28", "--data", "mnist5k", "--limit", "300",
+                  "--epochs", "1", "--out", tmp_path / "bn", "--profile", tmp_path / "c.json",
+                  "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["raw_bytes"] == 16 * 14 * 14 * 4
+    assert declared_input(tmp_path / "bn" / "device.onnx") == ["N", 1, 28, 28]
+
+
+def test_data_of_another_size_than_the_shape_given_is_refused_before_training(
+    any_size_cnn, tmp_path
+):
+    """digits are 8×8: not resized into the 28×28 the model was fixed at, but refused, with
+    both shapes and the two ways out."""
+    done = tierml(tmp_path / "home", "adapt", "exits", any_size_cnn, "--shape", "x=1,1,28,28",
+                  "--data", "digits", "--tap", "@2", "--out", tmp_path / "e.onnx",
+                  "--profile", tmp_path / "c.json")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error[E_BAD_DATA]: Data digits has images of shape [1, 8, 8]; the model's input 'x' "
+        "is fixed at [1, 28, 28] by its input specification (images are not resized). "
+        "Hint: Fix the input at the data's size with --shape x=1,1,8,8, or pass --data with "
+        "images of the size the input is fixed at."
+    )
+    assert not (tmp_path / "e.onnx").exists() and not (tmp_path / "c.json").exists()
+
+
+def session_of(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

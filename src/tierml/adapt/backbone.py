@@ -1,15 +1,17 @@
 """A frozen ONNX classifier as the adaptation sees it: its graph, its cuts, and its
 activations, computed by ONNX Runtime (one thread) in batches.
 
-The model must take one float image input [N, C, H, W] with a dynamic or unit batch and
-return logits [N, classes] as its first output.
+The model must take one float image input [N, C, H, W] and return logits [N, classes] as
+its first output. Channels, height and width the model leaves dynamic are fixed by an
+input specification (:class:`InputShapes`); the batch stays as the model declares it, as
+training and evaluation run many samples at once.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -30,20 +32,33 @@ from tierml.graph import (
     resolve_input_shapes,
 )
 from tierml.graph.cuts import ancestors
+from tierml.graph.shapes import declared_dims, real_inputs
 
 F32 = npt.NDArray[np.float32]
 RUN_BATCH = 256
 
 
 @dataclass(frozen=True)
+class InputShapes:
+    """How a model's dynamic input dimensions resolve: ``batch`` (the leading one),
+    ``shapes`` (input → full shape) and ``arrays`` (input → shape of a real input array,
+    which wins over ``shapes``)."""
+
+    batch: int | None = None
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    arrays: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Backbone:
     name: str
-    proto: onnx.ModelProto
+    proto: onnx.ModelProto  # its input's C, H, W fixed at input_shape; the batch as declared
     graph: ModelGraph  # at batch 1
     input_name: str
     input_shape: tuple[int, ...]  # one sample: (C, H, W)
     output_name: str
     classes: int
+    specified_axes: tuple[int, ...] = ()  # axes of input_shape the model file leaves dynamic
 
     @cached_property
     def _session(self) -> ort.InferenceSession:
@@ -110,8 +125,21 @@ class Backbone:
         return out
 
 
-def load_backbone(path: Path | str) -> Backbone:
-    return backbone_of(load_model(path), Path(path).stem, Path(path).name)
+def load_backbone(
+    path: Path | str, input_shapes: InputShapes | None = None, *, batched: bool = False
+) -> Backbone:
+    """The model file as a backbone, its dynamic dimensions resolved by ``input_shapes``
+    (``batched``: as :func:`backbone_of`)."""
+    given = input_shapes or InputShapes()
+    return backbone_of(
+        load_model(path),
+        Path(path).stem,
+        Path(path).name,
+        shapes=given.shapes,
+        batch=given.batch,
+        arrays=given.arrays,
+        batched=batched,
+    )
 
 
 def backbone_of(
@@ -120,29 +148,84 @@ def backbone_of(
     label: str | None = None,
     *,
     shapes: Mapping[str, Sequence[int]] | None = None,
+    batch: int | None = None,
+    arrays: Mapping[str, Sequence[int]] | None = None,
+    batched: bool = False,
 ) -> Backbone:
     """``proto`` as a backbone (``label`` names it in errors; default ``name``).
-    ``shapes``: full input shapes fixing dynamic dimensions besides the batch (taken at 1)."""
+
+    ``shapes`` (full input shapes) and the shapes of real input ``arrays`` fix dynamic
+    dimensions besides the batch; ``batch`` resolves the leading one. The backbone's model
+    has the sample's resolved C, H, W fixed in its input (what is trained on it fits those
+    only) and keeps the declared batch dimension. ``batched``: the caller runs the model on
+    many samples at once, so a fixed batch dimension is refused."""
     label = label or name
-    at_one = {k: (1, *map(int, v[1:])) for k, v in (shapes or {}).items()}
-    resolved = resolve_input_shapes(proto, batch_size=1, overrides=at_one)
-    types = {tensor: concrete(tp) for tensor, tp in infer_types(proto, resolved).items()}
-    graph = build_model_graph(proto, types, batch_size=1, name=name)
-    if len(graph.inputs) != 1 or len(resolved[graph.inputs[0]]) != 4:
+    given = {k: tuple(map(int, v)) for k, v in (arrays or {}).items()}
+    specified = resolve_input_shapes(proto, batch_size=batch, overrides=shapes, given=given)
+    inputs = real_inputs(proto.graph)
+    if len(inputs) != 1 or len(specified[inputs[0].name]) != 4:
+        takes = (
+            f"{len(inputs)} inputs"
+            if len(inputs) != 1
+            else f"an input of shape {list(specified[inputs[0].name])}"
+        )
         raise AdaptError(
-            f"{label} takes {len(graph.inputs)} inputs; adaptation needs one image "
-            "input [N, C, H, W].",
+            f"{label} takes {takes}; adaptation needs one image input [N, C, H, W].",
             hint="Adapt an image classifier with one input [N, C, H, W].",
         )
+    first = inputs[0].name
+    dims = declared_dims(inputs[0]) or [None] * 4
+    if batched and isinstance(dims[0], int):
+        raise AdaptError(
+            f"{label}'s input '{first}' fixes its batch dimension at {dims[0]}; adaptation "
+            "runs the model on many samples at once.",
+            hint="Re-export the model with a dynamic batch dimension.",
+            input=first,
+            value=dims[0],
+        )
+    sample = specified[first][1:]
+    fixed, specified_axes = at_sample_shape(proto, first, sample)
+    resolved = resolve_input_shapes(fixed, batch_size=1)
+    types = {tensor: concrete(tp) for tensor, tp in infer_types(fixed, resolved).items()}
+    graph = build_model_graph(fixed, types, batch_size=1, name=name)
     out = graph.outputs[0]
     out_shape = graph.tensors[out].shape
+    if out_shape is None and specified_axes:  # e.g. a linear layer sized for other images
+        raise AdaptError(
+            f"{label}'s first output {out} has no shape with input '{first}' at "
+            f"{list(specified[first])}: the model may not run at that size.",
+            hint="Fix the input at a size the model was built for.",
+            input=first,
+            shape=tuple(specified[first]),
+        )
     if out_shape is None or len(out_shape) != 2:
         raise AdaptError(
             f"{label}'s first output {out} is not [N, classes] logits.",
             hint="Adapt an image classifier whose first output is its logits.",
         )
-    first = graph.inputs[0]
-    return Backbone(name, proto, graph, first, tuple(resolved[first][1:]), out, out_shape[1])
+    return Backbone(name, fixed, graph, first, sample, out, out_shape[1], specified_axes)
+
+
+def at_sample_shape(
+    proto: onnx.ModelProto, input_name: str, sample: tuple[int, ...]
+) -> tuple[onnx.ModelProto, tuple[int, ...]]:
+    """``proto`` with input ``input_name``'s dimensions after the batch fixed at ``sample``
+    where the file leaves them dynamic (a copy, if any is), and which sample axes those are."""
+    value = next(v for v in proto.graph.input if v.name == input_name)
+    dims = declared_dims(value)
+    if dims is None:  # no declared shape at all: the batch becomes a named dynamic dimension
+        dims = [None] * (len(sample) + 1)
+    axes = tuple(axis for axis, d in enumerate(dims[1:]) if not isinstance(d, int))
+    if not axes and value.type.tensor_type.HasField("shape"):
+        return proto, ()
+    out = copy.deepcopy(proto)
+    shape = next(v for v in out.graph.input if v.name == input_name).type.tensor_type.shape
+    if not shape.dim:
+        shape.dim.add().dim_param = "N"
+        shape.dim.extend(onnx.TensorShapeProto.Dimension() for _ in sample)
+    for axis in axes:
+        shape.dim[axis + 1].dim_value = sample[axis]  # replaces a dim_param
+    return out, axes
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:

@@ -1,7 +1,9 @@
 """One library function per adaptation command: validate everything (model, data, cuts,
 parameters) before any training, run, write the artifact and the curves file section.
 
-Each returns a JSON-ready report; the CLI renders it.
+``input_shapes`` resolves the model's dynamic dimensions besides the batch (an image input
+of any height and width); what is written is fixed at them. Each returns a JSON-ready
+report; the CLI renders it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from tierml.adapt import curves_file
-from tierml.adapt.backbone import Backbone, load_backbone
+from tierml.adapt.backbone import Backbone, InputShapes, load_backbone
 from tierml.adapt.data import Split, check_against, load_dataset, split
 from tierml.core.errors import AdaptParameterError, OutputPathError
 
 
-def _prepare(model: Path, data: str, seed: int, limit: int | None) -> tuple[Backbone, Split]:
-    backbone = load_backbone(model)
+def _prepare(
+    model: Path, data: str, seed: int, limit: int | None, input_shapes: InputShapes | None
+) -> tuple[Backbone, Split]:
+    backbone = load_backbone(model, input_shapes, batched=True)
     dataset = load_dataset(data, limit)
-    check_against(dataset, backbone.input_shape, backbone.classes)
+    check_against(
+        dataset,
+        backbone.input_shape,
+        backbone.classes,
+        input_name=backbone.input_name,
+        specified_axes=backbone.specified_axes,
+    )
     return backbone, split(dataset, seed)
 
 
@@ -49,12 +59,13 @@ def exits(
     epochs: int | None = None,
     limit: int | None = None,
     joint: bool = False,
+    input_shapes: InputShapes | None = None,
 ) -> dict[str, Any]:
     """Train exit heads at ``taps`` (then, with ``joint``, fine-tune the backbone with them),
     write the multi-exit model and the exit curve."""
     from tierml.adapt.exits import EPOCHS, save, train_exits
 
-    backbone, parts = _prepare(model, data, seed, limit)
+    backbone, parts = _prepare(model, data, seed, limit, input_shapes)
     for t in taps:
         backbone.cut_tensor(t)
     target = _writable(out or model.with_name(f"{model.stem}.exits.onnx"))
@@ -87,11 +98,12 @@ def codecs(
     profile: Path | None = None,
     seed: int = 0,
     limit: int | None = None,
+    input_shapes: InputShapes | None = None,
 ) -> dict[str, Any]:
     """Every activation codec at each cut (default: every single-tensor cut)."""
     from tierml.adapt.codec_profile import profile_codecs
 
-    backbone, parts = _prepare(model, data, seed, limit)
+    backbone, parts = _prepare(model, data, seed, limit, input_shapes)
     tensors = [backbone.cut_tensor(c) for c in cuts] if cuts else backbone.single_tensor_cuts()
     points = profile_codecs(backbone, parts.held_out, tensors)
     rows = [p.to_dict() for p in points]
@@ -113,15 +125,20 @@ def bottleneck(
     seed: int = 0,
     epochs: int | None = None,
     limit: int | None = None,
+    input_shapes: InputShapes | None = None,
 ) -> dict[str, Any]:
     """Train a bottleneck at ``cut``; write device.onnx and server.onnx into ``out``."""
     from tierml.adapt.bottleneck import EPOCHS, train_bottleneck
     from tierml.adapt.training import save_atomic
 
-    backbone, parts = _prepare(model, data, seed, limit)
+    backbone, parts = _prepare(model, data, seed, limit, input_shapes)
     backbone.cut_tensor(cut)
     if code_channels is not None and code_channels < 1:
-        raise AdaptParameterError("--code-channels must be ≥ 1.", hint="")
+        raise AdaptParameterError(
+            f"The code needs at least one channel; code_channels is {code_channels}.",
+            hint="Leave it unset for a quarter of the cut's channels.",
+            value=code_channels,
+        )
     folder = out or model.with_name(f"{model.stem}.bottleneck")
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(f"{folder} exists and is not a directory.", hint="")
@@ -159,6 +176,7 @@ def privacy(
     attack_epochs: int | None = None,
     tune_epochs: int | None = None,
     limit: int | None = None,
+    input_shapes: InputShapes | None = None,
 ) -> dict[str, Any]:
     """The attacker's reconstruction at ``cut``, undefended and under one defence."""
     from tierml.adapt.privacy import (
@@ -171,7 +189,7 @@ def privacy(
     sweep = tuple(weights) if weights is not None else None
     check_epsilons(epsilons)
     check_defence(defend, mechanism, sweep)
-    backbone, parts = _prepare(model, data, seed, limit)
+    backbone, parts = _prepare(model, data, seed, limit, input_shapes)
     backbone.cut_tensor(cut)
     result = evaluate(
         backbone,

@@ -85,13 +85,43 @@ def split_indices(samples: int, seed: int = 0, held_out: float = HELD_OUT) -> tu
     return order[n_held:], order[:n_held]
 
 
-def check_against(data: Dataset, shape: tuple[int, ...], classes: int) -> None:
-    """Data fits a model with input [N, *shape] and ``classes`` outputs, or BadDataError."""
-    if tuple(data.x.shape[1:]) != tuple(shape):
+def check_against(
+    data: Dataset,
+    shape: tuple[int, ...],
+    classes: int,
+    *,
+    input_name: str | None = None,
+    specified_axes: tuple[int, ...] = (),
+) -> None:
+    """Data fits a model with input [N, *shape] and ``classes`` outputs, or BadDataError.
+    ``specified_axes``: the axes of ``shape`` the model leaves dynamic and its input
+    specification fixed, so input ``input_name`` could take the data's size instead."""
+    got = tuple(int(d) for d in data.x.shape[1:])
+    want = tuple(int(d) for d in shape)
+    if got != want:
+        differ = {a for a, (g, w) in enumerate(zip(got, want, strict=False)) if g != w}
+        # Images are never resized: what is trained at one size says little about another.
+        same_rank = len(got) == len(want)
+        if input_name is not None and same_rank and differ <= set(specified_axes):
+            example = ",".join(map(str, (1, *got)))
+            raise BadDataError(
+                f"Data {data.name} has images of shape {list(got)}; the model's input "
+                f"'{input_name}' is fixed at {list(want)} by its input specification "
+                "(images are not resized).",
+                hint=f"Fix input '{input_name}' at the data's shape {example} instead, or use "
+                f"data of shape {list(want)}.",
+                remedy=Remedy.DATA_SHAPE,
+                input=input_name,
+                example=example,
+                data_shape=got,
+                model_shape=want,
+            )
         raise BadDataError(
-            f"Data {data.name} has samples of shape {list(data.x.shape[1:])}; the model "
-            f"takes {list(shape)}.",
+            f"Data {data.name} has samples of shape {list(got)}; the model takes "
+            f"{list(want)} (images are not resized).",
             hint="Use data of the model's input shape (mnist5k is 1×28×28, digits 1×8×8).",
+            data_shape=got,
+            model_shape=want,
         )
     if data.classes > classes:
         raise BadDataError(

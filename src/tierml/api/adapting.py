@@ -1,10 +1,13 @@
 """Adapt a model for split deployment on real data: train one, graft early exits, measure
 activation codecs, learn a bottleneck, attack and defend a cut.
 
-Each action validates the model, data, cut and parameters before any training, writes its
-artifact and fills its section of the model's curves file (``MODEL.curves.json`` unless a
-path is given), which planning reads. torch is imported only inside the actions that
-train; ``register`` also puts the result in the workspace's registry.
+Each action takes the model as a :class:`~tierml.api.model_input.ModelInput`: its shapes
+or real input arrays fix the channels, height and width an image input leaves dynamic (the
+batch is the training's), and what is written is fixed at them. Each validates the model,
+data, cut and parameters before any training, writes its artifact and fills its section of
+the model's curves file (``MODEL.curves.json`` unless a path is given), which planning
+reads. torch is imported only inside the actions that train; ``register`` also puts the
+result in the workspace's registry.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from tierml.core.workspace import Workspace
 
 if TYPE_CHECKING:
+    from tierml.adapt.backbone import InputShapes
     from tierml.adapt.models import TrainedModel
+    from tierml.api.model_input import ModelInput
     from tierml.registry.adapted_artifacts import VersionRegistration
     from tierml.registry.records import VariantInfo
     from tierml.registry.store import Registry
@@ -47,6 +52,19 @@ def _registry(workspace: Workspace) -> Iterator[Registry]:
 
     with Registry.open(workspace) as registry:
         yield registry
+
+
+def _input_shapes(model: ModelInput) -> InputShapes:
+    """The model's input specification as the adaptation reads it: the arrays' shapes only
+    (their values play no part; the data set is what the model runs on)."""
+    from tierml.adapt.backbone import InputShapes
+
+    arrays: dict[str, tuple[int, ...]] = {}
+    if model.inputs is not None:
+        from tierml.profile.inputs import load_npz
+
+        arrays = {k: tuple(int(d) for d in v.shape) for k, v in load_npz(model.inputs).items()}
+    return InputShapes(model.batch, dict(model.shapes), arrays)
 
 
 @dataclass(frozen=True)
@@ -121,21 +139,22 @@ class ExitsOptions:
     register: str | None = None  # also add it as a variant of MODEL's version of this model
 
 
-def exits(workspace: Workspace, model: Path, options: ExitsOptions) -> AdaptationReport:
+def exits(workspace: Workspace, model: ModelInput, options: ExitsOptions) -> AdaptationReport:
     """Train early-exit heads at the taps on the frozen model (``joint``: then fine-tune
     model and heads together); write the multi-exit model and its threshold curve."""
     from tierml.adapt import commands
 
     o = options
     given: dict[str, Any] = {"out": o.out, "profile": o.profile, "seed": o.seed,
-                             "epochs": o.epochs, "limit": o.limit, "joint": o.joint}  # fmt: skip
+                             "epochs": o.epochs, "limit": o.limit, "joint": o.joint,
+                             "input_shapes": _input_shapes(model)}  # fmt: skip
     if o.register is None:
-        return AdaptationReport(commands.exits(model, o.data, list(o.taps), **given))
+        return AdaptationReport(commands.exits(model.path, o.data, list(o.taps), **given))
     from tierml.registry.adapted_artifacts import exits_registered
 
     with _registry(workspace) as registry:
         figures, variant = exits_registered(
-            registry, o.register, model, o.data, list(o.taps), **given
+            registry, o.register, model.path, o.data, list(o.taps), **given
         )
     return AdaptationReport(figures, variant)
 
@@ -150,7 +169,7 @@ class CodecsOptions:
 
 
 def codecs(
-    workspace: Workspace, model: Path, options: CodecsOptions | None = None
+    workspace: Workspace, model: ModelInput, options: CodecsOptions | None = None
 ) -> AdaptationReport:
     """Every activation codec at the cuts, on held-out data: bytes ratio, encode and decode
     ms, accuracy drop."""
@@ -159,7 +178,13 @@ def codecs(
     o = options or CodecsOptions()
     return AdaptationReport(
         commands.codecs(
-            model, o.data, list(o.cuts) or None, profile=o.profile, seed=o.seed, limit=o.limit
+            model.path,
+            o.data,
+            list(o.cuts) or None,
+            profile=o.profile,
+            seed=o.seed,
+            limit=o.limit,
+            input_shapes=_input_shapes(model),
         )
     )
 
@@ -178,7 +203,9 @@ class BottleneckOptions:
     register: str | None = None  # also add the joined pair as a variant of MODEL's version
 
 
-def bottleneck(workspace: Workspace, model: Path, options: BottleneckOptions) -> AdaptationReport:
+def bottleneck(
+    workspace: Workspace, model: ModelInput, options: BottleneckOptions
+) -> AdaptationReport:
     """Train a learned encoder → uint8 code → decoder at the cut through the frozen rest of
     the model; write its two partitions."""
     from tierml.adapt import commands
@@ -186,14 +213,15 @@ def bottleneck(workspace: Workspace, model: Path, options: BottleneckOptions) ->
     o = options
     given: dict[str, Any] = {"out": o.out, "profile": o.profile,
                              "code_channels": o.code_channels, "stride": o.stride,
-                             "seed": o.seed, "epochs": o.epochs, "limit": o.limit}  # fmt: skip
+                             "seed": o.seed, "epochs": o.epochs, "limit": o.limit,
+                             "input_shapes": _input_shapes(model)}  # fmt: skip
     if o.register is None:
-        return AdaptationReport(commands.bottleneck(model, o.data, o.cut, **given))
+        return AdaptationReport(commands.bottleneck(model.path, o.data, o.cut, **given))
     from tierml.registry.adapted_artifacts import bottleneck_registered
 
     with _registry(workspace) as registry:
         figures, variant = bottleneck_registered(
-            registry, o.register, model, o.data, o.cut, **given
+            registry, o.register, model.path, o.data, o.cut, **given
         )
     return AdaptationReport(figures, variant)
 
@@ -213,7 +241,7 @@ class PrivacyOptions:
     limit: int | None = None
 
 
-def privacy(workspace: Workspace, model: Path, options: PrivacyOptions) -> AdaptationReport:
+def privacy(workspace: Workspace, model: ModelInput, options: PrivacyOptions) -> AdaptationReport:
     """Train an attacker to reconstruct the input from the cut, undefended and under the
     defence at each setting; leakage is always a fresh attacker's."""
     from tierml.adapt import commands
@@ -221,7 +249,7 @@ def privacy(workspace: Workspace, model: Path, options: PrivacyOptions) -> Adapt
     o = options
     return AdaptationReport(
         commands.privacy(
-            model,
+            model.path,
             o.data,
             o.cut,
             defend=o.defend,
@@ -233,5 +261,6 @@ def privacy(workspace: Workspace, model: Path, options: PrivacyOptions) -> Adapt
             seed=o.seed,
             attack_epochs=o.epochs,
             limit=o.limit,
+            input_shapes=_input_shapes(model),
         )
     )

@@ -3,7 +3,8 @@
 Each command makes one call to :mod:`tierml.api.adapting` (torch is imported only there,
 by the actions that train), which validates everything before training and writes an
 artifact plus the model's curves file (``MODEL.curves.json`` unless --profile says
-otherwise).
+otherwise). The commands that load a model take --batch / --shape / --inputs, as every
+model command does: an image input of any height and width is adapted at the size given.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tierml.cli.options import FormatOpt, ModelArg
+from tierml.cli.options import (
+    BatchOpt,
+    FormatOpt,
+    InputsOpt,
+    ModelArg,
+    ShapeOpt,
+    model_input,
+)
 from tierml.cli.registry import registry_workspace
 from tierml.cli.render import OutputFormat, console, print_json, table, working
 
@@ -118,6 +126,9 @@ def exits(
     ] = False,
     register: RegisterOpt = None,
     db: DbOpt = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Train early-exit heads on the frozen model (--joint: then fine-tune model and heads
@@ -129,9 +140,10 @@ def exits(
     from tierml.api.adapting import ExitsOptions
     from tierml.api.adapting import exits as adapt_exits
 
+    given = model_input(model, batch, shape, inputs)
     options = ExitsOptions(tuple(tap), data, out, profile, seed, epochs, limit, joint, register)
     with working("training exit heads"):
-        report = adapt_exits(registry_workspace(db), model, options)
+        report = adapt_exits(registry_workspace(db), given, options)
     if fmt is OutputFormat.JSON:
         print_json(report.to_dict())
         return
@@ -177,6 +189,9 @@ def codecs(
     profile: ProfileOpt = None,
     seed: SeedOpt = 0,
     limit: LimitOpt = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Measure every activation codec at the cuts: bytes ratio, ms, accuracy drop.
@@ -186,9 +201,10 @@ def codecs(
     from tierml.api.adapting import CodecsOptions
     from tierml.api.adapting import codecs as adapt_codecs
 
+    given = model_input(model, batch, shape, inputs)
     options = CodecsOptions(data, tuple(cut or ()), profile, seed, limit)
     with working("measuring codecs at each cut"):
-        report = adapt_codecs(registry_workspace(None), model, options)
+        report = adapt_codecs(registry_workspace(None), given, options)
     _show(
         fmt,
         report,
@@ -232,6 +248,9 @@ def bottleneck(
     limit: LimitOpt = None,
     register: RegisterOpt = None,
     db: DbOpt = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Train a learned bottleneck at a cut; write its two partitions; --register NAME adds
@@ -242,11 +261,12 @@ def bottleneck(
     from tierml.api.adapting import BottleneckOptions
     from tierml.api.adapting import bottleneck as adapt_bottleneck
 
+    given = model_input(model, batch, shape, inputs)
     options = BottleneckOptions(
         cut, data, out, code_channels, stride, profile, seed, epochs, limit, register
     )
     with working("training the bottleneck"):
-        report = adapt_bottleneck(registry_workspace(db), model, options)
+        report = adapt_bottleneck(registry_workspace(db), given, options)
     _show(
         fmt,
         report,
@@ -292,6 +312,9 @@ def privacy(
     seed: SeedOpt = 0,
     epochs: EpochsOpt = None,
     limit: LimitOpt = None,
+    batch: BatchOpt = None,
+    shape: ShapeOpt = None,
+    inputs: InputsOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Attack a cut (reconstruct the input from it) and measure a defence's curve.
@@ -306,6 +329,7 @@ def privacy(
     from tierml.api.adapting import PrivacyOptions
     from tierml.api.adapting import privacy as attack
 
+    given = model_input(model, batch, shape, inputs)
     options = PrivacyOptions(
         cut,
         data,
@@ -320,7 +344,7 @@ def privacy(
         limit=limit,
     )
     with working("training the attack and the defence"):
-        report = attack(registry_workspace(None), model, options)
+        report = attack(registry_workspace(None), given, options)
     _show(
         fmt,
         report,

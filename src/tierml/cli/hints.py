@@ -99,6 +99,11 @@ PHRASINGS: dict[Remedy, Phrasing] = {
     Remedy.SPLIT_ARGS: Phrasing(
         "Example: `tierml split model.onnx --cut @3 --out parts/`.", ("--cut", "--out")
     ),
+    Remedy.DATA_SHAPE: Phrasing(
+        "Fix the input at the data's size with --shape {input}={example}, or pass --data "
+        "with images of the size the input is fixed at.",
+        ("--shape", "--data"),
+    ),
 }
 
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")

@@ -55,6 +55,7 @@ class Remedy(StrEnum):
     ADAPT_CURVES = "adapt_curves"
     LOCAL_DEPLOY = "local_deploy"
     SPLIT_ARGS = "split_args"
+    DATA_SHAPE = "data_shape"  # details: input, example (the data's sample shape as the input's)
 
 
 class TiermlError(Exception):
