@@ -35,6 +35,7 @@ __all__ = [
     "AddModelOptions",
     "Collected",
     "Consistency",
+    "ExitsTrained",
     "InputSpec",
     "Lineage",
     "LineageVersion",
@@ -59,6 +60,7 @@ __all__ = [
     "lineage",
     "list_models",
     "list_variants",
+    "record_exits",
     "select",
     "show_model",
 ]
@@ -212,3 +214,32 @@ def select(
     rules = read_policy(policy) if policy is not None else None
     with Registry.open(workspace) as registry:
         return select_variant(registry, model, described, version=version, policy=rules)
+
+
+@dataclass(frozen=True)
+class ExitsTrained:
+    """A multi-exit model already trained on a registered version's backbone."""
+
+    model: Path  # the backbone: a registered version's file
+    multi_exit: Path  # the backbone with its exit heads grafted on
+    report: Mapping[str, Any]  # its exits report, as the curves file holds it
+    taps: tuple[str, ...]
+    data: str  # what the heads were trained on (mnist5k, digits or an .npz)
+    seed: int
+    epochs: int
+    limit: int | None = None
+
+
+def record_exits(
+    workspace: Workspace, name: str, trained: ExitsTrained, *, tiers: Sequence[str] | None = None
+) -> VariantInfo:
+    """Record a multi-exit model trained elsewhere as the exits variant of the version of
+    ``name`` its backbone is, with its measured curve and how it was trained (lineage)."""
+    from tierml.registry.adapted_artifacts import exits_recorded
+
+    t = trained
+    with Registry.open(workspace) as registry:
+        return exits_recorded(
+            registry, name, t.model, t.multi_exit, t.report, list(t.taps), data=t.data,
+            seed=t.seed, epochs=t.epochs, limit=t.limit, tiers=tiers,
+        )  # fmt: skip

@@ -15,15 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from tierml import api
 from tierml.adapt.data import load_dataset, split
 from tierml.adapt.exits import EPOCHS as EXIT_EPOCHS
 from tierml.core.errors import RegistryDuplicateError
 from tierml.core.workspace import Workspace
 from tierml.experiments.e2e_models import E2EModel, trained_exit_model
-from tierml.registry.adapted_artifacts import exits_recorded
-from tierml.registry.building import add_recipe, build_variants
-from tierml.registry.store import Registry
-from tierml.registry.versions import register_version, show_model
 
 ARCH = "vgg-style"
 # After block 1 and block 2 (`tierml cuts`: @4 and @9 are their max-pool outputs), as
@@ -70,49 +67,46 @@ def register(
     held = split(load_dataset(model.data or "mnist5k"), seed).held_out
     n = min(EVAL_SAMPLES, len(held))
     np.savez(eval_file, x=held.x[:n], labels=held.labels[:n])
-    registry = Registry.open(workspace)
     try:
-        try:
-            version = register_version(
-                registry,
-                REGISTRY_NAME,
-                Path(model.base),
-                eval_file=eval_file,
-                tiers=VARIANT_TIERS,
-            )
-            number: int | None = version.version
-        except RegistryDuplicateError:
-            number = None  # this file is the newest version already
-        for name, transform, params, drop in RECIPES:
-            with contextlib.suppress(RegistryDuplicateError):  # declared by an earlier run
-                add_recipe(registry, REGISTRY_NAME, name, transform, params, max_accuracy_drop=drop)
-        # Its own recipes only: the exits variant is recorded from the model trained above.
-        built = build_variants(
-            registry,
+        version = api.registry.add_model(
+            workspace,
             REGISTRY_NAME,
-            [name for name, *_ in RECIPES],
-            version=number,
-            tiers=VARIANT_TIERS,
+            api.ModelInput(Path(model.base)),
+            api.registry.AddModelOptions(eval_data=eval_file, tiers=VARIANT_TIERS),
         )
-        # The multi-exit model the demo deploys, with its lineage: a variant of this version.
-        curves = exit_curve(model)
-        with contextlib.suppress(RegistryDuplicateError):  # recorded by an earlier run
-            exits_recorded(
-                registry,
+        number: int | None = version.version
+    except RegistryDuplicateError:
+        number = None  # this file is the newest version already
+    for name, transform, params, drop in RECIPES:
+        with contextlib.suppress(RegistryDuplicateError):  # declared by an earlier run
+            api.registry.add_recipe(
+                workspace,
                 REGISTRY_NAME,
-                Path(model.base),
-                Path(model.path),
-                curves["exits"],
-                list(TAPS),
-                data=model.data or "mnist5k",
-                seed=seed,
-                epochs=QUICK_EXIT_EPOCHS if quick else EXIT_EPOCHS,
-                limit=limit,
-                tiers=VARIANT_TIERS,
+                name,
+                api.registry.RecipeOptions(transform, params, max_accuracy_drop=drop),
             )
-        shown = show_model(registry, REGISTRY_NAME).to_dict()
-    finally:
-        registry.close()
+    # Its own recipes only: the exits variant is recorded from the model trained above.
+    api.registry.build_variants(
+        workspace,
+        REGISTRY_NAME,
+        [name for name, *_ in RECIPES],
+        version=number,
+        tiers=VARIANT_TIERS,
+    )
+    # The multi-exit model the demo deploys, with its lineage: a variant of this version.
+    trained = api.registry.ExitsTrained(
+        model=Path(model.base),
+        multi_exit=Path(model.path),
+        report=exit_curve(model)["exits"],
+        taps=TAPS,
+        data=model.data or "mnist5k",
+        seed=seed,
+        epochs=QUICK_EXIT_EPOCHS if quick else EXIT_EPOCHS,
+        limit=limit,
+    )
+    with contextlib.suppress(RegistryDuplicateError):  # recorded by an earlier run
+        api.registry.record_exits(workspace, REGISTRY_NAME, trained, tiers=VARIANT_TIERS)
+    shown = api.registry.show_model(workspace, REGISTRY_NAME).to_dict()
     newest = shown["versions"][-1] if number is None else shown["versions"][number - 1]
     built = newest["variants"]
     return {
