@@ -18,7 +18,8 @@ planner can run on *assumed* curves, always labelled as such in its output:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -50,11 +51,15 @@ class Curves:
     exit_tap_bytes: tuple[int, ...]
     noise: tuple[NoiseOption, ...]
     leakage: dict[str, float]
+    # Measured: per variant, each node's time factor vs fp32 on this host (node order).
+    node_factors: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
 
     def variant_speed(
         self, name: str, classes: npt.NDArray[np.object_], accelerated: bool
     ) -> npt.NDArray[np.float64]:
-        """Time factor per node (by its throughput class) of a variant vs fp32."""
+        """Time factor per node of a variant vs fp32: measured, or by its throughput class."""
+        if name in self.node_factors:
+            return self.node_factors[name]
         compute = (classes == "conv") | (classes == "gemm")
         if name == "int8" and not accelerated:
             return np.where(compute, 0.5, 1.0)

@@ -19,7 +19,7 @@ import numpy as np
 from tierml.plan.candidate import Knobs, survival
 from tierml.plan.dag_solver import weights
 from tierml.plan.layout import Layout
-from tierml.plan.problem import NO_NOISE, Billing, Codec, PlanProblem, Variant
+from tierml.plan.problem import NO_NOISE, Billing, Codec, PlanProblem, Variant, mixes_variants
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ def settings(problem: PlanProblem, layout: Layout, min_cross: float) -> list[Set
     for exit_opt in problem.all_exit_options():
         surv = survival(problem, exit_opt.name)
         for variants in itertools.product(*variant_opts):
+            if mixes_variants(variants):
+                continue
             node_bound = _node_bound(problem, layout, variants, surv.run)
             for codecs in itertools.product(*codec_opts):
                 bound = node_bound + _link_bound(problem, layout, codecs, surv.final, min_cross)
@@ -133,13 +135,17 @@ def _node_bound(
 
 
 def _variants(problem: PlanProblem, layout: Layout, k: int) -> list[Variant]:
+    """The slot's variants less those another beats on its own: slower, less accurate and
+    larger. Whole-plan variants neither beat nor are beaten on one slot, since the one
+    they would replace (or be replaced by) is bound to the other slots too."""
     site = layout.slots[k].site
     opts = [v for v in problem.variants if v.name in site.node_ms]
     total = {v.name: float(site.node_ms[v.name].sum()) for v in opts}
     keep = []
     for v in opts:
-        dominated = any(
-            total[o.name] <= total[v.name]
+        dominated = not v.whole_plan and any(
+            not o.whole_plan
+            and total[o.name] <= total[v.name]
             and o.accuracy_drop <= v.accuracy_drop
             and o.param_factor <= v.param_factor
             and (total[o.name], o.accuracy_drop, o.param_factor)

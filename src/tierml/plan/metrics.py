@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from tierml.plan.candidate import Candidate, Survival, slot_reach, survival
 from tierml.plan.layout import Layout
-from tierml.plan.problem import Billing, Mode, PlanProblem, SloStat
+from tierml.plan.problem import Billing, Mode, PlanProblem, SloStat, mixes_variants
 
 MB = 1e6
 
@@ -117,9 +117,12 @@ class Metrics:
 
 
 def evaluate(problem: PlanProblem, cand: Candidate) -> Metrics | None:
-    """The candidate's metrics, or None if it is not a plan (a bottleneck codec off its cut)."""
+    """The candidate's metrics, or None if it is not a plan (a bottleneck codec off its cut,
+    a whole-plan variant beside another variant)."""
     g, layout, knobs = problem.graph, cand.layout, cand.knobs
     x = cand.stage_of
+    if mixes_variants([problem.variant(knobs.variants[k]) for k in set(x)]):
+        return None
     k_slots = layout.size
     surv = survival(problem, knobs.exits)
     reach = [slot_reach(problem, x, surv, k) for k in range(k_slots)]

@@ -128,6 +128,15 @@ class Variant:
     name: str
     accuracy_drop: float  # points of accuracy lost when any stage runs it
     param_factor: float  # weight bytes relative to fp32
+    # Its tensors' shapes differ from the base's (a pruned model's channels), so no stage
+    # of it can hand a tensor to a stage of another variant: it runs on every stage or none.
+    whole_plan: bool = False
+
+
+def mixes_variants(variants: Sequence[Variant]) -> bool:
+    """Whether these per-stage variants mix a whole-plan variant with another."""
+    names = {v.name for v in variants}
+    return len(names) > 1 and any(v.whole_plan for v in variants)
 
 
 @dataclass(frozen=True)

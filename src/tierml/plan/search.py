@@ -41,7 +41,7 @@ from tierml.plan.layout import Layout, layouts
 from tierml.plan.metrics import Constraint, Metrics, Violation, evaluate
 from tierml.plan.mincut import LabelGraph, min_cut_labels
 from tierml.plan.positions import price_positions
-from tierml.plan.problem import Mode, PlanProblem, SloStat, validate
+from tierml.plan.problem import Mode, PlanProblem, SloStat, mixes_variants, validate
 from tierml.plan.result import Plan, PlanResult
 from tierml.plan.splits import (
     CrossTables,
@@ -255,12 +255,21 @@ def _descend(
 
 def _neighbours(options: KnobOptions, knobs: Knobs) -> list[Knobs]:
     out = []
+    by_name = {v.name: v for opts in options.variants for v in opts}
     for k, variants in enumerate(options.variants):
         for v in variants:
             if v.name != knobs.variants[k]:
                 vs = list(knobs.variants)
                 vs[k] = v.name
-                out.append(dataclasses.replace(knobs, variants=tuple(vs)))
+                if not mixes_variants([by_name[n] for n in vs]):
+                    out.append(dataclasses.replace(knobs, variants=tuple(vs)))
+    # A whole-plan variant is reached, and left, on every slot at once.
+    for name in sorted(set.intersection(*({v.name for v in opts} for opts in options.variants))):
+        whole = tuple(name for _ in options.variants)
+        if whole != knobs.variants and (
+            by_name[name].whole_plan or any(by_name[n].whole_plan for n in knobs.variants)
+        ):
+            out.append(dataclasses.replace(knobs, variants=whole))
     for j, codecs in enumerate(options.codecs):
         for c in codecs:
             if c.name != knobs.codecs[j]:
