@@ -132,13 +132,13 @@ def test_with_the_whole_model_a_noisy_pass_times_everything_again(squeezenet, mo
     analysed, _, groups = squeezenet
     part = choose_segments(analysed.graph, 2, groups=groups)
     calls = []
-    real = timing._interleaved
+    real = timing.interleaved
 
     def recorded(sessions, feeds, which, *args, **kwargs):
         calls.append(list(which))
         return real(sessions, feeds, which, *args, **kwargs)
 
-    monkeypatch.setattr(timing, "_interleaved", recorded)
+    monkeypatch.setattr(timing, "interleaved", recorded)
     measure_segments_anchored(
         analysed,
         part,

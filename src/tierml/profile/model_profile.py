@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from tierml.core.tiers import LinkProfile, RadioProfile, TierProfile
     from tierml.plan.kernel_times import KernelCorrection
 
-CACHE_FORMAT = "tierml.profile/2"  # 2: the whole run timed beside the segments
+# 2: the whole run timed beside the segments; 3: a segment per cut when cuts are few
+CACHE_FORMAT = "tierml.profile/3"
 
 
 @dataclass(frozen=True)

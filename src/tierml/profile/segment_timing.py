@@ -87,7 +87,9 @@ def choose_segments(
     group, so each segment runs the kernels the full model runs.
     """
     candidates = enumerate_cuts(graph, keep_together=[g.nodes for g in groups if len(g.nodes) > 1])
-    if count <= 1 or not candidates:
+    # A model with fewer valid cuts than asked for gets a segment per cut.
+    count = min(count, len(candidates) + 1)
+    if count <= 1:
         return partitioning_at_positions(graph, [])
     order = [n.index for n in graph.nodes if not n.constant]
     w = [max(weight.get(i, 0.0), 0.0) if weight else float(graph.nodes[i].macs) for i in order]
@@ -163,15 +165,15 @@ def measure_segments_anchored(
         make_session(s.model, threads=threads, opt_level=opt_level, label=f"segment {s.stage}")
         for s in stages
     ]
-    feeds = _stage_feeds(analysed.feeds, stages, sessions)
+    feeds = stage_feeds(analysed.feeds, stages, sessions)
     timed = range(len(stages))
     if whole:
         sessions.append(
             make_session(analysed.proto, threads=threads, opt_level=opt_level, label="model")
         )
-        empty = _empty_session(threads)
+        empty = empty_session(threads)
         sessions += [empty, empty]
-        feeds += [dict(analysed.feeds), _EMPTY_FEEDS, _EMPTY_FEEDS]
+        feeds += [dict(analysed.feeds), EMPTY_FEEDS, EMPTY_FEEDS]
         timed = range(len(stages) + 3)
     # The host-speed reference runs just before and just after the segments, not between
     # them: between, it would evict a small segment's data and bill the segment for it.
@@ -181,7 +183,7 @@ def measure_segments_anchored(
         else None
     )
     reference = _reference_times(ref) if ref is not None else []
-    times = _interleaved(sessions, feeds, timed, warmup, repetitions, floors)
+    times = interleaved(sessions, feeds, timed, warmup, repetitions, floors)
     for round_ in range(REMEASURE_ROUNDS):
         noisy = [i for i in range(len(stages)) if relative_spread(times[i]) > noisy_spread]
         if not noisy:
@@ -191,12 +193,12 @@ def measure_segments_anchored(
             # segments with the whole run and the run cost, so all three must come from
             # the same moments (on a host flipping between two speeds, a segment re-timed
             # alone and the first pass's whole run sat on different speeds).
-            fresh = _interleaved(sessions, feeds, timed, 1, repetitions, floors, warmup_s=0.0)
+            fresh = interleaved(sessions, feeds, timed, 1, repetitions, floors, warmup_s=0.0)
             for i, samples in fresh.items():
                 times[i] += samples
             continue
         more = repetitions * 2 ** (round_ + 1)
-        times.update(_interleaved(sessions, feeds, noisy, 1, more, floors, warmup_s=0.0))
+        times.update(interleaved(sessions, feeds, noisy, 1, more, floors, warmup_s=0.0))
     reference += _reference_times(ref) if ref is not None else []
     reference_ms = statistics.median(reference) if reference else None
     result = []
@@ -236,7 +238,7 @@ def _param_bytes(graph: ModelGraph, nodes: Sequence[int]) -> int:
     return sum(graph.tensors[w].nbytes for w in weights)
 
 
-def _stage_feeds(
+def stage_feeds(
     feeds: Mapping[str, Array],
     stages: Sequence[StageModel],
     sessions: Sequence[ort.InferenceSession],
@@ -258,19 +260,19 @@ def session_run_ms(
     way a segment is (inputs by name, outputs back as arrays). The lowest of ``batches``
     medians of ``runs``: on a shared 2-vCPU host it flips between ~5 and ~8 µs from one
     moment to the next, and the lower is the cost of the run itself."""
-    session = _empty_session(threads)
+    session = empty_session(threads)
     return min(
         statistics.median(
-            _interleaved([session], [_EMPTY_FEEDS], [0], 2, runs, floors, 0.0 if b else None)[0]
+            interleaved([session], [EMPTY_FEEDS], [0], 2, runs, floors, 0.0 if b else None)[0]
         )
         for b in range(batches)
     )
 
 
-_EMPTY_FEEDS = {"x": np.zeros((1, 4), dtype=np.float32)}
+EMPTY_FEEDS = {"x": np.zeros((1, 4), dtype=np.float32)}
 
 
-def _empty_session(threads: int) -> ort.InferenceSession:
+def empty_session(threads: int) -> ort.InferenceSession:
     """One Identity on four floats: a session run and nothing else."""
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])],
@@ -295,7 +297,7 @@ def _reference_times(session: ort.InferenceSession) -> list[float]:
     return times
 
 
-def _interleaved(
+def interleaved(
     sessions: Sequence[ort.InferenceSession],
     feeds: Sequence[Mapping[str, Array]],
     which: Sequence[int] | range,

@@ -73,6 +73,10 @@ class StageSpec:
     # checks requests against them (the partition's ONNX declaration may leave dimensions
     # symbolic). Empty in bundles written before they were recorded.
     input_specs: tuple[TensorSpec, ...] = ()
+    # The model variant the partition is cut from (the plan's variant of its slot) and
+    # that model's sha256 (None when unknown: a model file, or a stand-in variant).
+    variant: str | None = None
+    variant_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ def _stage(s: dict[str, Any]) -> StageSpec:
         inbound=inbound,
         exits=tuple(ExitSpec(**e) for e in s.get("exits", ())),
         input_specs=tuple(_tensor(t) for t in s.get("input_specs", ())),
+        variant=s.get("variant"),
+        variant_sha256=s.get("variant_sha256"),
     )
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import onnx
 
+from tierml.core.errors import PlanInputError
 from tierml.core.model_graph import ModelGraph, Partitioning
-from tierml.graph import extract_stages
 from tierml.graph.cuts import partitioning_from_stages
 from tierml.plan.candidate import Candidate
 from tierml.plan.metrics import evaluate
@@ -30,6 +30,7 @@ from tierml.runtime.bundle import (
     write_bundle,
 )
 from tierml.runtime.link_shaping import LinkShape
+from tierml.runtime.variant_stages import VariantModel, align_for_variants, cut_stages
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,15 @@ def link_shapes(problem: PlanProblem) -> dict[str, LinkShape]:
     return shapes
 
 
+@dataclass(frozen=True)
+class StageModels:
+    """Where stages are cut from: the planned model, and the variants a plan may run
+    (by the planner's variant name), with the models' sha256 when known."""
+
+    variants: Mapping[str, VariantModel] = field(default_factory=dict)
+    base_sha256: str | None = None
+
+
 def plan_spec(
     analysed: AnalysedModel,
     problem: PlanProblem,
@@ -194,16 +204,36 @@ def plan_spec(
     files: dict[str, bytes],
     exits: ExitBinding | None = None,
     base: ModelGraph | None = None,
+    models: StageModels | None = None,
+    notes: list[str] | None = None,
 ) -> PlanSpec:
     graph = analysed.graph
+    models = models or StageModels()
     # A candidate planned on another problem (other link figures) holds that problem's hops.
     planned = relayout(problem, entry.candidate) or entry.candidate
     metrics = evaluate(problem, planned)
     cand = planned if base is None else transfer(base, graph, planned)
     on = exits is not None and cand.knobs.exits != NO_EXITS
     groups = stage_groups(graph, cand, exits.outputs if exits and on else ())
-    part = partitioning_of(graph, groups)
-    stages = extract_stages(analysed.proto, graph, part, analysed.boundary_types)
+    stage_variants = [cand.knobs.variants[g.slot] for g in groups]
+    if base is not None and any(v in models.variants for v in stage_variants):
+        raise PlanInputError(
+            f"Plan {plan_id} runs model variants and measured exits together; the variants "
+            "have no exit classifiers.",
+            hint="Plan the variants without the exits curves, or the exits without variants.",
+        )
+    aligned = align_for_variants(
+        graph, partitioning_of(graph, groups), stage_variants, models.variants
+    )
+    part = aligned.partitioning
+    if aligned.moved and notes is not None:
+        notes.append(
+            f"{plan_id}: {', '.join(aligned.moved)} run a stage earlier than planned, where "
+            "every stage's variant has the tensors crossing (a quantizer fused them)"
+        )
+    stages = cut_stages(
+        analysed, part, stage_variants, models.variants, base_sha256=models.base_sha256
+    )
     names = link_names(problem)
     outputs = set(graph.outputs)
     specs = []
@@ -239,11 +269,9 @@ def plan_spec(
                 returns=tuple(o for o in stage.outputs if o in outputs),
                 inbound=inbound,
                 exits=exit_specs,
-                input_specs=tuple(
-                    _tensor_spec(graph, t)
-                    for t in stage.inputs
-                    if graph.tensors[t].shape is not None
-                ),
+                input_specs=stage.input_specs,
+                variant=stage.variant,
+                variant_sha256=stage.variant_sha256,
             )
         )
     return PlanSpec(
@@ -280,13 +308,17 @@ def build_bundle(
     notes: Sequence[str] = (),
     exits: ExitBinding | None = None,
     base: ModelGraph | None = None,
+    models: StageModels | None = None,
     overwrite: bool = False,
 ) -> Bundle:
     """``base``: the graph the plans were made on, when ``analysed`` is a model grafted from
-    it (a multi-exit model planned as its backbone plus exit curves)."""
+    it (a multi-exit model planned as its backbone plus exit curves). ``models``: the
+    variants stages may run, cut from their own models."""
     files: dict[str, bytes] = {}
+    notes = list(notes)
     plans = [
-        plan_spec(analysed, problem, f"p{i}", e, files, exits, base) for i, e in enumerate(entries)
+        plan_spec(analysed, problem, f"p{i}", e, files, exits, base, models, notes)
+        for i, e in enumerate(entries)
     ]
     default = next((p.id for p in plans if "tierml" in p.labels), plans[0].id)
     graph = analysed.graph

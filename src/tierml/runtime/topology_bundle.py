@@ -16,7 +16,7 @@ from tierml.profile.analysis import AnalysedModel, analyse_model
 from tierml.profile.plan_inputs import host_kernels
 from tierml.profile.planning import planning_inputs
 from tierml.runtime.bundle import Bundle
-from tierml.runtime.bundle_build import ExitBinding, build_bundle
+from tierml.runtime.bundle_build import ExitBinding, StageModels, build_bundle
 from tierml.topology.loading import ResolvedTopology
 
 
@@ -30,12 +30,14 @@ def bundle_for_topology(
     threads: int = 1,
     curves_file: Path | None = None,
     assumed: bool = False,
+    models: StageModels | None = None,
     overwrite: bool = False,
 ) -> Bundle:
     """The portfolio of ``problem`` (as planned and printed: same curves, same knobs) as
     partitions, and a spec whose tier slowdowns make this host behave like each tier's
     catalog profile (where slower). With measured exits in ``curves_file``, the partitions
-    are cut from the multi-exit model `tierml adapt exits` grafted on ``analysed``."""
+    are cut from the multi-exit model `tierml adapt exits` grafted on ``analysed``. A stage
+    running a variant in ``models`` is cut from that variant's model."""
     binding, deployed = None, analysed
     if curves_file is not None:
         doc = read(curves_file)
@@ -63,9 +65,10 @@ def bundle_for_topology(
         slowdowns[tier.name] = max(1.0, factor)
     notes.append("link emulation: application (bandwidth, RTT, loss waited by the sender)")
     if assumed:
+        stand_ins = "exits or noise" if models and models.variants else "variants, exits or noise"
         notes.append(
             "planned with stand-in curves (--assume-knobs): the partitions run the model as "
-            "given, without the plan's stand-in variants, exits or noise"
+            f"given, without the plan's stand-in {stand_ins}"
         )
     return build_bundle(
         deployed,
@@ -77,6 +80,7 @@ def bundle_for_topology(
         notes=notes,
         exits=binding,
         base=analysed.graph if deployed is not analysed else None,
+        models=models,
         overwrite=overwrite,
     )
 
