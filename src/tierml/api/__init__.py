@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tierml.api import adapting, catalog, registry
     from tierml.api.analysis import check_split, cuts, inspect, split
-    from tierml.api.model_input import ModelInput
+    from tierml.api.model_input import ModelInput, RegisteredModel
     from tierml.api.planning import PlanOptions, PlanReport, plan
     from tierml.api.profiling import (
         CalibrateOptions,
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "open_workspace": "workspace",
     "ModelInput": "model_input",
+    "RegisteredModel": "model_input",
     "inspect": "analysis",
     "cuts": "analysis",
     "split": "analysis",
@@ -69,6 +70,7 @@ __all__ = [
     "PlanReport",
     "ProfileOptions",
     "ProfileReport",
+    "RegisteredModel",
     "TimeFloors",
     "Workspace",
     "adapting",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,17 +12,39 @@ from tierml.cli.options import (
     CatalogOpt,
     FormatOpt,
     InputsOpt,
-    ModelArg,
     ShapeOpt,
     ThreadsOpt,
     model_input,
     workspace,
 )
 from tierml.cli.render import OutputFormat, console, print_json, table, working
+from tierml.core.errors import InputDataError
+
+if TYPE_CHECKING:
+    from tierml.api.model_input import ModelInput, RegisteredModel
+
+
+PlanModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="An ONNX file, or a registered model NAME[@VERSION] (planned with its "
+        "published variants, on the inputs its version recorded).",
+        show_default=False,
+    ),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Registry database URL, for a registered model (default: TIERML_REGISTRY_URL, "
+        "else SQLite under TIERML_HOME).",
+        show_default=False,
+    ),
+]
 
 
 def plan(
-    model: ModelArg,
+    model: PlanModelArg,
     topology: Annotated[
         Path, typer.Option("--topology", help="Topology TOML (examples/topologies/).")
     ],
@@ -63,12 +85,18 @@ def plan(
     batch: BatchOpt = None,
     shape: ShapeOpt = None,
     inputs: InputsOpt = None,
+    db: DbOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Plan where each part of the model runs: tiers, variants, codecs, exits, noise.
 
+    MODEL is a file when one exists at that path (or it ends in .onnx or names a
+    folder); otherwise a registered model, whose published variants (fp16, int8, pruned)
+    become the stage variants, with their measured accuracy and per-segment speed.
+
     Examples:
       tierml plan resnet18.onnx --topology examples/topologies/phone-edge-cloud-4g.toml
+      tierml plan digits@2 --topology examples/topologies/phone-edge-cloud-4g.toml --out b/
       tierml plan model.onnx --topology examples/topologies/strict-privacy.toml --explain
       tierml plan model.onnx --topology topo.toml --assume-knobs --pareto --format json
       tierml plan model.onnx --topology topo.toml --out bundle/  # then tierml deploy
@@ -78,8 +106,8 @@ def plan(
 
     with working("profiling and planning"):
         report = api.plan(
-            workspace(),
-            model_input(model, batch, shape, inputs),
+            workspace(db),
+            _model(model, batch, shape, inputs),
             api.PlanOptions(
                 topology=topology,
                 explain=explain,
@@ -102,6 +130,25 @@ def plan(
             f"bundle: {out_dir} ({out['bundle']['plans']} plans); "
             f"run it with: tierml deploy {out_dir} --local"
         )
+
+
+def _model(
+    text: str, batch: int | None, shape: list[str] | None, inputs: Path | None
+) -> ModelInput | RegisteredModel:
+    """A file when one is there (or the text reads as a path), else a registered model."""
+    from tierml.api.model_input import RegisteredModel
+
+    path = Path(text)
+    if path.exists() or text.endswith(".onnx") or "/" in text or "\\" in text:
+        return model_input(path, batch, shape, inputs)
+    if batch is not None or shape or inputs is not None:
+        raise InputDataError(
+            f"{text} is a registered model: it is planned on the inputs its version "
+            "recorded, so its batch, shapes and input arrays are not given again.",
+            hint="Drop them, or register a version with other inputs.",
+            model=text,
+        )
+    return RegisteredModel.parse(text)
 
 
 def _render(out: dict[str, Any]) -> None:
@@ -129,6 +176,8 @@ def _render(out: dict[str, Any]) -> None:
         )
     else:
         con.print(f"No feasible plan: {out['binding']} binds; relax: {out['relax']}")
+    if out["registered"] is not None:
+        _render_variants(out["variants"])
     keys = [
         "latency_ms",
         "p95_ms",
@@ -161,6 +210,28 @@ def _render(out: dict[str, Any]) -> None:
             for p in out["pareto"]
         ]
         con.print(table("Pareto front", ["layout", "latency_ms", "$ per M", "leakage"], rows))
+
+
+def _render_variants(variants: list[dict[str, Any]]) -> None:
+    """The stage variants a registered model was planned with, and where each figure is
+    from; those not planned, with the reason."""
+    rows = []
+    for v in variants:
+        ratio = v.get("whole_ratio")
+        drop, size = v.get("accuracy_drop"), v.get("param_factor")
+        rows.append(
+            [
+                v["name"],
+                v.get("transform") or "-",
+                (v.get("sha256") or "-")[:12],
+                f"{drop:.4f}" if drop is not None else "-",
+                f"{size:.2f}" if size is not None else "-",
+                f"{ratio:.2f}" if ratio is not None else "-",
+                v["speed"] if v["planned"] else f"not planned: {v['reason']}",
+            ]
+        )
+    headers = ["variant", "transform", "sha256", "acc. drop", "size ×", "time ×", "speed"]
+    console().print(table("stage variants", headers, rows))
 
 
 def _render_explain(ex: dict[str, Any]) -> None:

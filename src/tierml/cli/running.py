@@ -11,6 +11,7 @@ import typer
 
 from tierml.cli.options import FormatOpt, workspace
 from tierml.cli.render import OutputFormat, console, print_json, table
+from tierml.core.errors import OutputPathError
 
 BundleArg = Annotated[
     Path, typer.Argument(help="A plan bundle (`tierml plan … --out DIR`).", show_default=False)
@@ -95,16 +96,35 @@ def infer(
         str | None, typer.Option("--plan", help="Run this plan id [default: the bundle's].")
     ] = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Send it N times.")] = 1,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            "--save",
+            help="Write the last response's outputs there (.npz by output name).",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Send inputs through a running deployment; print each response's path and timings.
 
-    Example: tierml infer plan-bundle/ --inputs x.npz --format json
+    Example: tierml infer plan-bundle/ --inputs x.npz --format json --save y.npz
     """
+    import numpy as np
+
     from tierml import api
 
     report = api.infer(workspace(), bundle, inputs, plan=plan, repeat=repeat)
     records = report.responses
+    if save is not None:
+        try:
+            np.savez(save, **records[-1].outputs)
+        except OSError as exc:
+            raise OutputPathError(
+                f"Cannot write the outputs to '{save}': {exc.strerror or exc}.",
+                hint="Choose a writable path.",
+                path=str(save),
+            ) from exc
     out = report.to_dict()
     if fmt is OutputFormat.JSON:
         print_json(out)
