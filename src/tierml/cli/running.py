@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -117,8 +117,9 @@ def infer(
     report = api.infer(workspace(), bundle, inputs, plan=plan, repeat=repeat)
     records = report.responses
     if save is not None:
+        arrays: dict[str, Any] = dict(records[-1].outputs)
         try:
-            np.savez(save, **records[-1].outputs)
+            np.savez(save, **arrays)
         except OSError as exc:
             raise OutputPathError(
                 f"Cannot write the outputs to '{save}': {exc.strerror or exc}.",
