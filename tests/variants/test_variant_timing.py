@@ -47,13 +47,14 @@ def test_a_variant_is_timed_per_segment_beside_the_base(base):
     kernel = [max(b - t.run_ms, MIN_KERNEL_SHARE * b) for b in t.base_ms]
     mine = [max(v - t.run_ms, MIN_KERNEL_SHARE * v) for v in t.variant_ms]
     assert t.ratios == pytest.approx([v / b for v, b in zip(mine, kernel, strict=True)])
-    # The factors keep the segments' proportions and add up to the whole-model ratio.
-    weighted = sum(k * f for k, f in zip(kernel, t.factors, strict=True))
-    assert weighted == pytest.approx(t.whole_ratio * sum(kernel))
-    assert np.allclose(np.divide(t.factors, t.ratios), t.factors[0] / t.ratios[0])
-    factors = t.node_factors(analysed.graph, measured.segments)
-    assert len(factors) == len(analysed.graph.compute_nodes)
-    assert set(np.round(factors, 9)) == set(np.round(t.factors, 9))
+    ratios = t.node_ratios(analysed.graph, measured.segments)
+    assert len(ratios) == len(analysed.graph.compute_nodes)
+    assert set(np.round(ratios, 9)) == set(np.round(t.ratios, 9))
+    # Rescaled, the segments keep their proportions and the base's nodes take the
+    # whole-model ratio of their time in all (the fused ones, at 0 ms, weigh nothing).
+    node_ms = np.linspace(0.0, 0.02, len(ratios))
+    scale = t.scale(ratios, node_ms)
+    assert float(np.dot(node_ms, ratios * scale)) == pytest.approx(t.whole_ratio * node_ms.sum())
 
 
 def test_a_variant_that_cannot_be_cut_there_is_timed_whole(base):
@@ -63,7 +64,7 @@ def test_a_variant_that_cannot_be_cut_there_is_timed_whole(base):
     t = time_variant(analysed, part, int8, threads=1, opt_level=OptLevel.ALL, floors=QUICK)
     assert not t.per_segment and "'c1'" in t.reason
     assert t.variant_ms == () and t.ratios == (t.whole_ratio, t.whole_ratio)
-    assert t.factors == t.ratios
+    assert t.scale(np.array([t.whole_ratio] * 3), np.ones(3)) == 1.0
 
 
 def test_timings_are_cached_by_both_sha256s(base, workspace, monkeypatch):

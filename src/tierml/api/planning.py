@@ -23,7 +23,6 @@ from tierml.profile.variant_curves import PlannedVariant
 
 if TYPE_CHECKING:
     from tierml.plan.assumed_curves import Curves
-    from tierml.profile.model_profile import Measured
     from tierml.registry.plan_source import PlanSource
     from tierml.runtime.bundle_build import StageModels
 
@@ -191,7 +190,6 @@ class Registered:
 
     source: PlanSource
     analysed: AnalysedModel
-    measured: Measured  # the base's profile, whose segments the variants are timed at
     variants: tuple[PlannedVariant, ...]
 
     @property
@@ -210,7 +208,7 @@ class Registered:
         base = given or curves_for(cost_graph(self.analysed.graph), assumed=assumed)
         accuracy = self.source.metrics.get("accuracy")
         return with_variants(
-            base, self.analysed, self.measured, self.variants, label=self.source.label,
+            base, self.variants, label=self.source.label,
             base_accuracy=None if accuracy is None else float(accuracy),
         )  # fmt: skip
 
@@ -245,6 +243,7 @@ def _registered(workspace: Workspace, ref: RegisteredModel, threads: int) -> Reg
     against it on the version's recorded inputs."""
     import onnx
 
+    from tierml.profile.plan_inputs import host_kernels
     from tierml.profile.sessions import OptLevel
     from tierml.profile.variant_curves import VariantSource, plan_variants
     from tierml.registry.plan_source import plan_source
@@ -265,12 +264,13 @@ def _registered(workspace: Workspace, ref: RegisteredModel, threads: int) -> Reg
         )
         for v in source.variants
     ]
+    node_ms = host_kernels(analysed.graph, measured, latency_model).ms
     planned = plan_variants(
-        analysed, measured, sources, source.inputs.analyse, base_sha256=source.sha256,
+        analysed, measured, node_ms, sources, source.inputs.analyse, base_sha256=source.sha256,
         base_size=int(source.metrics.get("size_bytes", len(source.data))), workspace=workspace,
         threads=threads, opt_level=OptLevel(latency_model.opt_level),
     )  # fmt: skip
-    return Registered(source, analysed, measured, planned)
+    return Registered(source, analysed, planned)
 
 
 def _optional_float(value: Any) -> float | None:

@@ -59,6 +59,9 @@ class PlannedVariant:
     param_factor: float | None = None
     whole_plan: bool = False
     timing: VariantTiming | None = None
+    # Per segment and per node (planning order): the time factor against the base.
+    segment_factors: tuple[float, ...] = ()
+    node_factors: np.ndarray | None = None
     analysed: AnalysedModel | None = None  # the model its stages are cut from
 
     @property
@@ -80,7 +83,7 @@ class PlannedVariant:
             "whole_plan": self.whole_plan,
             "speed": self.speed,
             "segment_ratios": list(t.ratios) if t else None,
-            "segment_factors": list(t.factors) if t else None,
+            "segment_factors": list(self.segment_factors) if t else None,
             "whole_ratio": t.whole_ratio if t else None,
             "base_segment_ms": list(t.base_ms) if t else None,
             "variant_segment_ms": list(t.variant_ms) if t else None,
@@ -92,6 +95,7 @@ class PlannedVariant:
 def plan_variants(
     base: AnalysedModel,
     measured: Measured,
+    node_ms: np.ndarray,
     sources: Sequence[VariantSource],
     analyse: Callable[[onnx.ModelProto], AnalysedModel],
     *,
@@ -102,7 +106,8 @@ def plan_variants(
     opt_level: OptLevel = OptLevel.ALL,
 ) -> tuple[PlannedVariant, ...]:
     """Each variant measured against the base (``analyse`` fixes its inputs as the base's
-    were), or the reason it is not a stage variant."""
+    were), with its time factor per node of the base (whose planning times on this host
+    are ``node_ms``); or the reason it is not a stage variant."""
     out = []
     for src in sources:
         transform = src.transforms[-1]
@@ -122,6 +127,8 @@ def plan_variants(
             base, measured.segments, model, base_sha256=base_sha256, variant_sha256=src.sha256,
             workspace=workspace, threads=threads, opt_level=opt_level,
         )  # fmt: skip
+        ratios = timing.node_ratios(base.graph, measured.segments)
+        scale = timing.scale(ratios, node_ms)
         out.append(
             PlannedVariant(
                 src.name, transform, src.sha256, True,
@@ -130,6 +137,8 @@ def plan_variants(
                 param_factor=src.size_bytes / base_size,
                 whole_plan=bool(reshaped(base.graph, model.graph)),
                 timing=timing,
+                segment_factors=tuple(r * scale for r in timing.ratios),
+                node_factors=ratios * scale,
                 analysed=model,
             )
         )  # fmt: skip
@@ -138,8 +147,6 @@ def plan_variants(
 
 def with_variants(
     curves: Curves,
-    base: AnalysedModel,
-    measured: Measured,
     variants: Sequence[PlannedVariant],
     *,
     label: str,
@@ -148,12 +155,8 @@ def with_variants(
     """``curves`` with the planned variants (and fp32) as the stage variants, their
     measured node factors, the version's accuracy (unless the curves measured one), and
     a source that says what was measured."""
-    used = [v for v in variants if v.planned and v.timing is not None]
-    factors = {
-        v.name: np.asarray(v.timing.node_factors(base.graph, measured.segments))
-        for v in used
-        if v.timing is not None
-    }
+    used = [v for v in variants if v.planned and v.node_factors is not None]
+    factors = {v.name: v.node_factors for v in used if v.node_factors is not None}
     stage_variants = (
         Variant(BASE_VARIANT, 0.0, 1.0),
         *(

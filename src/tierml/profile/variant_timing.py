@@ -10,8 +10,9 @@ same rounds, comes off both sides, since the planner charges a stage's run cost 
 from its nodes. Cutting a variant costs it something at every cut (a QDQ int8 model's
 quantize/dequantize pairs no longer fuse across one), which a deployed plan pays at its
 own few cuts only: so the segments' ratios say how the variant's speed-up is spread over
-the model, and the whole model's ratio how large it is (each factor is its segment's
-ratio rescaled so that the segments together run at the whole-model ratio). A variant
+the model, and the whole model's ratio how large it is (each node's factor is its
+segment's ratio, rescaled so that the base's nodes, at the planner's times, take the
+whole-model ratio of their time in all). A variant
 that cannot be cut there (a tensor its transform fused away, a different crossing set)
 is timed whole, and its whole-model ratio stands for every segment, with the reason.
 Timings are cached under the workspace's home, keyed by both models' sha256, the
@@ -69,28 +70,25 @@ class VariantTiming:
     repetitions: int
     noisy: bool  # some timing stayed above the noise threshold after re-measuring
 
-    @property
-    def factors(self) -> tuple[float, ...]:
-        """Per segment, its ratio rescaled so that the segments, weighted by the base's
-        kernel time in each, run at the whole-model ratio (see the module)."""
-        if not self.per_segment:
-            return self.ratios
-        base = [_kernel_ms(b, self.run_ms) for b in self.base_ms]
-        mine = [_kernel_ms(v, self.run_ms) for v in self.variant_ms]
-        scale = self.whole_ratio * sum(base) / sum(mine)
-        return tuple(r * scale for r in self.ratios)
-
-    def node_factors(self, graph: ModelGraph, segments: Sequence[SegmentTiming]) -> np.ndarray:
-        """Per compute node of ``graph`` (its planning order), its segment's factor."""
-        factors = self.factors
-        ratio_of = {n: factors[s.index] for s in segments for n in s.nodes}
+    def node_ratios(self, graph: ModelGraph, segments: Sequence[SegmentTiming]) -> np.ndarray:
+        """Per compute node of ``graph`` (its planning order), its segment's ratio."""
+        ratio_of = {n: self.ratios[s.index] for s in segments for n in s.nodes}
         return np.array(
             [ratio_of.get(n.index, self.whole_ratio) for n in graph.compute_nodes],
             dtype=np.float64,
         )
 
+    def scale(self, node_ratios: np.ndarray, node_ms: np.ndarray) -> float:
+        """What the segments' ratios are multiplied by so that the base's nodes (``node_ms``,
+        the planner's host times) take the whole-model ratio of their time in all; 1 for
+        a variant timed whole (see the module)."""
+        spent, total = float(np.dot(node_ms, node_ratios)), float(np.sum(node_ms))
+        if not self.per_segment or spent <= 0 or total <= 0:
+            return 1.0
+        return self.whole_ratio * total / spent
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "factors": list(self.factors)}
+        return asdict(self)
 
 
 def segment_partitioning(graph: ModelGraph, segments: Sequence[SegmentTiming]) -> Partitioning:
@@ -173,13 +171,10 @@ def time_variant(
     )
 
 
-def _kernel_ms(ms: float, run_ms: float) -> float:
-    return max(ms - run_ms, MIN_KERNEL_SHARE * ms)
-
-
 def _kernel_ratio(variant_ms: float, base_ms: float, run_ms: float) -> float:
-    theirs = _kernel_ms(base_ms, run_ms)
-    return _kernel_ms(variant_ms, run_ms) / theirs if theirs > 0 else 1.0
+    mine = max(variant_ms - run_ms, MIN_KERNEL_SHARE * variant_ms)
+    theirs = max(base_ms - run_ms, MIN_KERNEL_SHARE * base_ms)
+    return mine / theirs if theirs > 0 else 1.0
 
 
 def variant_timing(
@@ -226,7 +221,7 @@ def _key(
 def _save(timing: VariantTiming, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"format": CACHE_FORMAT, **asdict(timing)}))
+    tmp.write_text(json.dumps({"format": CACHE_FORMAT, **timing.to_dict()}))
     tmp.replace(path)
 
 
