@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from tierml.core.errors import TiermlError
 from tierml.core.workspace import Workspace
 from tierml.graph.variant_cuts import reshaped
 from tierml.plan.assumed_curves import Curves
@@ -122,11 +123,16 @@ def plan_variants(
         if src.accuracy_drop is None:
             out.append(not_planned("no measured accuracy: the version has no eval set"))
             continue
-        model = analyse(onnx.load_from_string(src.model))
-        timing = variant_timing(
-            base, measured.segments, model, base_sha256=base_sha256, variant_sha256=src.sha256,
-            workspace=workspace, threads=threads, opt_level=opt_level,
-        )  # fmt: skip
+        try:
+            model = analyse(onnx.load_from_string(src.model))
+            timing = variant_timing(
+                base, measured.segments, model, base_sha256=base_sha256,
+                variant_sha256=src.sha256, workspace=workspace, threads=threads,
+                opt_level=opt_level,
+            )  # fmt: skip
+        except TiermlError as exc:  # e.g. an op this build of ONNX Runtime lacks: say so
+            out.append(not_planned(f"cannot be measured here: {exc.message}"))
+            continue
         ratios = timing.node_ratios(base.graph, measured.segments)
         scale = timing.scale(ratios, node_ms)
         out.append(
