@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tierml.registry.plan_source import PlanSource
     from tierml.runtime.bundle_build import StageModels
 
-__all__ = ["BundleWritten", "PlanOptions", "PlanReport", "plan"]
+__all__ = ["BundleWritten", "PlanOptions", "PlanReport", "Registered", "plan"]
 
 
 @dataclass(frozen=True)
