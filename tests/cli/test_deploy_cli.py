@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cli_process import tierml
+from cli_process import deploy_in_background, tierml
 
 TOPOLOGY = Path(__file__).parents[2] / "examples" / "topologies" / "phone-edge-cloud-4g.toml"
 
@@ -35,23 +33,6 @@ def bundle(home, zoo_path, tmp_path_factory) -> Path:
     return out
 
 
-def _deploy(home: Path, bundle: Path) -> tuple[subprocess.Popen[str], dict]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tierml", "deploy", str(bundle), "--local", "--format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TIERML_HOME": str(home)},
-    )  # fmt: skip
-    state = bundle / "running.json"
-    deadline = time.monotonic() + 60
-    while not state.exists():
-        if proc.poll() is not None:
-            _, err = proc.communicate()
-            raise AssertionError(err)
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    return proc, json.loads(state.read_text())
-
-
 def _gone(pids, timeout=5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,7 +50,7 @@ def _gone(pids, timeout=5.0) -> bool:
 
 
 def test_deploy_infer_and_ctrl_c_tears_everything_down(home, bundle, tmp_path):
-    proc, state = _deploy(home, bundle)
+    proc, state = deploy_in_background(home, bundle)
     try:
         x = tmp_path / "x.npz"
         spec = json.loads((bundle / "bundle.json").read_text())["inputs"][0]
@@ -91,7 +72,7 @@ def test_deploy_infer_and_ctrl_c_tears_everything_down(home, bundle, tmp_path):
 
 
 def test_a_killed_deploy_leaves_no_orphan_tiers(home, bundle):
-    proc, state = _deploy(home, bundle)
+    proc, state = deploy_in_background(home, bundle)
     proc.kill()
     proc.communicate()
     assert _gone(state["pids"].values(), timeout=5.0)

@@ -5,19 +5,17 @@ deploy`, `tierml infer`; and a bundle whose stages run fp32 → int8-static → 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from variant_models import logits, seed_codec_timings, tierml, write_files
+from variant_models import logits, seed_codec_timings, write_files
 
+from cli_process import deploy_in_background, tierml
 from quick_workspace import quick_workspace
 from tierml import api
 from tierml.plan.candidate import Candidate, Knobs
@@ -51,23 +49,6 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     shas = {v["name"]: v["sha256"] for v in listed["variants"]}
     shas["fp32"] = shown["versions"][0]["sha256"]
     return {"home": home, "files": files, "shas": shas, "variants": listed["variants"]}
-
-
-def _deploy(home: Path, bundle: Path) -> tuple[subprocess.Popen[str], dict]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tierml", "deploy", str(bundle), "--local", "--for", "120",
-         "--format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TIERML_HOME": str(home)},
-    )  # fmt: skip
-    state = bundle / "running.json"
-    deadline = time.monotonic() + 60
-    while not state.exists():
-        if proc.poll() is not None:
-            raise AssertionError(proc.communicate()[1])
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    return proc, json.loads(state.read_text())
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -122,7 +103,7 @@ def test_plan_a_registered_model_with_its_measured_variants_and_deploy_it(regist
             assert stage["variant_sha256"] == shas[stage["variant"]]
         assert {s["variant"] for s in plan["stages"]} <= set(plan["knobs"]["variants"])
 
-    proc, _ = _deploy(home, bundle)
+    proc, _ = deploy_in_background(home, bundle, "--for", 120)
     try:
         response = _infer(home, bundle, files["x"], tmp_path / "y.npz")
     finally:
@@ -176,7 +157,7 @@ def test_a_bundle_of_fp32_int8_and_fp16_stages_answers_like_the_base(registered,
     assert fp16_part.graph.node[0].op_type == "Cast"
 
     x = np.load(files["x"])["x"]
-    proc, _ = _deploy(home, bundle)
+    proc, _ = deploy_in_background(home, bundle, "--for", 120)
     try:
         response = _infer(home, bundle, files["x"], tmp_path / "y.npz")
     finally:

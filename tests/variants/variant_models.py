@@ -9,9 +9,6 @@ group is a cut: five segments.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +110,3 @@ def seed_codec_timings(home: Path) -> None:
     path = home / "codecs" / f"{host}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(timings.to_dict()))
-
-
-def tierml(home: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    """The real `tierml` command in a new process, with its own home."""
-    return subprocess.run(
-        [sys.executable, "-m", "tierml", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TIERML_HOME": str(home), "COLUMNS": "200"},
-    )

@@ -72,6 +72,7 @@ class TiermlError(Exception):
         *,
         hint: str = "",
         remedy: Remedy | None = None,
+        problems: tuple[str, ...] = (),
         **details: Detail,
     ) -> None:
         super().__init__(message)
@@ -79,6 +80,8 @@ class TiermlError(Exception):
         self.hint = hint
         self.remedy = remedy
         self.details: dict[str, Detail] = details
+        # Every problem found, when a file was checked whole (a catalog, a topology).
+        self.problems = problems or (message,)
 
     def one_line(self, hint: str | None = None) -> str:
         """The message as an edge prints it: code, what, and what to do (``hint``: the
@@ -178,18 +181,6 @@ class CatalogError(TiermlError):
     code = "E_CATALOG"
     action = "Fix every listed field; the catalog reference gives each field's type and unit."
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str = "",
-        remedy: Remedy | None = None,
-        problems: tuple[str, ...] = (),
-        **details: Detail,
-    ) -> None:
-        super().__init__(message, hint=hint, remedy=remedy, **details)
-        self.problems = problems or (message,)
-
 
 class UnknownProfileError(TiermlError):
     """A tier, link or radio profile name that no loaded catalog defines."""
@@ -225,18 +216,6 @@ class TopologyError(TiermlError):
     code = "E_TOPOLOGY"
     action = "Fix every listed key; the topology reference gives each key's type and unit."
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str = "",
-        remedy: Remedy | None = None,
-        problems: tuple[str, ...] = (),
-        **details: Detail,
-    ) -> None:
-        super().__init__(message, hint=hint, remedy=remedy, **details)
-        self.problems = problems or (message,)
-
 
 class LinkSpecError(TiermlError):
     """An emulated link's figures are out of range (bandwidth ≤ 0, loss ≥ 1 …)."""
@@ -265,9 +244,10 @@ class TierUnavailableError(TiermlError):
         *,
         hint: str = "",
         remedy: Remedy | None = None,
+        problems: tuple[str, ...] = (),
         **details: Detail,
     ) -> None:
-        super().__init__(message, hint=hint, remedy=remedy, tier=tier, **details)
+        super().__init__(message, hint=hint, remedy=remedy, problems=problems, tier=tier, **details)
         self.tier = tier
 
 
