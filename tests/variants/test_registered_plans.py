@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from variant_models import logits, seed_codec_timings, write_files
+from variant_models import logits, write_files
 
 from cli_process import deploy_in_background, tierml
 from quick_workspace import quick_workspace
@@ -31,7 +31,6 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """A home whose registry holds the CNN (version 1) and its fp16 and int8 variants."""
     root = tmp_path_factory.mktemp("registered")
     home = root / "home"
-    seed_codec_timings(home)
     files = write_files(root / "files")
     steps = [
         ("model", "add", "digits", files["model"], "--eval", files["eval"],

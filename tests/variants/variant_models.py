@@ -8,7 +8,6 @@ group is a cut: five segments.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from tierml.profile.codec_timing import measure_codec_timings
-from tierml.profile.host import this_host
 from tierml.registry.evaluation import EvalSet
 from tierml.registry.transforms import BuildData, get_transform
 
@@ -100,13 +97,3 @@ def write_files(directory: Path) -> dict[str, Path]:
     np.savez(paths["eval"], x=data.inputs["x"], labels=data.labels)
     np.savez(paths["x"], x=images(1, seed=11))
     return paths
-
-
-def seed_codec_timings(home: Path) -> None:
-    """This host's codec timings, measured on two sizes only, where planning reads them:
-    what a fresh home would otherwise spend ~15 s measuring on every size."""
-    host = this_host().fingerprint
-    timings = measure_codec_timings(sizes=(4096, 65536), repeats=3, host=host)
-    path = home / "codecs" / f"{host}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(timings.to_dict()))

@@ -123,7 +123,7 @@ def profile(
 
 def _cut_codec_costs(workspace: Workspace, result: ModelProfile) -> list[dict[str, Any]]:
     """Per cut and codec: bytes on the wire and encode/decode time, from this host's fits."""
-    timings = host_codec_timings(workspace.home, workspace.host.fingerprint)
+    timings = host_codec_timings(workspace)
     return [
         {
             "after_segment": r.index,
@@ -171,4 +171,4 @@ def calibrate(workspace: Workspace, options: CalibrateOptions | None = None) -> 
 
 def codecs(workspace: Workspace, *, refresh: bool = False) -> CodecTimings:
     """Encode/decode cost and size ratio of every activation codec on this host (cached)."""
-    return host_codec_timings(workspace.home, workspace.host.fingerprint, refresh=refresh)
+    return host_codec_timings(workspace, refresh=refresh)

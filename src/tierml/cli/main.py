@@ -7,6 +7,7 @@ Library errors (TiermlError) are translated here, once: one line on stderr, exit
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -299,14 +300,19 @@ app.command("select")(registry.select)
 app.command("privacy")(adapting.privacy)
 
 
+def error_line(exc: TiermlError, argv: Sequence[str]) -> str:
+    """A library error as the command line prints it, the hint phrased in the options of
+    the command ``argv`` names."""
+    command = resolve_command(typer.main.get_command(app), argv)
+    return exc.one_line(cli_hint(exc, command))
+
+
 def main() -> None:
-    """Entry point: typer handles usage errors; library errors become one line, exit 2,
-    with the hint phrased in the options of the command that failed."""
+    """Entry point: typer handles usage errors; library errors become one line, exit 2."""
     try:
         app()
     except TiermlError as exc:
         if _state["debug"]:
             raise
-        command = resolve_command(typer.main.get_command(app), sys.argv[1:])
-        sys.stderr.write(exc.one_line(cli_hint(exc, command)) + "\n")
+        sys.stderr.write(error_line(exc, sys.argv[1:]) + "\n")
         sys.exit(2)

@@ -51,6 +51,12 @@ class TimeFloors:
         object.__setattr__(self, "warmup_s", max(float(self.warmup_s), 0.0))
         object.__setattr__(self, "measure_s", max(float(self.measure_s), 0.0))
 
+    @property
+    def quick(self) -> bool:
+        """No floors at all: measurements where precision does not matter (a test suite),
+        which also time codecs on fewer sizes."""
+        return self.warmup_s == 0.0 and self.measure_s == 0.0
+
 
 # Called with the temporary file's path just before an artifact is renamed into place:
 # lets a test stop a writer at the one moment a crash could leave half a file.

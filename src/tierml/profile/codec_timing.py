@@ -28,7 +28,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,12 +35,14 @@ import numpy.typing as npt
 
 from tierml.codecs import KNOWN_CODECS, Codec, decode, encode, parse_codec
 from tierml.core.errors import CalibrationError
+from tierml.core.workspace import Workspace
 
 FORMAT = "tierml.codec-timings/1"
 DEFAULT_CODECS: tuple[str, ...] = KNOWN_CODECS
 # Bytes of float32 activation, ×4 apart: 16 KiB (a small feature map) … 16 MiB (an early
 # high-resolution one); 1 MiB and 16 MiB among them for reporting.
 DEFAULT_SIZES: tuple[int, ...] = tuple(16 * 1024 * 4**k for k in range(6))
+QUICK_SIZES = DEFAULT_SIZES[:3]  # up to 256 KiB: the fits' fixed costs, roughly their slopes
 NOISE_BOUND = 0.25  # IQR / median above this: the figure is not trustworthy as it is
 MAX_ROUNDS = 3  # the first measurement and two more before a figure is left noisy
 MIN_SAMPLE_NS = 200_000  # 0.2 ms: perf_counter jitter (~µs) stays below 1 % of a sample
@@ -320,15 +321,21 @@ def _fit_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[f
     return best[1], best[2]
 
 
-def host_codec_timings(home: Path, host: str, *, refresh: bool = False) -> CodecTimings:
-    """This host's codec timings: measured once (~10 s), then read from the home."""
-    path = home / "codecs" / f"{host}.json"
+def host_codec_timings(workspace: Workspace, *, refresh: bool = False) -> CodecTimings:
+    """This host's codec timings: measured once (~10 s), then read from the workspace's
+    home. A workspace without time floors (quick runs, where precision does not matter)
+    measures the three smallest sizes three times each (~0.1 s)."""
+    host = workspace.host.fingerprint
+    path = workspace.home / "codecs" / f"{host}.json"
     if not refresh:
         try:
             return CodecTimings.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, CalibrationError):
             pass  # absent or unreadable: measure again
-    timings = measure_codec_timings(host=host)
+    if workspace.time_floors.quick:
+        timings = measure_codec_timings(sizes=QUICK_SIZES, repeats=3, host=host)
+    else:
+        timings = measure_codec_timings(host=host)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(timings.to_dict()))

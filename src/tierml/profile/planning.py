@@ -77,4 +77,4 @@ def planning_inputs(
             floors=workspace.time_floors,
         )
         save_measured(measured, path)
-    return measured, loaded.model, host_codec_timings(home, host.fingerprint)
+    return measured, loaded.model, host_codec_timings(workspace)
