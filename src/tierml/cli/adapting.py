@@ -22,8 +22,8 @@ from tierml.cli.options import (
     ModelArg,
     ShapeOpt,
     model_input,
+    workspace,
 )
-from tierml.cli.registry import registry_workspace
 from tierml.cli.render import OutputFormat, console, print_json, table, working
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def train(
 
     options = TrainOptions(data, out, seed, epochs, limit, register)
     with working(f"training {arch} on {data}"):
-        report = train_model(registry_workspace(db), arch, options)
+        report = train_model(workspace(db), arch, options)
     if fmt is OutputFormat.JSON:
         print_json(report.to_dict())
         return
@@ -143,7 +143,7 @@ def exits(
     given = model_input(model, batch, shape, inputs)
     options = ExitsOptions(tuple(tap), data, out, profile, seed, epochs, limit, joint, register)
     with working("training exit heads"):
-        report = adapt_exits(registry_workspace(db), given, options)
+        report = adapt_exits(workspace(db), given, options)
     if fmt is OutputFormat.JSON:
         print_json(report.to_dict())
         return
@@ -204,7 +204,7 @@ def codecs(
     given = model_input(model, batch, shape, inputs)
     options = CodecsOptions(data, tuple(cut or ()), profile, seed, limit)
     with working("measuring codecs at each cut"):
-        report = adapt_codecs(registry_workspace(None), given, options)
+        report = adapt_codecs(workspace(), given, options)
     _show(
         fmt,
         report,
@@ -266,7 +266,7 @@ def bottleneck(
         cut, data, out, code_channels, stride, profile, seed, epochs, limit, register
     )
     with working("training the bottleneck"):
-        report = adapt_bottleneck(registry_workspace(db), given, options)
+        report = adapt_bottleneck(workspace(db), given, options)
     _show(
         fmt,
         report,
@@ -344,7 +344,7 @@ def privacy(
         limit=limit,
     )
     with working("training the attack and the defence"):
-        report = attack(registry_workspace(None), given, options)
+        report = attack(workspace(), given, options)
     _show(
         fmt,
         report,

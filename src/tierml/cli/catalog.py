@@ -12,10 +12,11 @@ import typer
 from rich.markup import escape
 
 from tierml.api.catalog import CatalogSection
+from tierml.cli.options import FormatOpt, workspace
 from tierml.cli.render import OutputFormat, console, print_json, table
 
 if TYPE_CHECKING:
-    from tierml.core.workspace import Workspace
+    pass
 
 catalog_app = typer.Typer(
     help="The hardware and price catalog: tiers, FaaS, links, radios (TOML, with sources).",
@@ -26,13 +27,6 @@ FilesOpt = Annotated[
     list[Path] | None,
     typer.Option("--catalog", help="Extra catalog TOML file (repeatable).", show_default=False),
 ]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
-
-
-def _workspace() -> Workspace:
-    from tierml.api.workspace import open_workspace
-
-    return open_workspace()
 
 
 @catalog_app.command("list")
@@ -52,7 +46,7 @@ def catalog_list(
     """
     from tierml.api.catalog import list_catalog
 
-    listing = list_catalog(_workspace(), section=section, files=catalog or [])
+    listing = list_catalog(workspace(), section=section, files=catalog or [])
     if fmt is OutputFormat.JSON:
         print_json(listing.to_dict())
         return
@@ -75,7 +69,7 @@ def catalog_show(
     """
     from tierml.api.catalog import show_profile
 
-    shown = show_profile(_workspace(), name, files=catalog or [])
+    shown = show_profile(workspace(), name, files=catalog or [])
     if fmt is OutputFormat.JSON:
         print_json(shown.to_dict())
         return
@@ -97,7 +91,7 @@ def catalog_check(
     """
     from tierml.api.catalog import check_catalog
 
-    checked = check_catalog(_workspace(), files)
+    checked = check_catalog(workspace(), files)
     if fmt is OutputFormat.JSON:
         print_json(checked.to_dict())
         return

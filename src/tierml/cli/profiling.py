@@ -290,14 +290,15 @@ def codecs(
     """
     from tierml import api
 
-    timings = api.codecs(workspace(), refresh=refresh)
+    ws = workspace()
+    timings = api.codecs(ws, refresh=refresh)
     if fmt is OutputFormat.JSON:
         print_json(timings.to_dict())
         return
     mb = 1_000_000
     console().print(
         table(
-            f"activation codecs on {workspace().host.describe()} (1 MB of ReLU-like float32)",
+            f"activation codecs on {ws.host.describe()} (1 MB of ReLU-like float32)",
             ["codec", "ratio", "encode ms/MB", "decode ms/MB", "encode ms @1MB", "decode ms @1MB"],
             [
                 [

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tierml.cli.options import BatchOpt, FormatOpt, InputsOpt, ShapeOpt, model_input
+from tierml.cli.options import BatchOpt, FormatOpt, InputsOpt, ShapeOpt, model_input, workspace
 from tierml.cli.render import OutputFormat, console, human_bytes, print_json, table, working
 from tierml.core.errors import Remedy, UnknownTransformError
 
 if TYPE_CHECKING:
     from tierml.api.registry import InputSpec, VariantInfo
-    from tierml.core.workspace import Workspace
 
 model_app = typer.Typer(
     help="Registered models and their versions (model card, eval set, metrics).",
@@ -50,13 +49,6 @@ ModelNameArg = Annotated[str, typer.Argument(help="Model name in the registry.")
 VersionOpt = Annotated[
     int | None, typer.Option("--version", min=1, help="Version number (default: newest).")
 ]
-
-
-def registry_workspace(db: str | None) -> Workspace:
-    """This command's workspace, from the environment; ``--db`` wins over its variable."""
-    from tierml.api.workspace import open_workspace
-
-    return open_workspace(registry_url=db)
 
 
 @model_app.command("add")
@@ -98,9 +90,7 @@ def model_add(
         tiers=tuple(tier) if tier is not None else None,
     )
     with working("registering and measuring"):
-        out = add_model(
-            registry_workspace(db), name, model_input(file, batch, shape, inputs), options
-        )
+        out = add_model(workspace(db), name, model_input(file, batch, shape, inputs), options)
     if fmt is OutputFormat.JSON:
         print_json(out.to_dict())
         return
@@ -124,7 +114,7 @@ def model_list(db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """Every registered model. Example: tierml model list"""
     from tierml.api.registry import list_models
 
-    listed = list_models(registry_workspace(db))
+    listed = list_models(workspace(db))
     if fmt is OutputFormat.JSON:
         print_json(listed.to_dict())
         return
@@ -142,7 +132,7 @@ def model_show(name: ModelNameArg, db: DbOpt = None, fmt: FormatOpt = OutputForm
     """A model's versions, card, metrics, recipes and variants. Example: tierml model show digits"""
     from tierml.api.registry import show_model
 
-    out = show_model(registry_workspace(db), name)
+    out = show_model(workspace(db), name)
     if fmt is OutputFormat.JSON:
         print_json(out.to_dict())
         return
@@ -181,7 +171,7 @@ def model_gc(
     """Delete artifacts no version or variant references. Example: tierml model gc"""
     from tierml.api.registry import collect_garbage
 
-    done = collect_garbage(registry_workspace(db), tmp_age_s=tmp_age)
+    done = collect_garbage(workspace(db), tmp_age_s=tmp_age)
     if fmt is OutputFormat.JSON:
         print_json(done.to_dict())
         return
@@ -196,7 +186,7 @@ def model_check(db: DbOpt = None, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """Verify every referenced artifact's checksum. Example: tierml model check"""
     from tierml.api.registry import check
 
-    found = check(registry_workspace(db))
+    found = check(workspace(db))
     if fmt is OutputFormat.JSON:
         print_json(found.to_dict())
     else:
@@ -253,7 +243,7 @@ def variant_add_recipe(
         max_accuracy_drop=max_accuracy_drop,
         max_size_bytes=max_size,
     )
-    recipe = add_recipe(registry_workspace(db), model, name, options)
+    recipe = add_recipe(workspace(db), model, name, options)
     if fmt is OutputFormat.JSON:
         print_json(recipe.to_dict())
     else:
@@ -279,9 +269,7 @@ def variant_build(
     from tierml.api.registry import build_variants
 
     with working("building and measuring variants"):
-        built = build_variants(
-            registry_workspace(db), model, recipe or [], version=version, tiers=tier
-        )
+        built = build_variants(workspace(db), model, recipe or [], version=version, tiers=tier)
     if fmt is OutputFormat.JSON:
         print_json(built.to_dict())
         return
@@ -298,7 +286,7 @@ def variant_list(
     """The variants of a version with their metrics. Example: tierml variant list digits"""
     from tierml.api.registry import list_variants
 
-    out = list_variants(registry_workspace(db), model, version=version)
+    out = list_variants(workspace(db), model, version=version)
     if fmt is OutputFormat.JSON:
         print_json(out.to_dict())
         return
@@ -312,7 +300,7 @@ def lineage(name: ModelNameArg, db: DbOpt = None, fmt: FormatOpt = OutputFormat.
     """
     from tierml.api.registry import lineage as lineage_of
 
-    doc = lineage_of(registry_workspace(db), name)
+    doc = lineage_of(workspace(db), name)
     if fmt is OutputFormat.JSON:
         print_json(doc.to_dict())
         return
@@ -340,7 +328,7 @@ def select(
     """
     from tierml.api.registry import select as select_for
 
-    out = select_for(registry_workspace(db), name, device, policy=policy, version=version)
+    out = select_for(workspace(db), name, device, policy=policy, version=version)
     if fmt is OutputFormat.JSON:
         print_json(out.to_dict())
     else:
