@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, text
 from tierml.api.workspace import open_workspace
 from tierml.core.workspace import Workspace
 from tierml.registry import Registry
-from tierml.registry.schema import Base
 
 PG_ENV = "TIERML_TEST_POSTGRES_URL"
 BACKENDS = ["memory", "sqlite-file", "postgresql"]
@@ -41,11 +40,12 @@ def backend_url(backend: str, home: Path) -> str:
 
 
 def _drop_all(url: str) -> None:
-    # Each test starts from an empty database, as it does on SQLite.
+    # Each test starts from an empty database, as it does on SQLite: every table any tierml
+    # component created (the registry's, the fleet's) goes with the schema.
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
-        Base.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,19 @@ _PG_MIGRATION_LOCK = 7_215_402_113
 _SQLITE_BUSY_S = 60.0
 
 
+@dataclass(frozen=True)
+class MigrationChain:
+    """One component's Alembic revisions in the shared database: where its scripts live,
+    the table that records its revision, and its newest revision."""
+
+    package: str  # holds a ``migrations`` folder
+    version_table: str
+    head: str
+
+
+REGISTRY_CHAIN = MigrationChain("tierml.registry", "alembic_version", HEAD)
+
+
 def open_engine(url: str) -> Engine:
     """An engine for ``url`` with its schema at the newest revision."""
     try:
@@ -36,10 +50,10 @@ def open_engine(url: str) -> Engine:
         migrate(engine)
     except SQLAlchemyError as exc:
         raise RegistryError(
-            f"Cannot open the registry database {_safe(url)}: {_first_line(exc)}",
+            f"Cannot open the registry database {safe_url(url)}: {_first_line(exc)}",
             hint="Check the database URL and that the database server is up.",
             remedy=Remedy.REGISTRY_URL,
-            url=_safe(url),
+            url=safe_url(url),
         ) from exc
     return engine
 
@@ -82,30 +96,29 @@ def _sqlite_transactions(engine: Engine, *, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def migrate(engine: Engine, target: str = HEAD) -> None:
-    """Upgrade the schema to ``target`` (the newest revision) with Alembic, under a lock; a
-    no-op when already there."""
+def migrate(engine: Engine, target: str = HEAD, *, chain: MigrationChain = REGISTRY_CHAIN) -> None:
+    """Upgrade ``chain``'s tables to ``target`` (its newest revision) with Alembic, under a
+    lock; a no-op when already there."""
     with engine.connect() as probe:
-        if _revision(probe) == target:
+        if _revision(probe, chain.version_table) == target:
             return
     from alembic import command
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option(
-        "script_location", str(resources.files("tierml.registry") / "migrations")
-    )
+    config.set_main_option("script_location", str(resources.files(chain.package) / "migrations"))
     with engine.execution_options(registry_write=True).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         config.attributes["connection"] = conn
+        config.attributes["version_table"] = chain.version_table
         command.upgrade(config, target)
 
 
-def _revision(conn: Connection) -> str | None:
-    if not inspect(conn).has_table("alembic_version"):
+def _revision(conn: Connection, version_table: str) -> str | None:
+    if not inspect(conn).has_table(version_table):
         return None
-    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    row = conn.execute(text(f"SELECT version_num FROM {version_table}")).first()
     return str(row[0]) if row else None
 
 
@@ -136,7 +149,7 @@ def _db_error(exc: OperationalError) -> RegistryError:
     )
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     # Never print a password.
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
