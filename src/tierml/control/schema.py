@@ -39,6 +39,7 @@ class EnrollmentTokenRow(FleetBase):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # never the token
     label: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))  # what the enrolled device will serve
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -50,6 +51,7 @@ class DeviceRow(FleetBase):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200), index=True)  # the model it serves
     public_key: Mapped[str] = mapped_column(String(100), unique=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -65,6 +67,17 @@ class NonceRow(FleetBase):
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(100), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class FleetModelRow(FleetBase):
+    """A model the fleet serves and its stable version: what a device not in a rollout's
+    current stage runs (a completed rollout moves it)."""
+
+    __tablename__ = "fleet_models"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    stable_version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class RolloutRow(FleetBase):

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
         sa.Column("label", sa.String(200), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("used_at", sa.DateTime(), nullable=True),
         sa.Column("device_id", sa.String(64), nullable=True),
@@ -39,6 +40,7 @@ def upgrade() -> None:
         "fleet_devices",
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
         sa.Column("public_key", sa.String(100), nullable=False, unique=True),
         sa.Column("enrolled_at", sa.DateTime(), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(), nullable=True),
@@ -46,6 +48,13 @@ def upgrade() -> None:
         sa.Column("running", sa.JSON(), nullable=False),
         sa.Column("assigned", sa.JSON(), nullable=False),
         sa.Column("previous", sa.JSON(), nullable=False),
+    )
+    op.create_index("ix_fleet_devices_model", "fleet_devices", ["model"])
+    op.create_table(
+        "fleet_models",
+        sa.Column("model", sa.String(200), primary_key=True),
+        sa.Column("stable_version", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
     )
     op.create_table(
         "fleet_nonces",
@@ -106,6 +115,7 @@ def downgrade() -> None:
         "fleet_telemetry",
         "fleet_rollouts",
         "fleet_nonces",
+        "fleet_models",
         "fleet_devices",
         "fleet_enrollment_tokens",
         "fleet_signing_keys",
