@@ -105,14 +105,22 @@ def select_variant(
 ) -> Selection:
     if policy is not None:
         device = replace(device, policy=policy)
+    number, candidates = version_candidates(registry, model, version)
+    return choose(model, number, device, candidates)
+
+
+def version_candidates(
+    registry: Registry, model: str, version: int | None = None
+) -> tuple[int, list[Candidate]]:
+    """A version's number and what a device may run of it: the version itself ("base")
+    and each of its variants."""
 
     def read(s: Session) -> tuple[int, list[Candidate]]:
         v = get_version(s, get_model(s, model), version)
         base = Candidate("base", "none", v.sha256, VariantStatus.PUBLISHED, "", v.metrics)
         return v.number, [base] + [Candidate.of(VariantInfo.of(x)) for x in v.variants]
 
-    number, candidates = registry.read(read)
-    return choose(model, number, device, candidates)
+    return registry.read(read)
 
 
 def choose(model: str, version: int, device: Device, candidates: list[Candidate]) -> Selection:
