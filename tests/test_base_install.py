@@ -22,7 +22,13 @@ from onnx import TensorProto, helper, numpy_helper
 BASE_VENV_ENV = "TIERML_BASE_VENV"
 
 # Every module in these packages is device side, except those listed below.
-DEVICE_SIDE_PACKAGES = ("tierml.core", "tierml.graph", "tierml.codecs", "tierml.runtime")
+DEVICE_SIDE_PACKAGES = (
+    "tierml.core",
+    "tierml.graph",
+    "tierml.codecs",
+    "tierml.runtime",
+    "tierml.fleet",
+)
 # The command line's entry point; each command imports what it needs when it runs.
 DEVICE_SIDE_MODULES = ("tierml.cli.main",)
 # Runtime modules that build bundles from a plan: the planning side, which has the `plan` extra.

@@ -24,6 +24,7 @@ RANKS = {
     "zoo": 4,  # builds calibration sets: may use profile/
     "registry": 4,
     "runtime": 5,
+    "fleet": 5.1,  # device keys, request signatures, signed manifests: device and control plane
     "control": 5.15,  # the control plane's store, enrolment, assignment, rollout executor
     "experiments": 5.2,  # benchmarks and replays driving the runtime; only demo/cli use it
     "api": 5.8,  # one function per user action: the only door into the layers below

@@ -342,6 +342,120 @@ class CurvesFileError(AdaptError):
     action = "Measure the curves again with the adaptation commands."
 
 
+class AuthFailure(StrEnum):
+    """Which check refused a signed request, a signed message or an enrolment token.
+
+    One code (``E_AUTH``, or ``E_ENROLL`` for tokens) carries every reason: a verifier answers
+    each of them the same way (refuse, log), so callers match on the code and read the reason
+    from ``details["reason"]`` for logs, metrics and tests.
+    """
+
+    MISSING_HEADER = "missing_header"  # a header the signature needs is absent
+    MALFORMED = "malformed"  # a header or field is not the structured value it must be
+    UNSUPPORTED = "unsupported"  # an algorithm, parameter or component this verifier refuses
+    NOT_COVERED = "not_covered"  # the signature leaves out a component that must be covered
+    UNKNOWN_KEY = "unknown_key"  # no key is enrolled under the key id
+    BAD_SIGNATURE = "bad_signature"  # the signature does not verify with the key id's key
+    STALE = "stale"  # created outside the accepted window around now, or expired
+    REPLAYED = "replayed"  # the key id's nonce was seen before
+    REPLAY_CACHE_FULL = "replay_cache_full"  # too many live nonces to remember another
+    DIGEST_MISMATCH = "digest_mismatch"  # the body is not the one Content-Digest names
+    TOKEN_UNKNOWN = "token_unknown"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_USED = "token_used"
+
+
+class AuthenticationError(TiermlError):
+    """A signed request or message was refused: a missing or malformed signature, an unknown
+    key, a signature that does not verify, a stale ``created``, a replayed nonce or a body
+    that does not match its Content-Digest (``details["reason"]`` says which)."""
+
+    code = "E_AUTH"
+    action = (
+        "Sign every request with the enrolled device key; check the device clock for a stale "
+        "signature; send each signature once."
+    )
+
+    def __init__(
+        self,
+        reason: AuthFailure,
+        message: str,
+        *,
+        hint: str = "",
+        remedy: Remedy | None = None,
+        problems: tuple[str, ...] = (),
+        **details: Detail,
+    ) -> None:
+        super().__init__(
+            message, hint=hint, remedy=remedy, problems=problems, reason=reason.value, **details
+        )
+        self.reason = reason
+
+
+class EnrollmentError(AuthenticationError):
+    """An enrolment token that is unknown, expired or already used (the token is never
+    repeated in the message)."""
+
+    code = "E_ENROLL"
+    action = "Ask the control plane's operator for a new enrolment token; each enrols once."
+
+
+class ArtifactFailure(StrEnum):
+    """Which check refused a downloaded model artifact (an ArtifactVerificationError's reason)."""
+
+    SIGNATURE = "signature"  # the manifest's signature does not verify with the pinned key
+    MALFORMED = "malformed"  # the manifest is not a well-formed artifact manifest
+    DEVICE = "device"  # the manifest is for another device
+    MISSING = "missing"  # the file is absent or unreadable
+    SIZE = "size"  # the file is shorter or longer than the manifest says (truncated …)
+    BYTES = "bytes"  # the file's sha256 is not the manifest's
+
+
+class ArtifactVerificationError(TiermlError):
+    """A downloaded model artifact failed verification on the device: its manifest's signature,
+    its size or its bytes (``details["reason"]``); ``details["file"]`` names the file."""
+
+    code = "E_ARTIFACT"
+    action = (
+        "Do not load the file: delete it and download it again; if it keeps failing, the "
+        "control plane's key or the artifact store has changed."
+    )
+
+    def __init__(
+        self,
+        reason: ArtifactFailure,
+        file: str,
+        message: str,
+        *,
+        hint: str = "",
+        remedy: Remedy | None = None,
+        problems: tuple[str, ...] = (),
+        **details: Detail,
+    ) -> None:
+        super().__init__(
+            message,
+            hint=hint,
+            remedy=remedy,
+            problems=problems,
+            reason=reason.value,
+            file=file,
+            **details,
+        )
+        self.reason = reason
+        self.file = file
+
+
+class KeyMaterialError(TiermlError):
+    """A key file or an encoded key is unreadable, not an Ed25519 key, or (a private key file)
+    readable by other users."""
+
+    code = "E_KEY"
+    action = (
+        "Restore the key file with mode 0600, or generate a new key and enrol again; a public "
+        "key is the base64 of its 32 raw bytes."
+    )
+
+
 def error_classes() -> list[type[TiermlError]]:
     """Every error class, depth first from the base: the codes a caller can meet."""
     found: list[type[TiermlError]] = []
