@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mqtt_broker import Broker
 from quick_workspace import quick_workspace
 from tierml.api.workspace import TIME_FLOORS_ENV
 from tierml.core.workspace import Workspace
@@ -55,3 +56,11 @@ def zoo_path(tmp_path_factory: pytest.TempPathFactory) -> ZooPath:
 def workspace(tmp_path: Path) -> Workspace:
     """A private home under the test's folder, this host, no measurement time floors."""
     return quick_workspace(tmp_path / "home")
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A private Mosquitto broker on 127.0.0.1, stopped after the test."""
+    broker = Broker(tmp_path / "broker").start()
+    yield broker
+    broker.stop()
