@@ -350,7 +350,7 @@ class AuthFailure(StrEnum):
     from ``details["reason"]`` for logs, metrics and tests.
     """
 
-    MISSING_HEADER = "missing_header"  # a header the signature needs is absent
+    MISSING = "missing"  # a header, parameter or property the signature needs is absent
     MALFORMED = "malformed"  # a header or field is not the structured value it must be
     UNSUPPORTED = "unsupported"  # an algorithm, parameter or component this verifier refuses
     NOT_COVERED = "not_covered"  # the signature leaves out a component that must be covered

@@ -64,7 +64,7 @@ def component_value(request: RequestParts, name: str) -> str:
     if not name.startswith("@"):
         if name not in request.headers:
             raise AuthenticationError(
-                AuthFailure.MISSING_HEADER,
+                AuthFailure.MISSING,
                 f"The signature covers header {name[:40]!r}, which the request lacks.",
                 header=name[:40],
             )

@@ -189,7 +189,7 @@ def _member(headers: Mapping[str, str], field: str, label: str) -> Member:
     value = headers.get(field)
     if value is None:
         raise AuthenticationError(
-            AuthFailure.MISSING_HEADER, f"The request has no {field} header.", header=field
+            AuthFailure.MISSING, f"The request has no {field} header.", header=field
         )
     if len(value) > MAX_FIELD_CHARS:
         raise _malformed(f"the {field} header is too long")
@@ -199,7 +199,7 @@ def _member(headers: Mapping[str, str], field: str, label: str) -> Member:
         raise _malformed(f"the {field} header: {error}") from None
     if label not in members:
         raise AuthenticationError(
-            AuthFailure.MISSING_HEADER,
+            AuthFailure.MISSING,
             f"The {field} header has no signature labelled {label!r}.",
             header=field,
         )
@@ -225,15 +225,17 @@ def _check_params(params: Mapping[str, BareItem], *, now: int, window_s: int) ->
                 AuthFailure.UNSUPPORTED, f"Unknown signature parameter {name!r}."
             )
         if not _is(value, expected):
-            raise _malformed(f"signature parameter {name!r} is not a {expected.__name__}")
+            raise _malformed(f"signature parameter {name!r} is not of type {expected.__name__}")
     for name in ("created", "keyid", "nonce", "alg"):
         if name not in params:
             raise AuthenticationError(
-                AuthFailure.MISSING_HEADER, f"The signature has no {name!r} parameter."
+                AuthFailure.MISSING, f"The signature has no {name!r} parameter."
             )
     if params["alg"] != ALGORITHM:
         raise AuthenticationError(
-            AuthFailure.UNSUPPORTED, f"Only alg={ALGORITHM!r} is accepted.", alg=str(params["alg"])
+            AuthFailure.UNSUPPORTED,
+            f"Only alg={ALGORITHM!r} is accepted.",
+            alg=str(params["alg"])[:40],
         )
     # The types were checked above.
     created, key_id, nonce = (
@@ -241,7 +243,7 @@ def _check_params(params: Mapping[str, BareItem], *, now: int, window_s: int) ->
         str(params["keyid"]),
         str(params["nonce"]),
     )
-    check_nonce_and_key_id(nonce, key_id)
+    _check_nonce_and_key_id(nonce, key_id)
     check_created(created, now=now, window_s=window_s)
     expires = params.get("expires")
     if isinstance(expires, int) and not isinstance(expires, bool) and expires < now:
@@ -255,7 +257,7 @@ def _is(value: BareItem, expected: type) -> bool:
     return isinstance(value, str) and not isinstance(value, Token)
 
 
-def check_nonce_and_key_id(nonce: str, key_id: str) -> None:
+def _check_nonce_and_key_id(nonce: str, key_id: str) -> None:
     if len(nonce) not in NONCE_LENGTH or not set(nonce) <= NONCE_CHARS:
         raise _malformed(
             f"a nonce has {NONCE_LENGTH.start} to {NONCE_LENGTH.stop - 1} URL-safe characters"
@@ -267,10 +269,11 @@ def check_nonce_and_key_id(nonce: str, key_id: str) -> None:
 def check_created(created: int, *, now: int, window_s: int) -> None:
     """``created`` lies within ``window_s`` seconds of ``now``, before or after."""
     if abs(now - created) > window_s:
+        when = f"{now - created} s ago" if created <= now else f"{created - now} s from now"
         raise AuthenticationError(
             AuthFailure.STALE,
-            f"The signature was created {now - created} s before now; at most {window_s} s "
-            "either way is accepted.",
+            f"The signature says it was created {when}; at most {window_s} s either way is "
+            "accepted (check the device's clock).",
             created=created,
             now=now,
             window_s=window_s,
@@ -362,16 +365,14 @@ def verify_payload(
     for name in (PROPERTY_KEY_ID, PROPERTY_CREATED, PROPERTY_NONCE, PROPERTY_SIGNATURE):
         value = properties.get(name)
         if not isinstance(value, str):
-            raise AuthenticationError(
-                AuthFailure.MISSING_HEADER, f"The message has no {name!r} property."
-            )
+            raise AuthenticationError(AuthFailure.MISSING, f"The message has no {name!r} property.")
         fields[name] = value
     created_text = fields[PROPERTY_CREATED]
     if not (created_text.isascii() and created_text.isdigit()) or len(created_text) > 15:
         raise _malformed("'created' is not a whole number of seconds")
     created = int(created_text)
     key_id, nonce = fields[PROPERTY_KEY_ID], fields[PROPERTY_NONCE]
-    check_nonce_and_key_id(nonce, key_id)
+    _check_nonce_and_key_id(nonce, key_id)
     check_created(created, now=now, window_s=window_s)
     try:
         signature = base64.b64decode(fields[PROPERTY_SIGNATURE], validate=True)
