@@ -472,3 +472,12 @@ def test_authentication_errors_are_plain_data():
     assert as_dict["code"] == "E_AUTH"
     assert as_dict["details"] == {"reason": "bad_signature"}
     assert base64.b64encode(BODY).decode() not in caught.value.message
+
+
+@pytest.mark.parametrize("nonce", ["short", "x" * 65, "with space-0123456789"])
+def test_the_signer_refuses_a_nonce_the_verifier_would_refuse(nonce):
+    with pytest.raises(AuthenticationError) as caught:
+        signed_headers(nonce=nonce)
+    assert caught.value.reason is AuthFailure.MALFORMED
+    with pytest.raises(AuthenticationError):
+        sign_payload("t", b"", private_key=DEVICE_KEY, key_id=DEVICE_ID, created=NOW, nonce=nonce)

@@ -118,13 +118,15 @@ def sign_request(
     label: str = SIGNATURE_LABEL,
 ) -> SignatureHeaders:
     """Sign a request: the header fields to add to it (Content-Digest among them)."""
+    nonce = nonce or new_nonce()
+    _check_nonce_and_key_id(nonce, key_id)  # what the verifier would refuse is never signed
     digest = content_digest(body)
     request = RequestParts.of(method, url, headers)
     request.headers["content-digest"] = digest
     params: dict[str, BareItem] = {
         "created": created,
         "keyid": key_id,
-        "nonce": nonce or new_nonce(),
+        "nonce": nonce,
         "alg": ALGORITHM,
     }
     base = signature_base(request, components, params)
@@ -341,6 +343,7 @@ def sign_payload(
     """The properties to publish beside ``payload`` on ``topic``: key id, created, nonce and
     the base64 signature."""
     nonce = nonce or new_nonce()
+    _check_nonce_and_key_id(nonce, key_id)
     signed = payload_envelope(key_id, topic, created, nonce, payload)
     return {
         PROPERTY_KEY_ID: key_id,
