@@ -9,7 +9,10 @@ import pytest
 
 from tierml.core.errors import InputDataError
 from tierml.fleet.protocol import (
+    Assigned,
     CheckIn,
+    CheckInReply,
+    Command,
     EnrollRequest,
     Running,
     TelemetryBatch,
@@ -33,6 +36,12 @@ REPORTED = {"battery": 0.4, "charging": False, "network": "lte", "ops": ["Conv",
         CheckIn(REPORTED, RUNNING, 1, None),
         CheckIn(REPORTED),
         TelemetryUpload((BATCH,)),
+        CheckInReply(
+            Assigned("digits", 2, "int8", SHA, 1234, "unplugged: smallest", {"signature": "x"}),
+            (Command(3, "check_in_now"), Command(4, "roll_back", {"to": SHA})),
+            30,
+        ),
+        CheckInReply(None),
     ],
     ids=lambda m: type(m).__name__,
 )

@@ -227,3 +227,87 @@ class TelemetryUpload:
                 for i, b in enumerate(batches)
             )
         )
+
+
+@dataclass(frozen=True)
+class Command:
+    """Something the control plane asks of one device: ``check_in_now`` or ``roll_back``."""
+
+    id: int
+    kind: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "args": dict(self.args)}
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str = "command") -> Command:
+        r = _obj(raw, where)
+        args = _obj(_plain(r.get("args", {}), f"{where}.args"), f"{where}.args")
+        return cls(_int(r, "id", where, minimum=1), _text(r, "kind", where) or "", args)
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """What the device should run: the artifact, why, and its manifest signed by the
+    control plane (the device checks it with the key it pinned at enrolment)."""
+
+    model: str
+    version: int
+    variant: str
+    sha256: str
+    size: int
+    reason: str
+    manifest: Mapping[str, Any]  # a SignedManifest's dict
+
+    def running(self) -> Running:
+        return Running(self.version, self.variant, self.sha256)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "manifest": dict(self.manifest)}
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str = "assigned") -> Assigned:
+        r = _obj(raw, where)
+        running = Running.from_dict({k: r.get(k) for k in ("version", "variant", "sha256")}, where)
+        reason = r.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 2000:
+            raise _fail("'reason' must be text", f"{where}.reason", reason)
+        return cls(
+            model=_text(r, "model", where) or "",
+            version=running.version,
+            variant=running.variant,
+            sha256=running.sha256,
+            size=_int(r, "size", where),
+            reason=reason,
+            manifest=_obj(r.get("manifest"), f"{where}.manifest"),
+        )
+
+
+@dataclass(frozen=True)
+class CheckInReply:
+    assigned: Assigned | None  # None: nothing registered can run there (the reason is logged)
+    commands: tuple[Command, ...] = ()
+    check_in_s: int = 60
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "assigned": self.assigned.to_dict() if self.assigned else None,
+            "commands": [c.to_dict() for c in self.commands],
+            "check_in_s": self.check_in_s,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object) -> CheckInReply:
+        r = _obj(raw, "reply")
+        commands = r.get("commands", [])
+        if not isinstance(commands, list) or len(commands) > MAX_LIST:
+            raise _fail(f"'commands' must list at most {MAX_LIST}", "reply.commands")
+        assigned = r.get("assigned")
+        return cls(
+            assigned=None if assigned is None else Assigned.from_dict(assigned, "reply.assigned"),
+            commands=tuple(
+                Command.from_dict(c, f"reply.commands[{i}]") for i, c in enumerate(commands)
+            ),
+            check_in_s=_int(r, "check_in_s", "reply", minimum=1),
+        )
