@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tierml.api import adapting, catalog, registry
+    from tierml.api import adapting, catalog, fleet, registry
     from tierml.api.analysis import check_split, cuts, inspect, split
     from tierml.api.model_input import ModelInput, RegisteredModel
     from tierml.api.planning import PlanOptions, PlanReport, plan
@@ -60,7 +60,7 @@ _WHERE = {
 }
 _CORE = {"Workspace": "tierml.core.workspace", "TimeFloors": "tierml.core.workspace"}
 # Areas whose actions are reached through their module: ``api.registry.add_model(…)``.
-_AREAS = ("registry", "adapting", "catalog")
+_AREAS = ("registry", "adapting", "catalog", "fleet")
 
 __all__ = [
     "CalibrateOptions",
@@ -82,6 +82,7 @@ __all__ = [
     "codecs",
     "cuts",
     "deploy",
+    "fleet",
     "infer",
     "inspect",
     "open_workspace",

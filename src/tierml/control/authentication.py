@@ -10,7 +10,6 @@ before its nonce is looked at.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -21,7 +20,8 @@ from tierml.control.enrolment import naive_utc
 from tierml.control.schema import DeviceRow, NonceRow
 from tierml.core.errors import AuthenticationError, AuthFailure
 from tierml.fleet.identity import public_key_from_text
-from tierml.fleet.signatures import DEFAULT_WINDOW_S, verify_request
+from tierml.fleet.signature_base import HeaderInput
+from tierml.fleet.signatures import DEFAULT_WINDOW_S, Verified, verify_request
 from tierml.registry.database import reading, writing
 
 
@@ -29,20 +29,39 @@ def authenticate(
     engine: Engine,
     method: str,
     url: str,
-    headers: Mapping[str, str],
+    headers: HeaderInput,
     body: bytes,
     now: datetime,
 ) -> str:
     """The id of the enrolled device that signed this request, once; E_AUTH otherwise."""
+    verified = verify(engine, method, url, headers, body, now)
+    remember_nonce(engine, verified, now)
+    return verified.key_id
+
+
+def verify(
+    engine: Engine,
+    method: str,
+    url: str,
+    headers: HeaderInput,
+    body: bytes,
+    now: datetime,
+) -> Verified:
+    """Check the signature against the enrolled key, writing nothing: a caller that may still
+    refuse the request (its body, its permission) does so before :func:`remember_nonce`."""
 
     def key_for(key_id: str) -> Ed25519PublicKey | None:
         with reading(engine) as session:
             row = session.get(DeviceRow, key_id)
         return public_key_from_text(row.public_key) if row is not None else None
 
-    verified = verify_request(
+    return verify_request(
         method, url, headers, body, public_key_for=key_for, now=int(now.timestamp())
     )
+
+
+def remember_nonce(engine: Engine, verified: Verified, now: datetime) -> None:
+    """Store the request's nonce; E_AUTH (replayed) when any process stored it before."""
     try:
         with writing(engine) as session:
             session.add(
@@ -54,7 +73,6 @@ def authenticate(
             f"The request signed by {verified.key_id} reuses a nonce.",
             device=verified.key_id,
         ) from None
-    return verified.key_id
 
 
 def forget_old_nonces(engine: Engine, now: datetime) -> int:

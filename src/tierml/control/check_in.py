@@ -30,6 +30,8 @@ from tierml.registry.selection import version_candidates
 
 def check_in(plane: ControlPlane, device_id: str, message: CheckIn, now: datetime) -> CheckInReply:
     now = naive_utc(now)
+    # A state no selection policy can read is refused before anything of it is stored.
+    device_from_report(device_id, message.reported)
     with writing(plane.engine) as session:
         device = session.get(DeviceRow, device_id)
         if device is None:  # authenticated, then removed: treat as unknown

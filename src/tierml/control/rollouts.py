@@ -30,7 +30,7 @@ from tierml.control.schema import (
     RolloutRow,
     TelemetryRow,
 )
-from tierml.core.errors import PlanInputError
+from tierml.core.errors import FleetNotFoundError, PlanInputError
 from tierml.plan.rollout import step
 from tierml.plan.rollout_actions import (
     AbortRollout,
@@ -110,12 +110,13 @@ class RolloutView:
     stage: int | None
     devices_on_target: int
     abort: dict[str, Any] | None
+    stages: tuple[float, ...] = ()  # each stage's cumulative % of the model's devices
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "model": self.model, "target": self.target, "status": self.status,
             "phase": self.phase, "stage": self.stage, "devices_on_target": self.devices_on_target,
-            "abort": self.abort,
+            "abort": self.abort, "stages": list(self.stages),
         }  # fmt: skip
 
 
@@ -124,7 +125,7 @@ def _view(row: RolloutRow) -> RolloutView:
     on = sum(1 for d in state.devices if not d.restored)
     return RolloutView(
         row.id, row.model, spec.target, row.status, state.phase.value, state.stage, on,
-        state.abort.to_dict() if state.abort else None,
+        state.abort.to_dict() if state.abort else None, spec.stage_percents,
     )  # fmt: skip
 
 
@@ -188,18 +189,26 @@ def request_rollback(plane: ControlPlane, rollout_id: str, now: datetime) -> Rol
     with writing(plane.engine) as session:
         row = session.get(RolloutRow, rollout_id)
         if row is None:
-            raise PlanInputError(f"No rollout {rollout_id!r}.", value=rollout_id)
+            raise _no_rollout(rollout_id)
         if row.status == RUNNING:
             row.status = ROLLBACK_REQUESTED
     tick(plane, now)
     return rollout_view(plane.engine, rollout_id)
 
 
+def _no_rollout(rollout_id: str) -> FleetNotFoundError:
+    return FleetNotFoundError(
+        f"No rollout {rollout_id!r}.",
+        hint="Use a rollout id from the fleet's status or its events.",
+        rollout=rollout_id[:200],
+    )
+
+
 def rollout_view(engine: Engine, rollout_id: str) -> RolloutView:
     with reading(engine) as session:
         row = session.get(RolloutRow, rollout_id)
         if row is None:
-            raise PlanInputError(f"No rollout {rollout_id!r}.", value=rollout_id)
+            raise _no_rollout(rollout_id)
         return _view(row)
 
 

@@ -363,6 +363,7 @@ class AuthFailure(StrEnum):
     TOKEN_UNKNOWN = "token_unknown"
     TOKEN_EXPIRED = "token_expired"
     TOKEN_USED = "token_used"
+    ADMIN_TOKEN = "admin_token"  # an administrator's request without the right bearer token
 
 
 class AuthenticationError(TiermlError):
@@ -454,6 +455,29 @@ class KeyMaterialError(TiermlError):
         "Restore the key file with mode 0600, or generate a new key and enrol again; a public "
         "key is the base64 of its 32 raw bytes."
     )
+
+
+class FleetNotFoundError(TiermlError):
+    """A rollout, device or endpoint the control plane does not have."""
+
+    code = "E_FLEET_NOT_FOUND"
+    action = "List the fleet's rollouts, devices or events and use an id from there."
+
+
+class ForbiddenError(TiermlError):
+    """An authenticated device asked for something that is not its own: an artifact that is
+    neither assigned to it nor the one it ran before."""
+
+    code = "E_FORBIDDEN"
+    action = "Download only the artifact the device's last check-in assigned (or its previous)."
+
+
+class RequestTooLargeError(TiermlError):
+    """A request body larger than the control plane accepts (refused before it is read
+    whole); ``details["limit"]`` is the limit in bytes."""
+
+    code = "E_TOO_LARGE"
+    action = "Send smaller requests: upload telemetry in several batches of fewer records."
 
 
 def error_classes() -> list[type[TiermlError]]:
