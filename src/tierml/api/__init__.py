@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tierml.api import adapting, catalog, fleet, registry
+    from tierml.api.agent import AgentOptions, AgentReport, enroll_device, run_agent
     from tierml.api.analysis import check_split, cuts, inspect, split
     from tierml.api.model_input import ModelInput, RegisteredModel
     from tierml.api.planning import PlanOptions, PlanReport, plan
@@ -57,12 +58,18 @@ _WHERE = {
     "bench_trace": "running",
     "zoo_list": "zoo",
     "zoo_build": "zoo",
+    "run_agent": "agent",
+    "enroll_device": "agent",
+    "AgentOptions": "agent",
+    "AgentReport": "agent",
 }
 _CORE = {"Workspace": "tierml.core.workspace", "TimeFloors": "tierml.core.workspace"}
 # Areas whose actions are reached through their module: ``api.registry.add_model(…)``.
 _AREAS = ("registry", "adapting", "catalog", "fleet")
 
 __all__ = [
+    "AgentOptions",
+    "AgentReport",
     "CalibrateOptions",
     "DeployOptions",
     "ModelInput",
@@ -82,6 +89,7 @@ __all__ = [
     "codecs",
     "cuts",
     "deploy",
+    "enroll_device",
     "fleet",
     "infer",
     "inspect",
@@ -89,6 +97,7 @@ __all__ = [
     "plan",
     "profile",
     "registry",
+    "run_agent",
     "split",
     "zoo_build",
     "zoo_list",

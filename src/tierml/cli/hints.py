@@ -104,6 +104,10 @@ PHRASINGS: dict[Remedy, Phrasing] = {
         "with images of the size the input is fixed at.",
         ("--shape", "--data"),
     ),
+    Remedy.ENROLL_TOKEN: Phrasing(
+        "Pass the one-time enrolment token the control plane's operator issued: --token TOKEN.",
+        ("--token",),
+    ),
 }
 
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 import typer.main
 
-from tierml.cli import adapting, demo, fleet, planning, profiling, registry, running
+from tierml.cli import adapting, agent, demo, fleet, planning, profiling, registry, running
 from tierml.cli.catalog import catalog_app
 from tierml.cli.hints import cli_hint, resolve_command
 from tierml.cli.options import (
@@ -298,6 +298,7 @@ app.add_typer(running.bench_app, name="bench")
 app.command("lineage")(registry.lineage)
 app.command("select")(registry.select)
 app.command("privacy")(adapting.privacy)
+app.command("agent")(agent.agent)
 app.command("serve")(fleet.serve)
 app.add_typer(fleet.fleet_app, name="fleet")
 

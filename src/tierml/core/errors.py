@@ -56,6 +56,7 @@ class Remedy(StrEnum):
     LOCAL_DEPLOY = "local_deploy"
     SPLIT_ARGS = "split_args"
     DATA_SHAPE = "data_shape"  # details: input, example (the data's sample shape as the input's)
+    ENROLL_TOKEN = "enroll_token"  # a device that is not enrolled yet needs a one-time token
 
 
 class TiermlError(Exception):
@@ -478,6 +479,28 @@ class RequestTooLargeError(TiermlError):
 
     code = "E_TOO_LARGE"
     action = "Send smaller requests: upload telemetry in several batches of fewer records."
+
+
+class ControlPlaneUnavailableError(TiermlError):
+    """The control plane could not be reached, did not answer in time, or failed (a 5xx or
+    an unreadable answer); a device keeps serving and buffering, and tries again later."""
+
+    code = "E_CONTROL_PLANE_DOWN"
+    action = (
+        "Check the control plane's URL and that it is up; a running device agent retries by "
+        "itself with backoff."
+    )
+
+
+class ControlPlaneRefusalError(TiermlError):
+    """The control plane refused a device's request (a 4xx): ``details["remote_code"]`` is
+    its error code (E_ENROLL, E_AUTH, E_INPUT …) and the message its own."""
+
+    code = "E_CONTROL_PLANE_REFUSED"
+    action = (
+        "Read the control plane's code in the message: E_ENROLL needs a new enrolment token, "
+        "E_AUTH the device's key and clock checked."
+    )
 
 
 def error_classes() -> list[type[TiermlError]]:

@@ -30,6 +30,9 @@ _DEVICE_KEYS = {
     "charging",
     "network",
     "policy",
+    # What a device agent's profile adds and reports (docs/fleet.md); selection ignores it.
+    "bandwidth_mbps",
+    "free_memory_mb",
 }
 
 
