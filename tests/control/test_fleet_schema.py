@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from registry_backends import backend_url
 from sqlalchemy import inspect
 
+from registry_backends import backend_url
 from tierml.control.database import FLEET_HEAD, open_fleet_engine
 from tierml.control.schema import FleetBase
 from tierml.registry.database import HEAD

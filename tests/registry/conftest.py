@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_backends import BACKENDS, backend_url, open_registry
 
+from registry_backends import BACKENDS, backend_url, open_registry
 from registry_models import cnn, mlp, write_eval, write_model
 from tierml.registry import Registry
 

@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 import pytest
 from digits_cnn import export_onnx, sklearn_digits, train_cnn
-from registry_backends import TIERS, open_registry
 from sqlalchemy import func, select
 
+from registry_backends import TIERS, open_registry
 from tierml.adapt.data import split_indices
 from tierml.core.errors import (
     EvalDataError,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from registry_backends import TIERS
 from sqlalchemy import func, select
 
+from registry_backends import TIERS
 from registry_models import image_classifier, write_model
 from tierml.core.errors import DynamicShapeError, InputDataError
 from tierml.registry import Registry

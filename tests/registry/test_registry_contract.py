@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from registry_backends import TIERS
 from sqlalchemy import func, select
 
+from registry_backends import TIERS
 from tierml.core.errors import (
     EvalDataError,
     ModelLoadError,

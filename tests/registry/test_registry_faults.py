@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from registry_backends import TIERS, open_registry
-
 from registry_models import mlp, write_model
 from tierml.registry.building import add_recipe, build_variants, list_variants
 from tierml.registry.regeneration import add_version

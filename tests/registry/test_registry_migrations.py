@@ -34,9 +34,9 @@ def test_opening_a_migrated_database_again_changes_nothing(tmp_path: Path) -> No
 def test_a_registry_from_before_input_specifications_upgrades_in_place(
     shared_url: str, tmp_path: Path
 ) -> None:
-    from registry_backends import open_registry
     from sqlalchemy import text
 
+    from registry_backends import open_registry
     from tierml.registry.database import _engine, migrate
     from tierml.registry.input_spec import InputSpec
     from tierml.registry.versions import show_model

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from digits_cnn import export_onnx, sklearn_digits, train_cnn
-from registry_backends import TIERS, open_registry
 
+from registry_backends import TIERS, open_registry
 from tierml.registry.building import add_recipe, build_variants
 from tierml.registry.regeneration import add_version
 
