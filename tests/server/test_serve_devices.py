@@ -153,6 +153,10 @@ def test_refused_requests_get_their_status_and_code_and_write_nothing(plane) -> 
                                         {"reported": {"battery": 7}}),
         "telemetry, wrong type": post_signed(client, served, me, "/v1/telemetry",
                                              {"batches": [{"seq": "1"}]}),
+        "telemetry, 2^31": post_signed(client, served, me, "/v1/telemetry",
+                                       {"batches": [batch(2**31, None)]}),
+        "state of wrong types": post_signed(client, served, me, "/v1/check-in", {"reported": {
+            "battery": 0.5, "policy": [{"choose": "fastest", "when": {"battery_below": "x"}}]}}),
         "used token": client.post(f"{served.url}/v1/enroll", json=enrol_body.to_dict()),
         "forged token": client.post(
             f"{served.url}/v1/enroll",
@@ -178,6 +182,8 @@ def test_refused_requests_get_their_status_and_code_and_write_nothing(plane) -> 
         "wrong type": (400, "E_INPUT", None),
         "unreadable state": (400, "E_REGISTRY_DEVICE", None),
         "telemetry, wrong type": (400, "E_INPUT", None),
+        "telemetry, 2^31": (400, "E_INPUT", None),
+        "state of wrong types": (400, "E_REGISTRY_DEVICE", None),
         "used token": (401, "E_ENROLL", "token_used"),
         "forged token": (401, "E_ENROLL", "token_unknown"),
         "admin, no token": (401, "E_AUTH", "admin_token"),

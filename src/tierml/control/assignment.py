@@ -63,9 +63,77 @@ class Assignment:
         )
 
 
+# The types a report's description keys must have (None: not reported). A device is
+# untrusted: a value of another type must be refused here, not fail deep in a policy.
+_NUMBER = (int, float)
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "profile": (str,),
+    "memory_mb": _NUMBER,
+    "battery": _NUMBER,
+    "charging": (bool,),
+    "network": (str,),
+}
+_NAME_LISTS = ("precisions", "ops", "unsupported_ops")
+_CONDITIONS: dict[str, tuple[type, ...]] = {
+    "battery_below": _NUMBER,
+    "charging": (bool,),
+    "network": (str, list),
+}
+
+
+def _is(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def report_type_problems(described: Mapping[str, Any]) -> list[str]:
+    """Every description key of a report whose value has the wrong type."""
+    problems = [
+        f"{key} must be {' or '.join(k.__name__ for k in kinds)}"
+        for key, kinds in _SCALARS.items()
+        if described.get(key) is not None and not _is(described[key], kinds)
+    ]
+    problems += [
+        f"{key} must be a list of names"
+        for key in _NAME_LISTS
+        if described.get(key) is not None and not _names(described[key])
+    ]
+    policy = described.get("policy")
+    if policy is None:
+        return problems
+    rules = policy if isinstance(policy, list) else [policy]
+    for i, rule in enumerate(rules):
+        when = rule.get("when", {}) if isinstance(rule, dict) else None
+        if not isinstance(rule, dict) or not isinstance(when, dict):
+            problems.append(f"policy rule {i + 1} must be a table with a 'when' table")
+            continue
+        floor = rule.get("accuracy_floor")
+        if floor is not None and not _is(floor, _NUMBER):
+            problems.append(f"policy rule {i + 1}: accuracy_floor must be a number")
+        for key, kinds in _CONDITIONS.items():
+            value = when.get(key)
+            if value is not None and not _is(value, kinds):
+                problems.append(f"policy rule {i + 1}: {key} has the wrong type")
+            elif isinstance(value, list) and not _names(value):
+                problems.append(f"policy rule {i + 1}: {key} must list names")
+    return problems
+
+
 def device_from_report(name: str, reported: Mapping[str, Any]) -> Device:
     """The device description the selection policies read, from a check-in's report."""
     described = {k: reported[k] for k in DESCRIPTION_KEYS if k in reported}
+    problems = report_type_problems(described)
+    if problems:
+        raise DeviceDescriptionError(
+            f"Device '{name}' reported a state with {'; '.join(problems)}.",
+            hint="Report the fields of examples/devices/*.toml with their types.",
+            device=name,
+        )
     try:
         return parse_device({"name": name, **described}, origin=name)
     except (TypeError, ValueError) as exc:  # a list where text belongs, and such

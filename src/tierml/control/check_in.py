@@ -24,17 +24,25 @@ from tierml.core.errors import AuthenticationError, AuthFailure
 from tierml.fleet.manifests import ArtifactManifest, sign_manifest
 from tierml.fleet.protocol import Assigned, CheckIn, CheckInReply, Command
 from tierml.plan.rollout import on_target
-from tierml.registry.database import writing
+from tierml.registry.database import reading, writing
 from tierml.registry.selection import version_candidates
 
 
 def check_in(plane: ControlPlane, device_id: str, message: CheckIn, now: datetime) -> CheckInReply:
     now = naive_utc(now)
-    # A state no selection policy can read is refused before anything of it is stored.
-    device_from_report(device_id, message.reported)
+    with reading(plane.engine) as session:
+        known = session.get(DeviceRow, device_id)
+        if known is None:  # authenticated, then removed: treat as unknown
+            raise AuthenticationError(
+                AuthFailure.UNKNOWN_KEY, f"No enrolled device {device_id}.", device=device_id
+            )
+        name, model = known.name, known.model
+    # Decided before anything of the report is stored: a state the policies cannot read is
+    # refused whole, and leaves the device's row as it was.
+    assignment = decide(plane, device_id, name, model, dict(message.reported), now)
     with writing(plane.engine) as session:
         device = session.get(DeviceRow, device_id)
-        if device is None:  # authenticated, then removed: treat as unknown
+        if device is None:
             raise AuthenticationError(
                 AuthFailure.UNKNOWN_KEY, f"No enrolled device {device_id}.", device=device_id
             )
@@ -48,10 +56,7 @@ def check_in(plane: ControlPlane, device_id: str, message: CheckIn, now: datetim
             )
             detail = {"from": message.rolled_back}
             _event(session, now, "device_rolled_back", device_id, None, said, detail)
-        model = device.model
-        name = device.name
         commands = _pending_commands(session, device_id, now)
-    assignment = decide(plane, device_id, name, model, dict(message.reported), now)
     if assignment is None:
         return CheckInReply(None, commands, CHECK_IN_S)
     _record(plane, device_id, name, assignment, now)

@@ -167,7 +167,7 @@ class ControlPlaneHttp:
             received = 0
             while True:
                 try:
-                    chunk = response.read(CHUNK_BYTES)
+                    chunk = response.read1(CHUNK_BYTES)  # what has arrived, not a full chunk
                 except (OSError, http.client.HTTPException) as error:
                     raise self._down("the artifact download", error) from None
                 if not chunk:

@@ -44,10 +44,18 @@ def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = Fals
     return value
 
 
-def _int(raw: Mapping[str, Any], key: str, where: str, *, minimum: int = 0) -> int:
+JSON_SAFE_INT = 2**53  # above this, JSON readers other than Python's lose digits
+SEQ_MAX = 2**31 - 1  # the control plane keys batches by a 32-bit integer column
+
+
+def _int(
+    raw: Mapping[str, Any], key: str, where: str, *, minimum: int = 0, maximum: int = JSON_SAFE_INT
+) -> int:
     value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(f"'{key}' must be a whole number ≥ {minimum}", f"{where}.{key}", value)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise _fail(
+            f"'{key}' must be a whole number from {minimum} to {maximum}", f"{where}.{key}", value
+        )
     return value
 
 
@@ -189,7 +197,7 @@ class TelemetryBatch:
         counted = {str(k): _int(exits, k, f"{where}.exits") for k in exits}
         running = r.get("running")
         batch = cls(
-            seq=_int(r, "seq", where, minimum=1),
+            seq=_int(r, "seq", where, minimum=1, maximum=SEQ_MAX),
             start=_float(r, "start", where),
             end=_float(r, "end", where),
             running=None if running is None else Running.from_dict(running, f"{where}.running"),
