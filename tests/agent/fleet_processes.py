@@ -71,15 +71,16 @@ def free_port() -> int:
 class Served:
     """`tierml serve` on a fixed port, so it can be stopped and started again there."""
 
-    def __init__(self, ws: Workspace, log: Path) -> None:
+    def __init__(self, ws: Workspace, log: Path, *extra: str) -> None:
         self.ws, self.log_path = ws, log
+        self.extra = extra  # more `tierml serve` options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Served:
         args = [sys.executable, "-m", "tierml", "serve", "--port", str(self.port),
-                "--format", "json", "--tick-s", "0.5"]  # fmt: skip
+                "--format", "json", "--tick-s", "0.5", *self.extra]  # fmt: skip
         with self.log_path.open("a") as err:
             self.proc = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=err, text=True,
